@@ -1,0 +1,248 @@
+"""The ``effscale`` command line: thin wrappers over the library, rendered with rich."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from effscale import __version__, render
+from effscale.config import ScalingRules, load_config, save_config
+from effscale.derive import (
+    PAPER_COEFFICIENTS,
+    Coefficients,
+    derive_config,
+    load_coefficients,
+    official_config,
+    parse_phis,
+    phi_label,
+)
+from effscale.errors import EffscaleError
+from effscale.flops import count_flops
+from effscale.scaling import check_coefficients
+
+_STATE = {"debug": False}
+
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True,
+    pretty_exceptions_enable=False, rich_markup_mode=None,
+    help="Find and apply EfficientNet-style compound scaling coefficients.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        render.out.print(f"effscale {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Find and apply EfficientNet-style compound scaling coefficients."""
+    _STATE["debug"] = debug
+
+
+class Counter(str, Enum):
+    fvcore = "fvcore"
+    torch = "torch"
+
+
+class DepthRounding(str, Enum):
+    ceil = "ceil"
+    round = "round"
+
+
+@app.command()
+def flops(
+    config: Annotated[Path, typer.Argument(help="A model config YAML file.")],
+    resolution: Annotated[int | None, typer.Option(
+        min=8, help="Input size in pixels (default: the config's).")] = None,
+    counter: Annotated[Counter, typer.Option(
+        help="fvcore (default; traces a real forward pass) or torch (FlopCounterMode on the "
+             "meta device: conv+linear only, fast and light for big models).")] = Counter.fvcore,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Parameters, FLOPs and activations of a config, per stage, measured at batch 1.
+
+    FLOPs are multiply-adds (one multiply-add = one FLOP, as in the EfficientNet paper). The
+    total counts every op fvcore knows (convs, linear, batch norm, pooling); the conv+linear
+    part is what published figures quote.
+    """
+    model_config = load_config(config)
+    report = count_flops(model_config, resolution, counter.value)
+    if report.note:
+        render.err.print(f"note: {report.note}", markup=False)
+    if as_json:
+        render.out.print_json(json.dumps(report.to_dict()))
+        return
+    title = f"{config} — {model_config.name} @ {report.resolution}px, " \
+            f"{model_config.num_classes} classes"
+    render.out.print(render.complexity_table(title, report))
+    for line in render.complexity_summary(report):
+        render.out.print(line, markup=False, highlight=False)
+
+
+def _rules(depth_rounding: DepthRounding, resolution_multiple: int, width_divisor: int,
+           fixed_stem_head: bool) -> ScalingRules:
+    return ScalingRules(width_divisor=width_divisor, depth_rounding=depth_rounding.value,
+                        resolution_multiple=resolution_multiple,
+                        scale_stem_head=not fixed_stem_head)
+
+
+def _coefficients(path: Path | None, alpha: float | None, beta: float | None,
+                  gamma: float | None) -> Coefficients:
+    given = [v is not None for v in (alpha, beta, gamma)]
+    if path is not None and any(given):
+        raise EffscaleError("give either --coefficients or --alpha/--beta/--gamma, not both")
+    if path is not None:
+        return load_coefficients(path)
+    if any(given) and not all(given):
+        raise EffscaleError("--alpha, --beta and --gamma go together: give all three")
+    if all(given):
+        check_coefficients(alpha, beta, gamma)  # type: ignore[arg-type]
+        return Coefficients(alpha, beta, gamma, source="command line")  # type: ignore[arg-type]
+    return Coefficients(*PAPER_COEFFICIENTS, source="paper (Tan & Le 2019)")
+
+
+@app.command()
+def derive(
+    phi: Annotated[str, typer.Option(
+        help="One value (7, 0.5, -1), a range (0-7) or a comma list.")] = "0-7",
+    base: Annotated[str | None, typer.Option(
+        help="Base network: b0, mobilenetv2 or resnet50 (default: the coefficients file's "
+             "base, else b0).")] = None,
+    coefficients: Annotated[Path | None, typer.Option(
+        help="A coefficients.yaml written by `effscale search`.")] = None,
+    alpha: Annotated[float | None, typer.Option(help="Depth coefficient (>= 1).")] = None,
+    beta: Annotated[float | None, typer.Option(help="Width coefficient (>= 1).")] = None,
+    gamma: Annotated[float | None, typer.Option(help="Resolution coefficient (>= 1).")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for b{phi}.yaml files.")] = Path("configs"),
+    num_classes: Annotated[int, typer.Option(min=1, help="Classifier outputs.")] = 1000,
+    official: Annotated[bool, typer.Option(
+        help="Write EfficientNet's published B0-B7 table instead of applying coefficients "
+             "(integer phi 0-7 only).")] = False,
+    depth_rounding: Annotated[DepthRounding, typer.Option(
+        help="ceil (official EfficientNet) or round (pycls).")] = DepthRounding.ceil,
+    resolution_multiple: Annotated[int, typer.Option(
+        min=1, help="Round the input size to a multiple of this.")] = 8,
+    width_divisor: Annotated[int, typer.Option(
+        min=1, help="Round channels to a multiple of this (never below 90 %).")] = 8,
+    fixed_stem_head: Annotated[bool, typer.Option(
+        help="Keep stem and head channels at the base's widths.")] = False,
+    counter: Annotated[Counter, typer.Option(help="FLOP counter for the table.")] = Counter.fvcore,
+) -> None:
+    """Write the config for each phi: depth alpha^phi, width beta^phi, resolution gamma^phi.
+
+    Coefficients come from --coefficients, from --alpha/--beta/--gamma, or default to the
+    paper's (1.2, 1.1, 1.15). The table shows measured FLOPs against 2^phi, so you can see
+    where rounding drifts from the formula.
+    """
+    phis = parse_phis(phi)
+    rules = _rules(depth_rounding, resolution_multiple, width_divisor, fixed_stem_head)
+    coeffs = _coefficients(coefficients, alpha, beta, gamma)
+    base_name = base or coeffs.base or "b0"
+    if official:
+        configs = [official_config(_official_index(p), num_classes) for p in phis]
+    else:
+        if warning := coeffs.drift_warning():
+            render.err.print(f"warning: {warning}", markup=False)
+        configs = [derive_config(coeffs, p, base_name, num_classes, rules) for p in phis]
+    reference = derive_config(coeffs, 0.0, base_name, num_classes, rules) if not official \
+        else official_config(0, num_classes)
+    ref_flops = count_flops(reference, counter=counter.value).flops_conv_linear
+    rows = [(p, c, count_flops(c, counter=counter.value)) for p, c in zip(phis, configs)]
+    _check_writable(out)
+    for _, config, _ in rows:
+        save_config(config, out / f"{config.name}.yaml")
+    render.out.print(_derive_table(coeffs, official, rows, ref_flops, base_name))
+    render.err.print(f"wrote {len(rows)} config(s) to {out}/", markup=False)
+
+
+def _official_index(phi: float) -> int:
+    if phi != int(phi) or not 0 <= phi <= 7:
+        raise EffscaleError(f"--official covers phi 0-7 in whole steps, got {phi_label(phi)}")
+    return int(phi)
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EffscaleError(f"{out}: cannot create output directory ({exc.strerror})") from None
+    if not out.is_dir():
+        raise EffscaleError(f"{out}: not a directory")
+    if not os.access(out, os.W_OK):
+        raise EffscaleError(f"{out}: output directory is not writable", exit_code=1)
+
+
+def _derive_table(coeffs: Coefficients, official: bool, rows: list, ref_flops: int,
+                  base: str) -> Any:
+    from rich.table import Table
+
+    if official:
+        title = "EfficientNet's published table (b0 base)"
+    else:
+        title = (f"{base} scaled by alpha={coeffs.alpha:g}, beta={coeffs.beta:g}, "
+                 f"gamma={coeffs.gamma:g} (alpha*beta^2*gamma^2 = {coeffs.flops_factor:.3f}; "
+                 f"{coeffs.source})")
+    table = Table(title=title, title_justify="left")
+    for name in ("config", "phi", "depth", "width", "res ×", "res px", "params",
+                 "FLOPs (conv+fc)", "FLOPs ÷ φ0", "2^φ"):
+        table.add_column(name, justify="left" if name == "config" else "right")
+    for phi_value, config, report in rows:
+        prov = config.provenance
+        table.add_row(
+            config.name, phi_label(phi_value), f"{prov.depth_multiplier:.3f}",
+            f"{prov.width_multiplier:.3f}", f"{prov.resolution_multiplier:.3f}",
+            str(config.resolution), f"{report.params:,}", render.giga(report.flops_conv_linear),
+            f"{report.flops_conv_linear / ref_flops:.2f}", f"{2 ** phi_value:.2f}",
+        )
+    return table
+
+
+def main_entry(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code. Every error is one line on stderr: usage errors
+    exit 2, runtime failures exit 1, an interrupt 130; ``--debug`` adds the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        code = app(args=argv, prog_name="effscale", standalone_mode=False)
+    except EffscaleError as exc:
+        if debug:
+            traceback.print_exc()
+        render.err.print(f"error: {exc}", markup=False, highlight=False)
+        return exc.exit_code
+    except (KeyboardInterrupt, typer.Abort):
+        render.err.print("error: interrupted", markup=False)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            # A usage error from the argument parser (typer's vendored click).
+            render.err.print(f"error: {exc.format_message()}", markup=False, highlight=False)
+            return int(exc.exit_code)
+        if debug:
+            traceback.print_exc()
+        render.err.print(f"error: {exc.__class__.__name__}: {exc} (run with --debug for the "
+                         "traceback)", markup=False, highlight=False)
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main_entry())
+
+
+if __name__ == "__main__":
+    run()

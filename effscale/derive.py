@@ -1,0 +1,148 @@
+"""From coefficients (alpha, beta, gamma) and phi to a scaled config; the published B0-B7 table."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from effscale import __version__
+from effscale.bases import get_base
+from effscale.config import ModelConfig, Provenance, ScalingRules, read_yaml_file
+from effscale.errors import EffscaleError
+from effscale.scaling import (
+    check_coefficients,
+    compound_multipliers,
+    flops_factor,
+    scale_config,
+)
+
+PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
+
+# EfficientNet's published table: (width, depth, resolution, dropout).
+OFFICIAL_TABLE: dict[int, tuple[float, float, int, float]] = {
+    0: (1.0, 1.0, 224, 0.2), 1: (1.0, 1.1, 240, 0.2), 2: (1.1, 1.2, 260, 0.3),
+    3: (1.2, 1.4, 300, 0.3), 4: (1.4, 1.8, 380, 0.4), 5: (1.6, 2.2, 456, 0.4),
+    6: (1.8, 2.6, 528, 0.5), 7: (2.0, 3.1, 600, 0.5),
+}
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Compound-scaling coefficients: depth ``alpha``, width ``beta``, resolution ``gamma``."""
+
+    alpha: float
+    beta: float
+    gamma: float
+    base: str | None = None
+    source: str = "paper"
+
+    @property
+    def flops_factor(self) -> float:
+        return flops_factor(self.alpha, self.beta, self.gamma)
+
+    def drift_warning(self) -> str | None:
+        """A warning when alpha*beta^2*gamma^2 is more than 10 % away from 2."""
+        factor = self.flops_factor
+        if abs(factor - 2.0) > 0.2:
+            return (f"alpha*beta^2*gamma^2 = {factor:.3f} is more than 10 % from 2: "
+                    f"FLOPs will grow by about {factor:.2f}^phi, not 2^phi")
+        return None
+
+
+def load_coefficients(path: str | Path) -> Coefficients:
+    """Read ``alpha``, ``beta``, ``gamma`` (and ``base`` if present) from a YAML file,
+    such as the ``coefficients.yaml`` a search writes."""
+    data = read_yaml_file(path)
+    if not isinstance(data, dict):
+        raise EffscaleError(f"{path}: expected a mapping with alpha, beta and gamma")
+    values = []
+    for key in ("alpha", "beta", "gamma"):
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise EffscaleError(f"{path}: {key} must be a number, got {value!r}")
+        if not math.isfinite(value) or value < 1:
+            raise EffscaleError(f"{path}: {key} must be a finite number >= 1, got {value}")
+        values.append(float(value))
+    base = data.get("base")
+    return Coefficients(*values, base=base if isinstance(base, str) else None, source=str(path))
+
+
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_RANGE = re.compile(rf"^\s*({_NUMBER})\s*(?:(?:-|\.\.|:)\s*({_NUMBER}))?\s*$")
+
+
+def parse_phis(text: str) -> list[float]:
+    """``"7"`` -> [7]; ``"0-7"`` -> [0..7]; ``"-2-1"`` -> [-2..1]; ``"0.5,1.5"`` -> both.
+
+    A range steps by 1 from its start and includes its end when reached.
+    """
+    phis: list[float] = []
+    for part in str(text).split(","):
+        match = _RANGE.match(part)
+        if not match:
+            raise EffscaleError(f"--phi must be a number, a range like 0-7 or a comma list, "
+                                f"got {text!r}")
+        start = float(match.group(1))
+        end = float(match.group(2)) if match.group(2) is not None else start
+        if end < start:
+            raise EffscaleError(f"--phi range {part.strip()!r} ends before it starts")
+        if end - start > 100:
+            raise EffscaleError(f"--phi range {part.strip()!r} is too long (over 100 values)")
+        steps = int(math.floor(end - start + 1e-9))
+        phis.extend(start + i for i in range(steps + 1))
+    return phis
+
+
+def phi_label(phi: float) -> str:
+    """``7.0`` -> ``"7"``, ``0.5`` -> ``"0.5"``, ``-1.0`` -> ``"-1"``."""
+    return f"{phi:g}"
+
+
+def derived_name(base: str, phi: float) -> str:
+    """``b0`` at phi 3 is ``b3``; other bases are ``resnet50`` at 0 and ``resnet50-phi2`` above."""
+    if base == "b0":
+        return f"b{phi_label(phi)}"
+    return base if phi == 0 else f"{base}-phi{phi_label(phi)}"
+
+
+def derive_config(
+    coefficients: Coefficients, phi: float, base: str = "b0", num_classes: int = 1000,
+    rules: ScalingRules | None = None,
+) -> ModelConfig:
+    """The base scaled by ``alpha**phi``, ``beta**phi``, ``gamma**phi`` under ``rules``."""
+    check_coefficients(coefficients.alpha, coefficients.beta, coefficients.gamma)
+    if not math.isfinite(phi):
+        raise EffscaleError(f"--phi must be a finite number, got {phi}")
+    rules = rules or ScalingRules()
+    base_config = get_base(base, num_classes)
+    depth, width, resolution = compound_multipliers(
+        coefficients.alpha, coefficients.beta, coefficients.gamma, phi
+    )
+    provenance = Provenance(
+        base=base, depth_multiplier=round(depth, 6), width_multiplier=round(width, 6),
+        resolution_multiplier=round(resolution, 6), rules=rules, tool_version=__version__,
+        phi=phi, alpha=coefficients.alpha, beta=coefficients.beta, gamma=coefficients.gamma,
+        source="derive",
+    )
+    return scale_config(base_config, depth=depth, width=width, resolution=resolution,
+                        rules=rules, name=derived_name(base, phi), provenance=provenance)
+
+
+def official_config(index: int, num_classes: int = 1000) -> ModelConfig:
+    """EfficientNet-B``index`` from the published table (not from the coefficients)."""
+    if index not in OFFICIAL_TABLE:
+        raise EffscaleError(f"the official table has B0-B7, not B{index}")
+    width, depth, resolution, dropout = OFFICIAL_TABLE[index]
+    rules = ScalingRules()
+    provenance = Provenance(
+        base="b0", depth_multiplier=depth, width_multiplier=width,
+        resolution_multiplier=round(resolution / 224, 6), rules=rules,
+        tool_version=__version__, phi=float(index), source="official-table",
+    )
+    config = scale_config(get_base("b0", num_classes), depth=depth, width=width,
+                          resolution_px=resolution, rules=rules, name=f"b{index}",
+                          provenance=provenance)
+    return config.replace(dropout=dropout)
+
