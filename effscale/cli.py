@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from effscale import __version__, render
-from effscale.config import ScalingRules, load_config, save_config
+from effscale.config import Head, ScalingRules, load_config, save_config
 from effscale.derive import (
     PAPER_COEFFICIENTS,
     Coefficients,
@@ -22,6 +22,7 @@ from effscale.derive import (
     official_config,
     parse_phis,
     phi_label,
+    with_head,
 )
 from effscale.errors import EffscaleError
 from effscale.flops import count_flops
@@ -61,6 +62,16 @@ class Counter(str, Enum):
 class DepthRounding(str, Enum):
     ceil = "ceil"
     round = "round"
+
+
+class HeadType(str, Enum):
+    classifier = "classifier"
+    unet = "unet"
+
+
+class Upsampling(str, Enum):
+    nearest = "nearest"
+    bilinear = "bilinear"
 
 
 @app.command()
@@ -115,6 +126,26 @@ def _coefficients(path: Path | None, alpha: float | None, beta: float | None,
     return Coefficients(*PAPER_COEFFICIENTS, source="paper (Tan & Le 2019)")
 
 
+def _head(head: HeadType, decoder_channels: str | None,
+          upsampling: Upsampling | None) -> Head | None:
+    """The head ``derive`` attaches, or ``None`` to keep the base's classifier."""
+    if head is HeadType.classifier:
+        if decoder_channels is not None or upsampling is not None:
+            raise EffscaleError("--decoder-channels and --upsampling need --head unet")
+        return None
+    widths = Head().decoder_channels
+    if decoder_channels is not None:
+        try:
+            widths = tuple(int(w) for w in decoder_channels.split(","))
+        except ValueError:
+            widths = ()
+        if not widths or min(widths) < 1:
+            raise EffscaleError("--decoder-channels must be a comma list of positive ints, "
+                                f"got {decoder_channels!r}")
+    return Head(type="unet", decoder_channels=widths,
+                upsampling=(upsampling or Upsampling.nearest).value)
+
+
 @app.command()
 def derive(
     phi: Annotated[str, typer.Option(
@@ -141,6 +172,14 @@ def derive(
     fixed_stem_head: Annotated[bool, typer.Option(
         help="Keep stem and head channels at the base's widths.")] = False,
     counter: Annotated[Counter, typer.Option(help="FLOP counter for the table.")] = Counter.fvcore,
+    head: Annotated[HeadType, typer.Option(
+        help="classifier, or unet: a segmentation model with the scaled backbone as encoder, "
+             "written as b{phi}-unet.yaml (--num-classes is then the number of "
+             "segmentation classes).")] = HeadType.classifier,
+    decoder_channels: Annotated[str | None, typer.Option(
+        help="UNet decoder widths, deepest first (default 256,128,64,32,16).")] = None,
+    upsampling: Annotated[Upsampling | None, typer.Option(
+        help="UNet upsampling: nearest (default) or bilinear.")] = None,
 ) -> None:
     """Write the config for each phi: depth alpha^phi, width beta^phi, resolution gamma^phi.
 
@@ -160,6 +199,9 @@ def derive(
         configs = [derive_config(coeffs, p, base_name, num_classes, rules) for p in phis]
     reference = derive_config(coeffs, 0.0, base_name, num_classes, rules) if not official \
         else official_config(0, num_classes)
+    if head_config := _head(head, decoder_channels, upsampling):
+        configs = [with_head(c, head_config) for c in configs]
+        reference = with_head(reference, head_config)
     ref_flops = count_flops(reference, counter=counter.value).flops_conv_linear
     rows = [(p, c, count_flops(c, counter=counter.value)) for p, c in zip(phis, configs)]
     _check_writable(out)
@@ -211,6 +253,15 @@ def _derive_table(coeffs: Coefficients, official: bool, rows: list, ref_flops: i
     return table
 
 
+def _register_commands() -> None:
+    from effscale import cli_search
+
+    cli_search.register(app)
+
+
+_register_commands()
+
+
 def main_entry(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code. Every error is one line on stderr: usage errors
     exit 2, runtime failures exit 1, an interrupt 130; ``--debug`` adds the traceback."""
@@ -226,7 +277,7 @@ def main_entry(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, typer.Abort):
         render.err.print("error: interrupted", markup=False)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+    except Exception as exc:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             # A usage error from the argument parser (typer's vendored click).
             render.err.print(f"error: {exc.format_message()}", markup=False, highlight=False)

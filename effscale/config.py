@@ -193,7 +193,12 @@ def _describe(value: Any) -> str:
         hint = ""
         try:
             float(value)
-            hint = " (YAML 1.1 reads this as a string; write it with a decimal point, e.g. 1.0e-3)"
+            # Unquoted, only exponent forms (1e-3) stay strings; "3" or "0.5" was quoted.
+            if "e" in value.lower() and any(ch.isdigit() for ch in value):
+                hint = " (YAML 1.1 reads this as a string; write it with a decimal point " \
+                       "and a signed exponent, e.g. 1.0e-3)"
+            elif any(ch.isdigit() for ch in value):
+                hint = " (quoted: remove the quotes for a number)"
         except ValueError:
             pass
         return f"the string {value!r}{hint}"
@@ -359,7 +364,7 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 def parse_yaml(text: str, source: str) -> Any:
     """Parse YAML safely, refusing duplicate keys; errors name ``source``."""
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.constructor.ConstructorError as exc:
         raise ConfigError(f"{source}: {exc.problem}") from None
     except yaml.YAMLError as exc:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from effscale import __version__
 from effscale.bases import get_base
-from effscale.config import ModelConfig, Provenance, ScalingRules, read_yaml_file
+from effscale.config import Head, ModelConfig, Provenance, ScalingRules, read_yaml_file
 from effscale.errors import EffscaleError
 from effscale.scaling import (
     check_coefficients,
@@ -109,9 +109,10 @@ def derived_name(base: str, phi: float) -> str:
 
 def derive_config(
     coefficients: Coefficients, phi: float, base: str = "b0", num_classes: int = 1000,
-    rules: ScalingRules | None = None,
+    rules: ScalingRules | None = None, head: Head | None = None,
 ) -> ModelConfig:
-    """The base scaled by ``alpha**phi``, ``beta**phi``, ``gamma**phi`` under ``rules``."""
+    """The base scaled by ``alpha**phi``, ``beta**phi``, ``gamma**phi`` under ``rules``,
+    with ``head`` (see :func:`with_head`) when one is given."""
     check_coefficients(coefficients.alpha, coefficients.beta, coefficients.gamma)
     if not math.isfinite(phi):
         raise EffscaleError(f"--phi must be a finite number, got {phi}")
@@ -126,8 +127,18 @@ def derive_config(
         phi=phi, alpha=coefficients.alpha, beta=coefficients.beta, gamma=coefficients.gamma,
         source="derive",
     )
-    return scale_config(base_config, depth=depth, width=width, resolution=resolution,
-                        rules=rules, name=derived_name(base, phi), provenance=provenance)
+    config = scale_config(base_config, depth=depth, width=width, resolution=resolution,
+                          rules=rules, name=derived_name(base, phi), provenance=provenance)
+    return config if head is None else with_head(config, head)
+
+
+def with_head(config: ModelConfig, head: Head) -> ModelConfig:
+    """``config`` with another head. A UNet's name gains ``-unet`` (``b4-unet``), so its file
+    sits beside the classifier's instead of replacing it. Decoder widths are not scaled."""
+    if head == config.head:
+        return config
+    name = f"{config.name}-unet" if head.type == "unet" else config.name.removesuffix("-unet")
+    return config.replace(head=head, name=name)
 
 
 def official_config(index: int, num_classes: int = 1000) -> ModelConfig:

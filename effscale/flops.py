@@ -52,14 +52,29 @@ class Complexity:
     uncounted_ops: dict[str, int] = field(default_factory=dict)
     note: str = ""
 
+    def groups(self) -> list[PartComplexity]:
+        """Subtotals of the parts whose labels share a prefix before a dot, in order of first
+        appearance: ``encoder`` and ``decoder`` for a UNet; empty for a classifier."""
+        totals: dict[str, list[int]] = {}
+        for part in self.parts:
+            if "." in part.name:
+                total = totals.setdefault(part.name.split(".", 1)[0], [0, 0, 0])
+                total[0] += part.params
+                total[1] += part.flops
+                total[2] += part.flops_conv_linear
+        return [PartComplexity(name, *total) for name, total in totals.items()]
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["stages"] = data.pop("parts")
+        if groups := self.groups():
+            data["groups"] = [asdict(group) for group in groups]
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Complexity:
         data = dict(data)
+        data.pop("groups", None)  # derived from the parts
         parts = [PartComplexity(**p) for p in data.pop("stages")]
         return cls(parts=parts, **data)
 
@@ -174,14 +189,14 @@ def _measure(config: ModelConfig, resolution: int, counter: str) -> Complexity:
         return _torch_counter(config, resolution)
     try:
         import fvcore.nn  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - any import failure means "use the other counter"
+    except Exception as exc:
         return _torch_counter(config, resolution,
                               note=f"fvcore unavailable ({exc}); counted with torch (conv+linear)")
     model = build_model(config).eval()
     image = torch.zeros(1, 3, resolution, resolution)
     try:
         return _fvcore(model, image, resolution)
-    except Exception as exc:  # noqa: BLE001 - tracing can fail in many ways; fall back
+    except Exception as exc:
         return _torch_counter(config, resolution,
                               note=f"fvcore could not trace ({exc.__class__.__name__}); "
                                    "counted with torch (conv+linear)")

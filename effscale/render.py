@@ -33,6 +33,11 @@ def complexity_table(title: str, report: Complexity) -> Table:
     for part in report.parts:
         table.add_row(part.name, f"{part.params:,}", giga(part.flops), giga(part.flops_conv_linear))
     table.add_section()
+    if groups := report.groups():
+        for group in groups:  # encoder / decoder subtotals of a UNet
+            table.add_row(group.name, f"{group.params:,}", giga(group.flops),
+                          giga(group.flops_conv_linear), style="italic")
+        table.add_section()
     table.add_row("total", f"{report.params:,}", giga(report.flops),
                   giga(report.flops_conv_linear), style="bold")
     return table
@@ -48,6 +53,9 @@ def complexity_summary(report: Complexity) -> list[str]:
         "FLOPs are multiply-adds: one multiply-add counts as one FLOP, as in the EfficientNet "
         "paper.",
     ]
+    for group in report.groups():
+        lines.insert(-1, f"{group.name:<13} params {group.params:,} ({millions(group.params)}), "
+                         f"FLOPs {giga(group.flops)}, conv+fc {giga(group.flops_conv_linear)}")
     if report.uncounted_ops:
         ops = ", ".join(f"{name.removeprefix('aten::')}×{n}"
                         for name, n in report.uncounted_ops.items())

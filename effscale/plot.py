@@ -1,0 +1,64 @@
+"""The search picture: accuracy vs measured FLOPs, and accuracy over the alpha-beta plane."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from effscale.report import Row, Selection
+
+
+def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, Any]) -> bytes:
+    """PNG bytes with two panels; the base and the winner are marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows.values() if r.completed and r.candidate != "base"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
+    ratios = [float(r.attrs["flops_ratio"]) for r in done]
+    accs = [r.mean * 100 for r in done]
+    errs = [r.std * 100 for r in done]
+    left.errorbar(ratios, accs, yerr=errs if any(errs) else None, fmt="o", color="tab:blue",
+                  alpha=0.7, label="φ=1 candidates")
+    base, winner = selection.base, selection.winner
+    if base is not None and base.completed:
+        left.errorbar([1.0], [base.mean * 100], yerr=[base.std * 100] if base.std else None,
+                      fmt="s", color="black", markersize=9, label="base (φ=0)")
+        if base.std:
+            left.axhspan((base.mean - 2 * base.std) * 100, (base.mean + 2 * base.std) * 100,
+                         color="grey", alpha=0.15, label="base ± 2 seed std")
+    if winner is not None:
+        left.plot([float(winner.attrs["flops_ratio"])], [winner.mean * 100], marker="*",
+                  color="tab:red", markersize=18, linestyle="none",
+                  label=f"winner α={winner.attrs['alpha']:.2f} β={winner.attrs['beta']:.2f} "
+                        f"γ={winner.attrs['gamma']:.3f}")
+    left.axvline(2.0, color="tab:green", linestyle="--", linewidth=1, label="nominal 2×")
+    chance = 100.0 / int(settings["num_classes"])
+    left.axhline(chance, color="tab:orange", linestyle=":", linewidth=1, label="chance")
+    left.set_xlabel("measured FLOPs ÷ base FLOPs (fvcore)")
+    left.set_ylabel("validation accuracy (%)")
+    left.set_title(f"{settings['base']} on {settings['dataset']} ({settings['budget']} budget)")
+    left.legend(fontsize=8, loc="best")
+    left.grid(alpha=0.3)
+    if done:
+        points = right.scatter([float(r.attrs["alpha"]) for r in done],
+                               [float(r.attrs["beta"]) for r in done], c=accs, cmap="viridis",
+                               s=[60 + 200 * (float(r.attrs["gamma"]) - 1) for r in done],
+                               edgecolors="black")
+        fig.colorbar(points, ax=right, label="validation accuracy (%)")
+        if winner is not None:
+            right.scatter([float(winner.attrs["alpha"])], [float(winner.attrs["beta"])],
+                          marker="*", s=400, color="tab:red", edgecolors="white")
+    right.set_xlabel("α (depth)")
+    right.set_ylabel("β (width)")
+    right.set_title("accuracy over the α-β plane (marker size grows with γ)")
+    right.grid(alpha=0.3)
+    fig.suptitle(selection.verdict[:140], fontsize=9)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

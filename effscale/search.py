@@ -1,0 +1,459 @@
+"""The phi=1 compound-scaling search: grid -> proxy candidates -> short trainings -> winner.
+
+Progress goes through :class:`SearchEvents`; this module never prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+import yaml
+
+from effscale import __version__, atomic
+from effscale.bases import get_base
+from effscale.budgets import Budget
+from effscale.candidates import BASE_KEY, Candidate, apply_flops_window, build_candidates
+from effscale.config import ScalingRules
+from effscale.data import ImageData, holdout_split, load_dataset
+from effscale.errors import EffscaleError
+from effscale.grid import GridSpec, feasible_grid
+from effscale.stats import pack_correct
+from effscale.study import (
+    ITEM_PARAM,
+    claim_next,
+    item_key,
+    open_storage,
+    open_study,
+    progress_counts,
+    recover_dead_workers,
+    release_interrupted,
+    split_item,
+)
+from effscale.train import DivergedError, Recipe, proxy_config, resolve_device, train_config
+
+PRUNERS = ("none", "median", "halving")
+SETTINGS_FILE = "settings.yaml"
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything a search needs; ``identity()`` is the part that must match on resume."""
+
+    base: str
+    dataset: str
+    budget: Budget
+    grid: GridSpec
+    recipe: Recipe
+    rules: ScalingRules = field(default_factory=ScalingRules)
+    data_dir: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    flops_tolerance: float | None = None
+    counter: str = "fvcore"
+    out: str | None = None
+    storage: str | None = None
+    study: str = "effscale"
+    workers: int = 1
+    threads: int | None = None
+
+    def identity(self, data_fingerprint: str) -> dict[str, Any]:
+        budget = asdict(self.budget)
+        budget.pop("description")
+        return {
+            "base": self.base, "dataset": self.dataset, "data_fingerprint": data_fingerprint,
+            "budget": budget, "grid": self.grid.to_dict(), "recipe": self.recipe.to_dict(),
+            "rules": asdict(self.rules), "seed": self.seed,
+            "flops_tolerance": self.flops_tolerance, "counter": self.counter,
+        }
+
+
+class SearchEvents:
+    """Callbacks the CLI overrides to render progress; the defaults do nothing."""
+
+    def message(self, text: str) -> None: ...
+    def measuring(self, done: int, total: int) -> None: ...
+    def feasible(self, candidates: list[Candidate], dropped: list[Candidate],
+                 grid_points: int) -> None: ...
+    def trial_start(self, item: str, candidate: Candidate, counts: dict[str, int]) -> None: ...
+    def step(self, epoch: int, epochs: int, step: int, steps: int) -> None: ...
+    def trial_end(self, item: str, outcome: str, accuracy: float | None, seconds: float) -> None: ...
+
+
+@dataclass
+class Prepared:
+    """Data, candidates and identity: what every worker computes the same way."""
+
+    settings: SearchSettings
+    train: ImageData
+    val: ImageData
+    candidates: dict[str, Candidate]
+    dropped: list[Candidate]
+    grid_points: int
+    items: list[str]
+    identity: dict[str, Any]
+    run_dir: Path
+
+
+def fingerprint(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def load_data(settings: SearchSettings, events: SearchEvents) -> tuple[ImageData, ImageData]:
+    """The training subset and the held-out validation split (never the test split)."""
+    budget = settings.budget
+    data_dir = Path(settings.data_dir) if settings.data_dir else None
+    data = load_dataset(settings.dataset, "train", data_dir, image_size=32 if settings.dataset
+                        in ("cifar10", "synthetic") else budget.resolution, seed=settings.seed,
+                        progress=events.message)
+    train, val = holdout_split(data, min(budget.val_size, len(data) // 5) or 1, settings.seed)
+    if budget.train_size and budget.train_size < len(train):
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(settings.seed))
+        train = train.subset(order[: budget.train_size], f":{budget.train_size}")
+    if len(train) < budget.batch_size:
+        raise EffscaleError(f"{settings.dataset}: {len(train)} training images is fewer than "
+                            f"one batch ({budget.batch_size}); lower --batch-size")
+    return train, val
+
+
+def prepare(settings: SearchSettings, run_dir: Path, events: SearchEvents) -> Prepared:
+    """Load data, enumerate and measure candidates, apply the FLOPs window."""
+    if settings.workers < 1:
+        raise EffscaleError(f"--workers must be >= 1, got {settings.workers}")
+    train, val = load_data(settings, events)
+    num_classes = len(train.classes)
+    base = get_base(settings.base, num_classes).replace(resolution=settings.budget.resolution)
+    proxy_base = proxy_config(base, settings.recipe, num_classes)
+    triples = feasible_grid(settings.grid)
+    candidates = build_candidates(proxy_base, triples, settings.rules, settings.counter,
+                                  events.measuring)
+    kept, dropped = apply_flops_window(candidates, settings.grid.target,
+                                       settings.flops_tolerance)
+    items = [item_key(BASE_KEY, s) for s in range(settings.budget.repeats)]
+    items += [item_key(c.key, 0) for c in kept if not c.is_base]
+    identity = settings.identity(f"{train.fingerprint}/{val.fingerprint}")
+    return Prepared(settings, train, val, {c.key: c for c in kept}, dropped, len(triples),
+                    items, identity, run_dir)
+
+
+def settings_document(prepared: Prepared) -> dict[str, Any]:
+    """settings.yaml and the study's ``settings`` attribute: everything the report needs."""
+    s = prepared.settings
+    tolerance = s.flops_tolerance
+    window = None if tolerance is None else [s.grid.target - tolerance, s.grid.target + tolerance]
+    return {
+        "base": s.base, "dataset": s.dataset, "budget": s.budget.name,
+        "num_classes": len(prepared.train.classes), "classes": list(prepared.train.classes),
+        "train_images": len(prepared.train), "val_images": len(prepared.val),
+        "fingerprint": fingerprint(prepared.identity), "identity": prepared.identity,
+        "rules": asdict(s.rules), "flops_window": window, "pruner": s.budget.pruner,
+        "feasible_grid_points": prepared.grid_points,
+        "candidates": len(prepared.candidates) - 1, "items": len(prepared.items),
+        "versions": {"effscale": __version__, "torch": str(torch.__version__),
+                     "optuna": optuna.__version__, "python": platform.python_version()},
+    }
+
+
+def default_run_dir(settings: SearchSettings) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = Path(settings.dataset).name if settings.dataset not in ("cifar10", "synthetic") \
+        else settings.dataset
+    return Path("runs") / f"{stamp}-{settings.base}-{name}"
+
+
+def find_resumable(runs: Path, run_fingerprint: str) -> Path | None:
+    """The newest unfinished run under ``runs`` whose settings have this fingerprint."""
+    if not runs.is_dir():
+        return None
+    matches = []
+    for settings_file in runs.glob(f"*/{SETTINGS_FILE}"):
+        try:
+            doc = yaml.safe_load(settings_file.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(doc, dict) and doc.get("fingerprint") == run_fingerprint \
+                and doc.get("status") != "complete":
+            matches.append(settings_file.parent)
+    return max(matches, key=lambda p: p.stat().st_mtime) if matches else None
+
+
+def check_run_dir(run_dir: Path, run_fingerprint: str, identity: dict[str, Any]) -> None:
+    """Refuse a run dir that belongs to a different search."""
+    settings_file = run_dir / SETTINGS_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise EffscaleError(f"{run_dir}: exists and is not a directory")
+    if not settings_file.is_file():
+        if run_dir.is_dir() and any(p for p in run_dir.iterdir() if not p.name.startswith(".")):
+            raise EffscaleError(f"{run_dir}: not empty and not an effscale run; choose another --out")
+        return
+    try:
+        doc = yaml.safe_load(settings_file.read_text()) or {}
+    except yaml.YAMLError:
+        raise EffscaleError(f"{settings_file}: damaged settings file") from None
+    if doc.get("fingerprint") != run_fingerprint:
+        from effscale.study import describe_differences
+
+        raise EffscaleError(
+            f"{run_dir} belongs to a different search "
+            f"({describe_differences(doc.get('identity') or {}, identity)}); "
+            "choose another --out, or repeat the original settings to resume")
+
+
+def _write_settings(run_dir: Path, doc: dict[str, Any], status: str) -> None:
+    atomic.write_text(run_dir / SETTINGS_FILE,
+                      yaml.safe_dump({**doc, "status": status}, sort_keys=False))
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    if name == "halving":
+        # Rungs at epoch 1, 3, 9 ...: the best third of candidates go on at each rung.
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def seed_for(settings: SearchSettings, seed_index: int) -> int:
+    return settings.seed + 1000 * seed_index
+
+
+def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
+              device: torch.device, events: SearchEvents) -> None:
+    """Train one claimed item and tell the study how it went; failures are recorded, not raised
+    (except an interrupt, which releases the item for a resume and propagates)."""
+    item = trial.suggest_categorical(ITEM_PARAM, prepared.items)
+    key, seed_index = split_item(item)
+    candidate = prepared.candidates[key]
+    settings = prepared.settings
+    for name, value in candidate.summary().items():
+        trial.set_user_attr(name, value)
+    trial.set_user_attr("candidate", key)
+    trial.set_user_attr("seed", seed_for(settings, seed_index))
+    trial.set_user_attr("val_size", len(prepared.val))
+    events.trial_start(item, candidate, progress_counts(study))
+
+    def on_epoch(epoch: int, accuracy: float) -> None:
+        trial.report(accuracy, epoch)
+        if not candidate.is_base and trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch} at {accuracy:.3f}")
+
+    recipe = settings.recipe
+    started = time.perf_counter()
+    while True:
+        try:
+            result = train_config(
+                candidate.config, prepared.train.images, prepared.train.labels,
+                prepared.val.images, prepared.val.labels, recipe=recipe,
+                resolution=candidate.resolution, num_classes=len(prepared.train.classes),
+                device=device, seed=seed_for(settings, seed_index), progress=events.step,
+                on_epoch=on_epoch,
+            )
+            break
+        except KeyboardInterrupt:
+            release_interrupted(study, trial, "interrupted by Ctrl-C")
+            raise
+        except optuna.TrialPruned as pruned:
+            _record_partial(trial, time.perf_counter() - started)
+            trial.set_user_attr("failure_kind", "pruned")
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            events.trial_end(item, str(pruned), None, time.perf_counter() - started)
+            return
+        except DivergedError as exc:
+            _fail(study, trial, "diverged", str(exc), events, item, started)
+            return
+        except (torch.OutOfMemoryError, RuntimeError) as exc:
+            if not _is_oom(exc):
+                _fail(study, trial, "error", f"{exc.__class__.__name__}: {exc}", events, item,
+                      started)
+                return
+            if recipe.batch_size <= 8:
+                _fail(study, trial, "out of memory", "even at batch size 8", events, item,
+                      started)
+                return
+            recipe = _halve_batch(recipe)
+            trial.set_user_attr("batch_size_used", recipe.batch_size)
+            _free_memory(device)
+        except Exception as exc:
+            _fail(study, trial, "error", f"{exc.__class__.__name__}: {exc}", events, item, started)
+            return
+    result.extra.pop("model")
+    trial.set_user_attr("val_correct", pack_correct(result.extra["val_correct"].numpy()))
+    trial.set_user_attr("val_accuracy_per_epoch", [round(a, 5) for a in
+                                                   result.val_accuracy_per_epoch])
+    trial.set_user_attr("train_loss_per_epoch", [round(x, 5) for x in
+                                                 result.train_loss_per_epoch])
+    trial.set_user_attr("train_accuracy_per_epoch", [round(x, 5) for x in
+                                                     result.train_accuracy_per_epoch])
+    trial.set_user_attr("train_seconds", round(result.train_seconds, 2))
+    trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
+    study.tell(trial, result.val_accuracy)
+    events.trial_end(item, "complete", result.val_accuracy, time.perf_counter() - started)
+
+
+def _record_partial(trial: optuna.Trial, seconds: float) -> None:
+    trial.set_user_attr("train_seconds", round(seconds, 2))
+
+
+def _fail(study: optuna.Study, trial: optuna.Trial, kind: str, message: str,
+          events: SearchEvents, item: str, started: float) -> None:
+    trial.set_user_attr("failure_kind", kind)
+    trial.set_user_attr("failure", message[:500])
+    _record_partial(trial, time.perf_counter() - started)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    events.trial_end(item, f"{kind}: {message[:120]}", None, time.perf_counter() - started)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _halve_batch(recipe: Recipe) -> Recipe:
+    from dataclasses import replace
+
+    return replace(recipe, batch_size=max(8, recipe.batch_size // 2))
+
+
+def _free_memory(device: torch.device) -> None:
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def set_threads(settings: SearchSettings) -> None:
+    """Split the machine's cores between the workers on it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = settings.threads or max(1, (cores or 1) // settings.workers)
+    torch.set_num_threads(threads)
+
+
+def work(prepared: Prepared, study: optuna.Study, events: SearchEvents,
+         wait_for_others: bool) -> None:
+    """Claim and train items until none is left; optionally wait for other workers."""
+    device = resolve_device(prepared.settings.device)
+    while True:
+        recover_dead_workers(study)
+        trial = claim_next(study)
+        if trial is not None:
+            run_trial(prepared, study, trial, device, events)
+            continue
+        counts = progress_counts(study)
+        if not wait_for_others or counts["running"] == 0:
+            return
+        time.sleep(2.0)
+
+
+def _worker_process(settings: SearchSettings, run_dir: str) -> None:
+    """Entry point of an extra ``--workers`` process (spawned, so it re-imports cleanly)."""
+    set_threads(settings)
+    events = SearchEvents()
+    prepared = prepare(settings, Path(run_dir), events)
+    storage = open_storage(settings.storage, Path(run_dir))
+    study = open_study(storage, settings.study, Path(run_dir), prepared.identity, prepared.items,
+                       make_pruner(settings.budget.pruner, settings.budget.epochs))
+    try:
+        work(prepared, study, events, wait_for_others=False)
+    except KeyboardInterrupt:
+        pass
+
+
+@dataclass
+class SearchOutcome:
+    run_dir: Path
+    complete: bool
+    resumed: bool
+    counts: dict[str, int]
+    selection: Any = None
+
+
+def resolve_run_dir(settings: SearchSettings, prepared_identity: dict[str, Any],
+                    resume: str | None) -> tuple[Path, bool]:
+    """Where this run lives, and whether it continues an earlier one."""
+    run_fp = fingerprint(prepared_identity)
+    if resume:
+        run_dir = Path(resume)
+        if not (run_dir / SETTINGS_FILE).is_file():
+            raise EffscaleError(f"--resume {resume}: not an effscale run (no {SETTINGS_FILE})")
+        check_run_dir(run_dir, run_fp, prepared_identity)
+        return run_dir, True
+    if settings.out:
+        run_dir = Path(settings.out)
+        check_run_dir(run_dir, run_fp, prepared_identity)
+        return run_dir, (run_dir / SETTINGS_FILE).is_file()
+    if settings.storage is None:
+        found = find_resumable(Path("runs"), run_fp)
+        if found is not None:
+            return found, True
+    return default_run_dir(settings), False
+
+
+def run_search(settings: SearchSettings, events: SearchEvents, resume: str | None = None,
+               dry_run: bool = False) -> SearchOutcome:
+    """Run (or resume) a search to completion and write its outputs. ``dry_run`` stops after
+    showing the feasible set, before anything is written or trained."""
+    set_threads(settings)
+    prepared = prepare(settings, Path("."), events)
+    run_dir, resumed = resolve_run_dir(settings, prepared.identity, resume)
+    prepared.run_dir = run_dir
+    events.feasible(list(prepared.candidates.values()), prepared.dropped, prepared.grid_points)
+    if dry_run:
+        return SearchOutcome(run_dir, False, resumed, {"items": len(prepared.items)})
+    _ensure_writable(run_dir)
+    atomic.remove_stray_temps(run_dir)
+    doc = settings_document(prepared)
+    storage = open_storage(settings.storage, run_dir)
+    study = open_study(storage, settings.study, run_dir, prepared.identity, prepared.items,
+                       make_pruner(settings.budget.pruner, settings.budget.epochs))
+    if "settings" not in study.user_attrs:
+        study.set_user_attr("settings", json.loads(json.dumps(doc)))
+    _write_settings(run_dir, doc, "running")
+    if resumed:
+        counts = progress_counts(study)
+        events.message(f"resuming {run_dir}: {counts['settled']} of {counts['items']} "
+                       "trainings already done")
+    extra = _start_workers(settings, run_dir)
+    try:
+        work(prepared, study, events, wait_for_others=True)
+    finally:
+        for process in extra:
+            process.join()
+    counts = progress_counts(study)
+    complete = counts["settled"] == counts["items"]
+    from effscale.report import write_outputs
+
+    selection = write_outputs(study, run_dir) if complete else None
+    _write_settings(run_dir, doc, "complete" if complete else "running")
+    return SearchOutcome(run_dir, complete, resumed, counts, selection)
+
+
+def _start_workers(settings: SearchSettings, run_dir: Path) -> list[Any]:
+    context = multiprocessing.get_context("spawn")
+    processes = []
+    for _ in range(settings.workers - 1):
+        process = context.Process(target=_worker_process, args=(settings, str(run_dir)),
+                                  daemon=False)
+        process.start()
+        processes.append(process)
+    return processes
+
+
+def _ensure_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".effscale-write-probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise EffscaleError(f"{run_dir}: cannot write the run directory ({exc.strerror})",
+                            1) from None

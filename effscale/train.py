@@ -1,0 +1,250 @@
+"""The proxy trainer: one short, fast training run of one config on in-memory uint8 images.
+
+Speed choices (measured on a 2-core CPU, see benchmarks/): images stay uint8 tensors and are
+resized to the candidate's resolution once per run, not per step; augmentation is batched on
+tensors; the model runs channels_last (oneDNN's NCHW depthwise conv is 1.4-2.8x slower on
+small maps); losses are summed on-device and read once per epoch, so no step waits on a host
+sync; evaluation runs under ``torch.inference_mode``. On CUDA, bf16 autocast is added.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from effscale.builder import build_model
+from effscale.config import ModelConfig
+
+# Per-channel mean and std of CIFAR-10; close enough for any natural-image proxy.
+_MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1) * 255
+_STD = torch.tensor([0.2470, 0.2435, 0.2616]).view(1, 3, 1, 1) * 255
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a proxy candidate is trained; recorded in every run's settings.
+
+    The defaults are a recipe that learns from scratch in a few epochs on a 2-core CPU
+    (AdamW, one-cycle, no stochastic depth or dropout during the proxy); see README.
+    """
+
+    epochs: int = 3
+    batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.15
+    label_smoothing: float = 0.0
+    crop_padding: int = 0
+    flip: bool = True
+    proxy_regularization: bool = False
+    stem_stride: int | None = None
+    eval_batch_size: int = 500
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What one training run measured. ``val_accuracy`` is after the last epoch."""
+
+    val_accuracy: float
+    val_accuracy_per_epoch: list[float]
+    train_loss_per_epoch: list[float]
+    train_accuracy_per_epoch: list[float]
+    epoch_seconds: list[float]
+    train_seconds: float
+    images_per_second: float
+    epochs_run: int
+    resolution: int
+    extra: dict = field(default_factory=dict)
+
+
+class DivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+ProgressFn = Callable[[int, int, int, int], None]  # (epoch, epochs, step, steps)
+EpochFn = Callable[[int, float], None]  # (epoch, validation accuracy); may raise to stop
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from effscale.errors import EffscaleError
+
+        raise EffscaleError("--device cuda: no CUDA GPU is available (try --device auto)")
+    return torch.device(name)
+
+
+def proxy_config(config: ModelConfig, recipe: Recipe, num_classes: int) -> ModelConfig:
+    """The config actually trained: the dataset's class count, the recipe's stem stride, and
+    no dropout/stochastic depth unless the recipe keeps them (they slow short runs down)."""
+    changes: dict = {"num_classes": num_classes}
+    if recipe.stem_stride is not None:
+        changes["stem_stride"] = recipe.stem_stride
+    if not recipe.proxy_regularization:
+        changes.update(dropout=0.0, drop_path_rate=0.0)
+    return config.replace(**changes)
+
+
+def resize_images(images: torch.Tensor, resolution: int) -> torch.Tensor:
+    """uint8 images resized once (bilinear, antialiased), in chunks to bound memory."""
+    if images.shape[-1] == resolution and images.shape[-2] == resolution:
+        return images
+    chunks = []
+    for start in range(0, images.shape[0], 2048):
+        batch = images[start:start + 2048].float()
+        batch = F.interpolate(batch, size=(resolution, resolution), mode="bilinear",
+                              align_corners=False, antialias=True)
+        chunks.append(batch.round_().clamp_(0, 255).to(torch.uint8))
+    return torch.cat(chunks)
+
+
+def augment(batch: torch.Tensor, recipe: Recipe, generator: torch.Generator) -> torch.Tensor:
+    """Batched random flip and random crop (with zero padding) on a float batch."""
+    n = batch.shape[0]
+    if recipe.flip:
+        flip = torch.rand(n, generator=generator) < 0.5
+        batch = torch.where(flip.view(n, 1, 1, 1).to(batch.device), batch.flip(3), batch)
+    pad = recipe.crop_padding
+    if pad:
+        size, dev = batch.shape[-1], batch.device
+        padded = F.pad(batch, (pad, pad, pad, pad))
+        ar = torch.arange(size, device=dev)
+        rows = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator).to(dev) + ar
+        cols = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator).to(dev) + ar
+        batch = padded[torch.arange(n, device=dev).view(n, 1, 1, 1),
+                       torch.arange(batch.shape[1], device=dev).view(1, -1, 1, 1),
+                       rows.view(n, 1, size, 1), cols.view(n, 1, 1, size)]
+    return batch
+
+
+def normalize(batch_uint8: torch.Tensor, device: torch.device) -> torch.Tensor:
+    batch = batch_uint8.to(device, non_blocking=True).float()
+    return (batch - _MEAN.to(device)) / _STD.to(device)
+
+
+def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """AdamW or SGD-nesterov; no weight decay on biases and norm weights."""
+    decay, no_decay = [], []
+    for param in model.parameters():
+        (no_decay if param.ndim <= 1 else decay).append(param)
+    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=0.9, nesterov=True)
+    return torch.optim.AdamW(groups, lr=recipe.lr)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+             device: torch.device, batch_size: int = 500) -> tuple[float, torch.Tensor]:
+    """Accuracy and the per-example correctness vector (for paired statistics)."""
+    model.eval()
+    correct = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = normalize(images[start:start + batch_size], device)
+        batch = batch.contiguous(memory_format=torch.channels_last)
+        with _autocast(device):
+            logits = model(batch)
+        correct.append(logits.argmax(1).cpu() == labels[start:start + batch_size])
+    hits = torch.cat(correct)
+    return hits.float().mean().item(), hits
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    # bf16 autocast is slower than fp32 on CPUs without AMX; stay in fp32 there.
+    return torch.autocast("cpu", enabled=False)
+
+
+def train_config(
+    config: ModelConfig,
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    val_images: torch.Tensor,
+    val_labels: torch.Tensor,
+    *,
+    recipe: Recipe,
+    resolution: int,
+    num_classes: int,
+    device: torch.device,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+    on_epoch: EpochFn | None = None,
+) -> TrainResult:
+    """Train ``config`` from scratch on uint8 images and return validation accuracy per epoch.
+
+    ``on_epoch`` is called after each epoch's validation (a pruner raises from it to stop).
+    Raises :class:`DivergedError` when the loss stops being finite.
+    """
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = build_model(proxy_config(config, recipe, num_classes)).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    train_x = resize_images(train_images, resolution)
+    val_x = resize_images(val_images, resolution)
+    n = train_x.shape[0]
+    steps = max(1, n // recipe.batch_size)  # drop the ragged last batch: BN dislikes tiny ones
+    optimizer = make_optimizer(model, recipe)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=recipe.lr, total_steps=steps * recipe.epochs,
+        pct_start=recipe.warmup_fraction,
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    result = TrainResult(0.0, [], [], [], [], 0.0, 0.0, 0, resolution)
+    seen, train_time = 0, 0.0
+    for epoch in range(recipe.epochs):
+        model.train()
+        start = time.perf_counter()
+        order = torch.randperm(n, generator=generator)
+        loss_sum = torch.zeros((), device=device)
+        hit_sum = torch.zeros((), device=device)
+        for step in range(steps):
+            index = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+            batch = augment(normalize(train_x[index], device), recipe, generator)
+            batch = batch.contiguous(memory_format=torch.channels_last)
+            target = train_labels[index].to(device, non_blocking=True)
+            with _autocast(device):
+                logits = model(batch)
+                loss = loss_fn(logits.float(), target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.detach()
+            hit_sum += (logits.detach().argmax(1) == target).sum()
+            if progress is not None:
+                progress(epoch, recipe.epochs, step + 1, steps)
+        mean_loss = loss_sum.item() / steps  # the one host sync per epoch
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elapsed = time.perf_counter() - start
+        train_time += elapsed
+        seen += steps * recipe.batch_size
+        if not math.isfinite(mean_loss):
+            raise DivergedError(f"training loss became {mean_loss} in epoch {epoch + 1}")
+        accuracy, hits = evaluate(model, val_x, val_labels, device, recipe.eval_batch_size)
+        result.extra["val_correct"] = hits
+        result.train_loss_per_epoch.append(mean_loss)
+        result.train_accuracy_per_epoch.append(hit_sum.item() / (steps * recipe.batch_size))
+        result.val_accuracy_per_epoch.append(accuracy)
+        result.epoch_seconds.append(elapsed)
+        result.val_accuracy, result.epochs_run = accuracy, epoch + 1
+        result.train_seconds = train_time
+        result.images_per_second = seen / train_time if train_time else 0.0
+        if on_epoch is not None:
+            on_epoch(epoch + 1, accuracy)
+    result.extra["model"] = model
+    return result

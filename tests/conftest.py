@@ -1,0 +1,49 @@
+"""Shared fixtures: an isolated cache for every test and a helper that drives the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from effscale.cli import main_entry
+
+CliResult = tuple[int, str, str]
+
+# The tests run small models on a shared 2-core machine, where intra-op threads spin-wait
+# against other processes: one thread was up to 50x faster for a b0 backward pass under load.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Module- and session-scoped fixtures run before function-scoped ones: give them a cache
+    outside ``~/.cache`` too."""
+    path = tmp_path_factory.mktemp("effscale-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EFFSCALE_CACHE_DIR", str(path))
+        patch.delenv("EFFSCALE_NO_CACHE", raising=False)
+        yield path
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own empty cache, so no test sees another's (or the user's) entries."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("EFFSCALE_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """``cli("flops", "configs/b0.yaml")`` -> ``(exit code, stdout, stderr)`` of that run only."""
+
+    def run(*argv: str | Path) -> CliResult:
+        capsys.readouterr()  # drop anything printed before this run
+        code = main_entry([str(arg) for arg in argv])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

@@ -1,0 +1,212 @@
+"""Complexity: the committed golden file, published figures, the two counters, and the cache.
+
+``configs/complexity.json`` holds fvcore's measurements of every shipped config
+(regenerate with ``python tests/update_golden.py``). fvcore traces a real forward pass, which
+takes tens of seconds for the big configs, so by default it runs live only on the configs up
+to 2 GFLOPs; the torch counter (meta device, no arithmetic) checks every config's
+parameters, conv+linear FLOPs and activations against the same file. The test marked ``slow``
+runs fvcore live on the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import GOLDEN, GOLDEN_FIELDS, REPO, shipped_configs
+
+from effscale import flops
+from effscale.bases import get_base
+from effscale.builder import build_model
+from effscale.config import ModelConfig, dump_config, load_config
+from effscale.errors import EffscaleError
+from effscale.flops import Complexity, count_activations, count_flops
+
+GOLDEN_DATA: dict[str, dict[str, int]] = json.loads(GOLDEN.read_text())
+FAST_FVCORE_LIMIT = 2e9  # conv+linear multiply-adds
+LIGHT = [p for p in shipped_configs() if GOLDEN_DATA[p]["flops_conv_linear"] <= FAST_FVCORE_LIMIT]
+HEAVY = [p for p in shipped_configs() if p not in LIGHT]
+
+Measure = Callable[[str, str], Complexity]
+
+
+@pytest.fixture(scope="module")
+def measure() -> Measure:
+    """``measure(path, counter)``: a shipped config measured once per module, never cached."""
+    results: dict[tuple[str, str], Complexity] = {}
+
+    def run(path: str, counter: str) -> Complexity:
+        if (path, counter) not in results:
+            config = load_config(REPO / path)
+            results[path, counter] = count_flops(config, counter=counter, use_cache=False)
+        return results[path, counter]
+
+    return run
+
+
+def _golden_fields(report: Complexity) -> dict[str, int]:
+    return {name: getattr(report, name) for name in GOLDEN_FIELDS}
+
+
+def test_golden_covers_every_shipped_config() -> None:
+    assert list(GOLDEN_DATA) == shipped_configs()
+    assert all(tuple(entry) == GOLDEN_FIELDS for entry in GOLDEN_DATA.values())
+    assert len(LIGHT) >= 8 and "configs/official/b3.yaml" in LIGHT
+
+
+def _check_fvcore(path: str, measure: Measure) -> None:
+    report = measure(path, "fvcore")
+    assert (report.counter, report.note) == ("fvcore", "")
+    assert _golden_fields(report) == GOLDEN_DATA[path]
+    # The two counters agree exactly on what both count.
+    assert measure(path, "torch").flops_conv_linear == report.flops_conv_linear
+
+
+@pytest.mark.parametrize("path", LIGHT)
+def test_golden_matches_fvcore(path: str, measure: Measure) -> None:
+    _check_fvcore(path, measure)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", HEAVY)
+def test_golden_matches_fvcore_big_configs(path: str, measure: Measure) -> None:
+    _check_fvcore(path, measure)
+
+
+@pytest.mark.parametrize("path", shipped_configs())
+def test_torch_counter_matches_golden(path: str, measure: Measure) -> None:
+    report = measure(path, "torch")
+    golden = GOLDEN_DATA[path]
+    assert report.counter == "torch"
+    assert report.flops_conv_linear == report.flops  # torch counts conv and linear only
+    assert _golden_fields(report) == {**golden, "flops": report.flops}
+    assert golden["flops"] > golden["flops_conv_linear"]  # fvcore adds batch norm and pooling
+
+
+# (config, parameters, conv+linear GFLOPs) as published or as torchvision counts them.
+PUBLISHED = [
+    ("configs/official/b0.yaml", 5_288_548, 0.386),
+    ("configs/official/b4.yaml", 19_341_616, 4.394),
+    ("configs/official/b7.yaml", 66_347_960, 37.746),
+    ("configs/resnet50.yaml", 25_557_032, 4.089),
+    ("configs/mobilenetv2.yaml", 3_504_872, 0.301),
+]
+
+
+@pytest.mark.parametrize(("path", "params", "gflops"), PUBLISHED)
+def test_published_figures(path: str, params: int, gflops: float) -> None:
+    entry = GOLDEN_DATA[path]
+    assert entry["params"] == params
+    assert entry["flops_conv_linear"] / 1e9 == pytest.approx(gflops, rel=0.01)
+
+
+def test_b0_against_resnet50() -> None:
+    b0, resnet = GOLDEN_DATA["configs/b0.yaml"], GOLDEN_DATA["configs/resnet50.yaml"]
+    assert b0["params"] / resnet["params"] == pytest.approx(1 / 4.8, rel=0.01)
+    flops_ratio = b0["flops_conv_linear"] / resnet["flops_conv_linear"]
+    assert flops_ratio == pytest.approx(1 / 10.6, rel=0.01)
+
+
+def test_derived_configs_grow_with_phi() -> None:
+    series = [GOLDEN_DATA[f"configs/b{i}.yaml"] for i in range(8)]
+    for field in GOLDEN_FIELDS:
+        values = [entry[field] for entry in series]
+        assert values == sorted(values) and len(set(values)) == 8, field
+
+
+def test_parts_add_up_b0() -> None:
+    report = count_flops(get_base("b0"), resolution=64, use_cache=False)
+    assert [p.name for p in report.parts] == [
+        "stem", *(f"stage{i}" for i in range(1, 8)), "head", "classifier"]
+    assert sum(p.params for p in report.parts) == report.params
+    assert sum(p.flops_conv_linear for p in report.parts) == report.flops_conv_linear
+    assert report.parts[-1].params == 1280 * 1000 + 1000
+    assert report.parts[-1].flops_conv_linear == 1280 * 1000
+    assert report.resolution == 64
+
+
+def test_count_activations_matches_fvcore() -> None:
+    from fvcore.nn import ActivationCountAnalysis
+
+    model = build_model(get_base("b0")).eval()
+    image = torch.zeros(1, 3, 64, 64)
+    analysis = ActivationCountAnalysis(model, image)
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    analysis.tracer_warnings("none")
+    expected = int(analysis.total())
+    assert count_activations(model, image) == expected == 560_356
+
+
+@pytest.mark.parametrize("resolution", [7, 0, -3, 64.0, True])
+def test_bad_resolution(resolution: object) -> None:
+    with pytest.raises(EffscaleError, match="resolution must be an int >= 8"):
+        count_flops(get_base("b0"), resolution=resolution)  # type: ignore[arg-type]
+
+
+def test_unknown_counter() -> None:
+    with pytest.raises(EffscaleError, match=r"unknown counter 'ptflops' \(valid: fvcore, torch\)"):
+        count_flops(get_base("b0"), counter="ptflops")
+
+
+# --------------------------------------------------------------------------- disk cache
+
+
+@pytest.fixture
+def measured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, str]]:
+    """Records every real measurement; measuring the same thing twice fails the test."""
+    calls: list[tuple[str, int, str]] = []
+    real = flops._measure
+
+    def once(config: ModelConfig, resolution: int, counter: str) -> Complexity:
+        key = (dump_config(config), resolution, counter)
+        assert key not in calls, "measured again instead of reading the cache"
+        calls.append(key)
+        return real(config, resolution, counter)
+
+    monkeypatch.setattr(flops, "_measure", once)
+    return calls
+
+
+def _entries(cache_dir: Path) -> list[Path]:
+    return sorted((cache_dir / "flops").glob("*.json"))
+
+
+def test_cache_serves_second_call(measured: list, cache_dir: Path) -> None:
+    config = get_base("b0")
+    first = count_flops(config, resolution=64)
+    assert len(measured) == 1 and len(_entries(cache_dir)) == 1
+    second = count_flops(config, resolution=64)
+    assert second == first
+    assert len(measured) == 1
+
+
+def test_cache_keys_on_config_resolution_and_counter(measured: list, cache_dir: Path) -> None:
+    config = get_base("b0")
+    count_flops(config, resolution=64, counter="torch")
+    count_flops(config.replace(dropout=0.3), resolution=64, counter="torch")
+    count_flops(config, resolution=72, counter="torch")
+    count_flops(config, resolution=64, counter="fvcore")
+    assert len(measured) == 4
+    assert len(_entries(cache_dir)) == 4
+
+
+def test_cache_can_be_turned_off(
+    measured: list, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count_flops(get_base("b0"), resolution=64, counter="torch", use_cache=False)
+    monkeypatch.setenv("EFFSCALE_NO_CACHE", "1")
+    count_flops(get_base("mobilenetv2"), resolution=64, counter="torch")
+    assert len(measured) == 2
+    assert _entries(cache_dir) == []
+
+
+def test_damaged_cache_entry_is_measured_again(cache_dir: Path) -> None:
+    config = get_base("b0")
+    first = count_flops(config, resolution=64, counter="torch")
+    (entry,) = _entries(cache_dir)
+    entry.write_text('{"params": ')
+    assert count_flops(config, resolution=64, counter="torch") == first
+    assert json.loads(entry.read_text())["params"] == first.params
