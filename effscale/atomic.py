@@ -5,11 +5,22 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 TMP_MARK = ".effscale-tmp-"
+
+
+def _file_mode() -> int:
+    """What ``open()`` would give a new file: 0o666 less the umask (mkstemp gives 0o600)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_MODE = _file_mode()
 
 
 @contextlib.contextmanager
@@ -22,9 +33,12 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}{TMP_MARK}", dir=target.parent)
     try:
+        os.fchmod(fd, _MODE)
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
+            if delay := float(os.environ.get("EFFSCALE_TEST_WRITE_DELAY", "0") or 0):
+                time.sleep(delay)  # lets a test kill the writer with a temp file on disk
             os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:

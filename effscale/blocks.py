@@ -7,7 +7,9 @@ from torch import nn
 
 from effscale.scaling import round_width
 
-ACTIVATION_LAYERS: dict[str, type[nn.Module]] = {"silu": nn.SiLU, "relu": nn.ReLU, "relu6": nn.ReLU6}
+ACTIVATION_LAYERS: dict[str, type[nn.Module]] = {
+    "silu": nn.SiLU, "relu": nn.ReLU, "relu6": nn.ReLU6,
+}
 
 
 class ConvBNAct(nn.Sequential):
@@ -105,14 +107,27 @@ class Bottleneck(nn.Module):
             layers.append(SqueezeExcite(hidden, max(1, int(cin * se_ratio)), act))
         layers.append(ConvBNAct(hidden, cout, 1, act=None))
         self.body = nn.Sequential(*layers)
-        self.shortcut = (
-            ConvBNAct(cin, cout, 1, stride, act=None) if stride != 1 or cin != cout else nn.Identity()
-        )
+        needs_projection = stride != 1 or cin != cout
+        self.shortcut = ConvBNAct(cin, cout, 1, stride, act=None) if needs_projection \
+            else nn.Identity()
         self.drop_path = DropPath(drop_path)
         self.act = act(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.shortcut(x) + self.drop_path(self.body(x)))
+
+
+def zero_init_residual_branches(model: nn.Module) -> int:
+    """Zero the last batch-norm scale of every residual branch, so each block starts as the
+    identity (Goyal et al. 2017) and a deep candidate trains like a shallow one at first.
+    Returns how many branches were zeroed."""
+    zeroed = 0
+    for module in model.modules():
+        if isinstance(module, (MBConv, Bottleneck)) and getattr(module, "residual", True):
+            last_bn = module.body[-1][1]
+            nn.init.zeros_(last_bn.weight)
+            zeroed += 1
+    return zeroed
 
 
 BLOCK_LAYERS: dict[str, type[nn.Module]] = {"mbconv": MBConv, "bottleneck": Bottleneck}

@@ -254,9 +254,12 @@ def _derive_table(coeffs: Coefficients, official: bool, rows: list, ref_flops: i
 
 
 def _register_commands() -> None:
-    from effscale import cli_search
+    from effscale import cli_compare, cli_search, cli_segment, cli_train
 
     cli_search.register(app)
+    cli_compare.register(app)
+    cli_train.register(app)
+    cli_segment.register(app)
 
 
 _register_commands()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from enum import Enum
 from pathlib import Path
@@ -19,13 +18,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from effscale import render
+from effscale import atomic, render
 from effscale.budgets import BUDGETS, get_budget
 from effscale.candidates import Candidate
 from effscale.config import ScalingRules
 from effscale.errors import EffscaleError
 from effscale.grid import GridSpec
-from effscale.search import SearchEvents, SearchSettings, run_search
+from effscale.search import (
+    SearchEvents,
+    SearchInterrupted,
+    SearchSettings,
+    interrupt_once,
+    run_search,
+)
 from effscale.train import Recipe
 
 BUDGET_HELP = "; ".join(f"{b.name}: {b.train_size or 'all'} train images, {b.epochs} epochs, "
@@ -44,6 +49,11 @@ class Pruner(str, Enum):
     none = "none"
     median = "median"
     halving = "halving"
+
+
+class Counter(str, Enum):
+    fvcore = "fvcore"
+    torch = "torch"
 
 
 class Device(str, Enum):
@@ -103,8 +113,15 @@ class RichEvents(SearchEvents):
         if self.live and self.progress is not None:
             self.progress.update(self.current, completed=epoch * steps + step,
                                  total=epochs * steps)
-        elif not self.quiet and not self.live and step == steps:
-            render.err.print(f"    epoch {epoch + 1}/{epochs} done", markup=False)
+
+    def epoch_end(self, item: str, epoch: int, epochs: int, accuracy: float) -> None:
+        if self.quiet:
+            return
+        text = f"    {item} epoch {epoch}/{epochs}: val acc {accuracy:.2%}"
+        if self.live and self.progress is not None:
+            self.progress.console.print(text, markup=False)
+        else:
+            render.err.print(text, markup=False)
 
     def trial_end(self, item: str, outcome: str, accuracy: float | None, seconds: float) -> None:
         if self.quiet:
@@ -166,17 +183,33 @@ def print_selection(selection: Any, run_dir: Path) -> None:
                 f"×{float(w.attrs['flops_ratio']):.2f} (nominal ×{float(w.attrs['nominal_ratio']):.2f})")
         render.out.print(line, markup=False, highlight=False)
         if base is not None and base.completed:
-            render.out.print(f"  beats the base ({base.mean:.2%}) by {(w.mean - base.mean) * 100:+.2f} "
-                             "points", markup=False, highlight=False)
+            margin = (w.mean - base.mean) * 100
+            render.out.print(f"  {'beats' if margin >= 0 else 'trails'} the base ({base.mean:.2%}) "
+                             f"by {abs(margin):.2f} points", markup=False, highlight=False)
         if runner is not None:
             render.out.print(f"  beats the runner-up {runner.candidate} ({runner.mean:.2%}) by "
                              f"{(w.mean - runner.mean) * 100:+.2f} points", markup=False,
                              highlight=False)
     for comparison in selection.comparisons[:3]:
         render.out.print("  " + comparison.describe(), markup=False, highlight=False)
+    if selection.stability:
+        render.out.print("  " + stability_line(selection.stability), markup=False,
+                         highlight=False)
+    for row in getattr(selection, "failed", []):
+        render.out.print(f"  failed: {row.candidate}: {'; '.join(row.failures)}", markup=False,
+                         highlight=False)
     render.out.print(f"verdict: {selection.verdict}", markup=False, highlight=False)
     render.out.print(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml "
                      "configs/b0..b7.yaml search.png", markup=False, highlight=False)
+
+
+def stability_line(stability: dict[str, Any]) -> str:
+    """One line on how the top-k ranking holds up over seeds."""
+    wins = ", ".join(f"{k} {v}" for k, v in stability["wins"].items())
+    seeds = len(stability["kendall_tau"])
+    return (f"rank stability of the top {len(stability['candidates'])} over seeds: Kendall's τ "
+            f"{stability['mean_kendall_tau']:+.2f} (mean of {seeds} seed pair(s)); "
+            f"wins per seed: {wins}")
 
 
 def register(app: typer.Typer) -> None:
@@ -211,9 +244,16 @@ def search(
              "(budget's default; a negative value keeps all).")] = None,
     repeats: Annotated[int | None, typer.Option(
         min=1, help="Seeds for the base, to measure seed-to-seed noise.")] = None,
+    repeat_top: Annotated[int, typer.Option(
+        min=0, help="After the grid, train the N best candidates under the other --repeats "
+                    "seeds too (mean ± std, rank stability).")] = 0,
     pruner: Annotated[Pruner | None, typer.Option(
-        help="none, median, or halving (successive halving over epochs).")] = None,
+        help="none, median, or halving: every candidate trains 1 epoch, the best third go on "
+             "to 3, and so on (the budget's default).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the split, subset and training.")] = 0,
+    counter: Annotated[Counter, typer.Option(
+        help="FLOP counter for the candidates: fvcore (default) or torch (conv+linear, "
+             "meta device; falls back to it anyway when fvcore is missing).")] = Counter.fvcore,
     device: Annotated[Device, typer.Option(help="auto uses CUDA when present.")] = Device.auto,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
     threads: Annotated[int | None, typer.Option(
@@ -232,8 +272,13 @@ def search(
 
     Each feasible candidate is trained briefly on a held-out split of the proxy dataset
     and compared with the base under the same budget. Rerunning the same command resumes
-    an unfinished run. The verdict uses a paired bootstrap over validation examples and
-    the base's seed-to-seed std: a winner within that noise is reported as tied.
+    an unfinished run.
+
+    Verdict: a margin is separated when it exceeds 2 x sqrt(SE_examples² + SE_seeds²), where
+    SE_examples comes from a paired bootstrap over validation examples and SE_seeds is the
+    pooled seed-to-seed std (base under --repeats, top candidates under --repeat-top) times
+    sqrt(1/n_a + 1/n_b); a winner within that noise is reported as tied, with the tied
+    candidates named.
     """
     chosen = get_budget(budget.value).override(
         epochs=epochs, train_size=train_size, val_size=val_size, batch_size=batch_size,
@@ -249,17 +294,27 @@ def search(
     settings = SearchSettings(
         base=base, dataset=dataset, budget=chosen, grid=grid, recipe=recipe,
         rules=ScalingRules(), data_dir=str(data_dir) if data_dir else None, seed=seed,
-        device=device.value, flops_tolerance=window, out=str(out) if out else None,
-        storage=storage, study=study, workers=workers, threads=threads)
+        device=device.value, flops_tolerance=window, counter=counter.value,
+        out=str(out) if out else None,
+        storage=storage, study=study, workers=workers, threads=threads, repeat_top=repeat_top)
+    if repeat_top and chosen.repeats < 2:
+        raise typer.BadParameter("needs --repeats 2 or more", param_hint="--repeat-top")
     events = RichEvents(quiet)
     started = time.monotonic()
     try:
-        outcome = run_search(settings, events, str(resume) if resume else None, dry_run)
+        with interrupt_once():  # a second Ctrl-C stops at once
+            outcome = run_search(settings, events, str(resume) if resume else None, dry_run)
+    except SearchInterrupted as stop:
+        events.close()
+        counts = stop.counts
+        render.err.print(
+            f"interrupted: {counts['settled']} of {counts['items']} trainings are saved in "
+            f"{stop.run_dir}; the interrupted one will run again. To continue, rerun the same "
+            f"command (or add --resume {stop.run_dir})", markup=False, highlight=False)
+        raise typer.Exit(130) from None
     except KeyboardInterrupt:
         events.close()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C stops at once
-        render.err.print("interrupted: every finished training is saved in the run's study; "
-                         "rerun the same command (or use --resume RUN) to continue",
+        render.err.print("interrupted before any training started; nothing to resume",
                          markup=False)
         raise typer.Exit(130) from None
     events.close()
@@ -291,20 +346,25 @@ def report(
     import optuna
 
     from effscale.report import write_outputs
-    from effscale.study import open_storage, progress_counts
+    from effscale.study import JOURNAL_NAME, open_storage, progress_counts
 
     if run is None and storage is None:
         raise EffscaleError("give a run directory or --storage URL --study NAME")
     if run is not None and not (run / "settings.yaml").is_file():
         raise EffscaleError(f"{run}: not an effscale run directory (no settings.yaml)")
+    if run is not None and storage is None and not (run / JOURNAL_NAME).is_file():
+        raise EffscaleError(f"{run}: its study is not in the run directory (no {JOURNAL_NAME}); "
+                            "give the search's --storage URL and --study NAME")
     target = out or run or Path(f"report-{study}")
-    backend = open_storage(storage, run or target)
+    backend = open_storage(storage, run or target, render.err.print)
     try:
         loaded = optuna.load_study(study_name=study, storage=backend)
     except KeyError:
         raise EffscaleError(f"no study named {study!r} in that storage") from None
     if "settings" not in loaded.user_attrs:
         raise EffscaleError(f"study {study!r} was not written by effscale search")
+    atomic.remove_stray_temps(target)
+    atomic.remove_stray_temps(target / "configs")
     counts = progress_counts(loaded)
     selection = write_outputs(loaded, target)
     render.err.print(f"{counts['settled']} of {counts['items']} trainings settled "

@@ -35,7 +35,8 @@ class GridSpec:
         for name in ("alpha_max", "beta_max", "gamma_max"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 1:
-                raise EffscaleError(f"--{name.replace('_', '-')} must be a number >= 1, got {value}")
+                flag = "--" + name.replace("_", "-")
+                raise EffscaleError(f"{flag} must be a number >= 1, got {value}")
         if not math.isfinite(self.step) or not 0 < self.step <= 1:
             raise EffscaleError(f"--step must be in (0, 1], got {self.step}")
         if not math.isfinite(self.tolerance) or self.tolerance <= 0:
@@ -93,7 +94,7 @@ def feasible_grid(spec: GridSpec) -> list[Triple]:
         for gamma, size in gamma_axis(spec)
         for beta in axis(spec.beta_max, spec.step)
         for alpha in axis(spec.alpha_max, spec.step)
-        if abs(round(alpha * beta**2 * gamma**2, 9) - spec.target) < spec.tolerance
+        if round(abs(alpha * beta**2 * gamma**2 - spec.target), 9) < spec.tolerance
     ]
     if not triples:
         raise EffscaleError(

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from effscale import __version__, atomic, stats
 from effscale.candidates import BASE_KEY
-from effscale.config import ScalingRules, rules_from_dict, save_config
+from effscale.config import rules_from_dict, save_config
 from effscale.derive import Coefficients, derive_config
 from effscale.study import item_of, split_item
 
@@ -119,6 +119,8 @@ class Selection:
     comparisons: list[stats.Comparison] = field(default_factory=list)
     tied: list[str] = field(default_factory=list)
     stability: dict[str, Any] = field(default_factory=dict)
+    seed_std: float = 0.0  # pooled over every model with two or more seeds
+    failed: list[Row] = field(default_factory=list)  # no result: diverged, errors, OOM
 
 
 def select(rows: dict[str, Row], num_classes: int, flops_window: tuple[float, float] | None
@@ -134,11 +136,14 @@ def select(rows: dict[str, Row], num_classes: int, flops_window: tuple[float, fl
     winner = ranked[0] if ranked else None
     runner = ranked[1] if len(ranked) > 1 else None
     selection = Selection(winner, runner, base, ranked, False, "")
+    selection.failed = [r for r in rows.values() if not r.completed and r.failures
+                        and r.states and r.states[-1] == "FAIL"]
     if winner is None:
         selection.verdict = "no candidate has completed yet"
         return selection
     chance = 1.0 / num_classes
-    noise = base.std if base is not None and base.completed else 0.0
+    noise = stats.pooled_seed_std([r.accuracies for r in rows.values() if r.completed])
+    selection.seed_std = noise
     if base is not None and base.completed and base.mean < chance + CHANCE_MARGIN:
         selection.verdict = (
             f"NO SIGNAL: the base reached {base.mean:.1%} validation accuracy, within "
@@ -158,33 +163,48 @@ def _compare_all(selection: Selection, noise: float) -> None:
         selection.signal = True
         selection.verdict = "winner chosen by accuracy alone (no per-example results stored)"
         return
+    seeds = len(winner.accuracies)
     for row in others:
-        comparison = stats.compare(winner.candidate, wc, row.candidate, row.mean_correct, noise)
+        comparison = stats.compare(winner.candidate, wc, row.candidate, row.mean_correct, noise,
+                                   seeds_a=seeds, seeds_b=len(row.accuracies))
         selection.comparisons.append(comparison)
         if not comparison.separated:
             selection.tied.append(row.candidate)
     if base is not None and base.mean_correct is not None:
-        vs_base = stats.compare(winner.candidate, wc, BASE_KEY, base.mean_correct, noise)
+        vs_base = stats.compare(winner.candidate, wc, BASE_KEY, base.mean_correct, noise,
+                                seeds_a=seeds, seeds_b=len(base.accuracies))
         selection.comparisons.insert(0, vs_base)
         beats_base = vs_base.separated and vs_base.margin > 0
+        below_base = vs_base.separated and vs_base.margin < 0
     else:
-        beats_base = False
-    tied_runner = selection.runner_up is not None and selection.runner_up.candidate in selection.tied
-    all_tied_with_base = base is not None and base.completed and all(
-        abs(r.mean - base.mean) <= 2 * noise for r in selection.ranked) and noise > 0
+        beats_base = below_base = False
+    runner = selection.runner_up
+    tied_runner = runner is not None and runner.candidate in selection.tied
+    all_tied_with_base = base is not None and base.completed and noise > 0 and all(
+        abs(r.mean - base.mean) <= 2 * noise * (1 / len(r.accuracies)
+                                                + 1 / len(base.accuracies)) ** 0.5
+        for r in selection.ranked)
+    unmeasured = ("" if noise > 0 else "; seed noise not measured (no model has two seeds: use "
+                  "--repeats 2 or more), so only example noise is counted")
+    if below_base:
+        unmeasured += (
+            f"; even the winner is {abs(winner.mean - base.mean) * 100:.1f} points BELOW the base: "
+            "at this budget the ~2x-FLOPs candidates are under-trained, so their ranking "
+            "compares short-training speed as much as capacity")
     if all_tied_with_base:
-        selection.verdict = ("NO SIGNAL: every candidate is within twice the base's seed-to-seed "
-                             f"spread ({noise:.2%}); the search cannot tell them apart")
+        selection.verdict = ("NO SIGNAL: every candidate is within twice the seed noise of "
+                             f"the base (seed std {noise:.2%}); the search cannot tell them apart")
     elif tied_runner:
         selection.signal = beats_base
         selection.verdict = (
             f"winner is statistically tied with {len(selection.tied)} candidate(s): "
             f"{', '.join(selection.tied[:6])}{' ...' if len(selection.tied) > 6 else ''}; "
-            f"{'it does' if beats_base else 'it does not'} clearly beat the base")
+            f"{'it does' if beats_base else 'it does not'} clearly beat the base{unmeasured}")
     else:
         selection.signal = True
-        selection.verdict = ("winner is separated from the runner-up"
-                             + (" and the base" if beats_base else " but not from the base"))
+        versus_base = (" and beats the base" if beats_base else "; it is below the base"
+                       if below_base else " but not from the base")
+        selection.verdict = "winner is separated from the runner-up" + versus_base + unmeasured
 
 
 def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dict[str, Any]:
@@ -208,6 +228,7 @@ def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dic
         doc["base_val_accuracy"] = round(base.mean, 5)
         doc["base_val_accuracy_std"] = round(base.std, 5)
         doc["base_seeds"] = len(base.accuracies)
+    doc["seed_std_pooled"] = round(selection.seed_std, 5)
     if selection.runner_up is not None:
         doc["runner_up"] = {"candidate": selection.runner_up.candidate,
                             "val_accuracy": round(selection.runner_up.mean, 5)}
@@ -262,12 +283,8 @@ def _stability(study: optuna.Study) -> dict[str, Any]:
         candidate, seed = split_item(item)
         if candidate != BASE_KEY and trial.value is not None:
             by_seed.setdefault(seed, {})[candidate] = float(trial.value)
-    if len(by_seed) < 2 or min(len(v) for v in by_seed.values()) < 2:
-        return {}
     result = stats.rank_stability(by_seed)
-    result["kendall_tau"] = [round(t, 3) for t in result["kendall_tau"]]
+    if result:
+        result["kendall_tau"] = [round(t, 3) for t in result["kendall_tau"]]
+        result["mean_kendall_tau"] = round(result["mean_kendall_tau"], 3)
     return result
-
-
-def rules_of(settings: dict[str, Any]) -> ScalingRules:
-    return rules_from_dict(settings["rules"])

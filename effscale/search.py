@@ -5,12 +5,17 @@ Progress goes through :class:`SearchEvents`; this module never prints.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
 import os
 import platform
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +36,7 @@ from effscale.grid import GridSpec, feasible_grid
 from effscale.stats import pack_correct
 from effscale.study import (
     ITEM_PARAM,
+    Heartbeat,
     claim_next,
     item_key,
     open_storage,
@@ -66,11 +72,14 @@ class SearchSettings:
     study: str = "effscale"
     workers: int = 1
     threads: int | None = None
+    repeat_top: int = 0
 
     def identity(self, data_fingerprint: str) -> dict[str, Any]:
         budget = asdict(self.budget)
         budget.pop("description")
+        extra = {"repeat_top": self.repeat_top} if self.repeat_top else {}
         return {
+            **extra,
             "base": self.base, "dataset": self.dataset, "data_fingerprint": data_fingerprint,
             "budget": budget, "grid": self.grid.to_dict(), "recipe": self.recipe.to_dict(),
             "rules": asdict(self.rules), "seed": self.seed,
@@ -87,7 +96,9 @@ class SearchEvents:
                  grid_points: int) -> None: ...
     def trial_start(self, item: str, candidate: Candidate, counts: dict[str, int]) -> None: ...
     def step(self, epoch: int, epochs: int, step: int, steps: int) -> None: ...
-    def trial_end(self, item: str, outcome: str, accuracy: float | None, seconds: float) -> None: ...
+    def epoch_end(self, item: str, epoch: int, epochs: int, accuracy: float) -> None: ...
+    def trial_end(self, item: str, outcome: str, accuracy: float | None,
+                  seconds: float) -> None: ...
 
 
 @dataclass
@@ -103,6 +114,7 @@ class Prepared:
     items: list[str]
     identity: dict[str, Any]
     run_dir: Path
+    choices: list[str] = field(default_factory=list)  # every item that may be enqueued
 
 
 def fingerprint(identity: dict[str, Any]) -> str:
@@ -142,8 +154,13 @@ def prepare(settings: SearchSettings, run_dir: Path, events: SearchEvents) -> Pr
     items = [item_key(BASE_KEY, s) for s in range(settings.budget.repeats)]
     items += [item_key(c.key, 0) for c in kept if not c.is_base]
     identity = settings.identity(f"{train.fingerprint}/{val.fingerprint}")
+    choices = list(items)
+    if settings.repeat_top:
+        from effscale.repeats import repeat_choices
+
+        choices += repeat_choices([c.key for c in kept if not c.is_base], settings.budget.repeats)
     return Prepared(settings, train, val, {c.key: c for c in kept}, dropped, len(triples),
-                    items, identity, run_dir)
+                    items, identity, run_dir, choices)
 
 
 def settings_document(prepared: Prepared) -> dict[str, Any]:
@@ -194,7 +211,8 @@ def check_run_dir(run_dir: Path, run_fingerprint: str, identity: dict[str, Any])
         raise EffscaleError(f"{run_dir}: exists and is not a directory")
     if not settings_file.is_file():
         if run_dir.is_dir() and any(p for p in run_dir.iterdir() if not p.name.startswith(".")):
-            raise EffscaleError(f"{run_dir}: not empty and not an effscale run; choose another --out")
+            raise EffscaleError(f"{run_dir}: not empty and not an effscale run; "
+                                "choose another --out")
         return
     try:
         doc = yaml.safe_load(settings_file.read_text()) or {}
@@ -223,6 +241,13 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+def synchronous_halving(settings: SearchSettings) -> bool:
+    """Halving decides each rung over all candidates (effscale.halving) when one process owns
+    the study; with several workers or a shared storage, optuna's asynchronous pruner does."""
+    return settings.budget.pruner == "halving" and settings.workers == 1 \
+        and settings.storage is None
+
+
 def seed_for(settings: SearchSettings, seed_index: int) -> int:
     return settings.seed + 1000 * seed_index
 
@@ -231,7 +256,7 @@ def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
               device: torch.device, events: SearchEvents) -> None:
     """Train one claimed item and tell the study how it went; failures are recorded, not raised
     (except an interrupt, which releases the item for a resume and propagates)."""
-    item = trial.suggest_categorical(ITEM_PARAM, prepared.items)
+    item = trial.suggest_categorical(ITEM_PARAM, prepared.choices or prepared.items)
     key, seed_index = split_item(item)
     candidate = prepared.candidates[key]
     settings = prepared.settings
@@ -244,10 +269,11 @@ def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
 
     def on_epoch(epoch: int, accuracy: float) -> None:
         trial.report(accuracy, epoch)
+        events.epoch_end(item, epoch, settings.recipe.epochs, accuracy)
         if not candidate.is_base and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch} at {accuracy:.3f}")
 
-    recipe = settings.recipe
+    recipe = _test_fault_recipe(item, settings.recipe)
     started = time.perf_counter()
     while True:
         try:
@@ -255,7 +281,8 @@ def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
                 candidate.config, prepared.train.images, prepared.train.labels,
                 prepared.val.images, prepared.val.labels, recipe=recipe,
                 resolution=candidate.resolution, num_classes=len(prepared.train.classes),
-                device=device, seed=seed_for(settings, seed_index), progress=events.step,
+                device=device, seed=seed_for(settings, seed_index),
+                progress=_with_test_hooks(events.step, item, recipe.batch_size),
                 on_epoch=on_epoch,
             )
             break
@@ -280,8 +307,12 @@ def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
                 _fail(study, trial, "out of memory", "even at batch size 8", events, item,
                       started)
                 return
+            note = f"out of memory at batch size {recipe.batch_size}; retried at " \
+                   f"{recipe.batch_size // 2}"
+            events.message(f"{item}: {note}")
             recipe = _halve_batch(recipe)
             trial.set_user_attr("batch_size_used", recipe.batch_size)
+            trial.set_user_attr("note", note)
             _free_memory(device)
         except Exception as exc:
             _fail(study, trial, "error", f"{exc.__class__.__name__}: {exc}", events, item, started)
@@ -296,7 +327,10 @@ def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
                                                      result.train_accuracy_per_epoch])
     trial.set_user_attr("train_seconds", round(result.train_seconds, 2))
     trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
-    study.tell(trial, result.val_accuracy)
+    if not _tell(study, trial, result.val_accuracy):
+        events.message(f"{item}: another worker took this training over (this one's heartbeat "
+                       "had gone stale); its result is not recorded")
+        return
     events.trial_end(item, "complete", result.val_accuracy, time.perf_counter() - started)
 
 
@@ -309,8 +343,53 @@ def _fail(study: optuna.Study, trial: optuna.Trial, kind: str, message: str,
     trial.set_user_attr("failure_kind", kind)
     trial.set_user_attr("failure", message[:500])
     _record_partial(trial, time.perf_counter() - started)
-    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    _tell(study, trial, state=optuna.trial.TrialState.FAIL)
     events.trial_end(item, f"{kind}: {message[:120]}", None, time.perf_counter() - started)
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None,
+          state: optuna.trial.TrialState | None = None) -> bool:
+    """``study.tell``; ``False`` when the trial was already failed as stale by another worker."""
+    try:
+        study.tell(trial, value, state=state)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return True
+
+
+def _test_faults() -> dict[str, str]:
+    """``EFFSCALE_TEST_FAULT="base@0=nan,a2.00_b1.00_g1.000@0=oom"``: make chosen items fail
+    for real (``nan``: a learning rate that diverges; ``oom``: the allocator error above batch
+    size 32; ``error``: any other exception). For tests of the failure paths only."""
+    spec = os.environ.get("EFFSCALE_TEST_FAULT", "")
+    return dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
+
+
+def _test_fault_recipe(item: str, recipe: Recipe) -> Recipe:
+    if _test_faults().get(item) != "nan":
+        return recipe
+    from dataclasses import replace
+
+    return replace(recipe, optimizer="sgd", lr=1e12)
+
+
+def _with_test_hooks(step: Any, item: str, batch_size: int) -> Any:
+    """The progress callback, plus the test faults and ``EFFSCALE_TEST_STEP_DELAY`` (seconds
+    per step: makes a training slow enough for a test to kill it mid-way)."""
+    fault = _test_faults().get(item)
+    delay = float(os.environ.get("EFFSCALE_TEST_STEP_DELAY", "0") or 0)
+    if fault not in ("oom", "error") and not delay:
+        return step
+
+    def hooked(epoch: int, epochs: int, index: int, steps: int) -> None:
+        if fault == "oom" and batch_size > 32:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if fault == "error":
+            raise ValueError("injected failure")
+        time.sleep(delay)
+        step(epoch, epochs, index, steps)
+
+    return hooked
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -342,30 +421,76 @@ def work(prepared: Prepared, study: optuna.Study, events: SearchEvents,
          wait_for_others: bool) -> None:
     """Claim and train items until none is left; optionally wait for other workers."""
     device = resolve_device(prepared.settings.device)
-    while True:
-        recover_dead_workers(study)
-        trial = claim_next(study)
-        if trial is not None:
-            run_trial(prepared, study, trial, device, events)
-            continue
-        counts = progress_counts(study)
-        if not wait_for_others or counts["running"] == 0:
-            return
-        time.sleep(2.0)
+    if synchronous_halving(prepared.settings):
+        from effscale.halving import work_synchronous
+
+        work_synchronous(prepared, study, device, events, run_trial)
+        return
+    with Heartbeat(study, watch_parent=not wait_for_others) as heartbeat:
+        while True:
+            recover_dead_workers(study)
+            trial = claim_next(study)
+            if trial is not None:
+                heartbeat.start(trial._trial_id)
+                run_trial(prepared, study, trial, device, events)
+                heartbeat.trial_id = None
+                continue
+            counts = progress_counts(study)
+            if not wait_for_others or counts["running"] == 0:
+                return
+            time.sleep(2.0)
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during the trainings: what is saved and where, for the message and a resume."""
+
+    def __init__(self, run_dir: Path, counts: dict[str, int]) -> None:
+        super().__init__(str(run_dir))
+        self.run_dir, self.counts = run_dir, counts
+
+
+@contextlib.contextmanager
+def interrupt_once() -> Iterator[None]:
+    """The first Ctrl-C raises KeyboardInterrupt, so the current training is released and
+    the run stops cleanly; the handler then steps aside, so a second Ctrl-C stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def first(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGINT) is first:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _worker_process(settings: SearchSettings, run_dir: str) -> None:
-    """Entry point of an extra ``--workers`` process (spawned, so it re-imports cleanly)."""
+    """Entry point of an extra ``--workers`` process (spawned, so it re-imports cleanly).
+
+    It runs in its own process group, so a Ctrl-C at the terminal reaches the search alone,
+    which passes it on once; a worker whose search is gone stops by itself (Heartbeat).
+    """
+    os.setpgrp()
     set_threads(settings)
     events = SearchEvents()
-    prepared = prepare(settings, Path(run_dir), events)
-    storage = open_storage(settings.storage, Path(run_dir))
-    study = open_study(storage, settings.study, Path(run_dir), prepared.identity, prepared.items,
-                       make_pruner(settings.budget.pruner, settings.budget.epochs))
     try:
-        work(prepared, study, events, wait_for_others=False)
+        with interrupt_once():
+            prepared = prepare(settings, Path(run_dir), events)
+            storage = open_storage(settings.storage, Path(run_dir))
+            study = open_study(storage, settings.study, Path(run_dir), prepared.identity,
+                               prepared.items,
+                               make_pruner(settings.budget.pruner, settings.budget.epochs))
+            work(prepared, study, events, wait_for_others=False)
     except KeyboardInterrupt:
         pass
+    except EffscaleError as exc:
+        print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
 
 
 @dataclass
@@ -409,12 +534,17 @@ def run_search(settings: SearchSettings, events: SearchEvents, resume: str | Non
     events.feasible(list(prepared.candidates.values()), prepared.dropped, prepared.grid_points)
     if dry_run:
         return SearchOutcome(run_dir, False, resumed, {"items": len(prepared.items)})
-    _ensure_writable(run_dir)
-    atomic.remove_stray_temps(run_dir)
     doc = settings_document(prepared)
-    storage = open_storage(settings.storage, run_dir)
+    if settings.storage is None:
+        _ensure_writable(run_dir)
+    # A shared storage is opened (and its study checked) before the run dir is created, so
+    # an unreachable server or a study of another search leaves nothing behind.
+    storage = open_storage(settings.storage, run_dir, events.message)
     study = open_study(storage, settings.study, run_dir, prepared.identity, prepared.items,
                        make_pruner(settings.budget.pruner, settings.budget.epochs))
+    _ensure_writable(run_dir)
+    atomic.remove_stray_temps(run_dir)
+    atomic.remove_stray_temps(run_dir / "configs")
     if "settings" not in study.user_attrs:
         study.set_user_attr("settings", json.loads(json.dumps(doc)))
     _write_settings(run_dir, doc, "running")
@@ -422,19 +552,50 @@ def run_search(settings: SearchSettings, events: SearchEvents, resume: str | Non
         counts = progress_counts(study)
         events.message(f"resuming {run_dir}: {counts['settled']} of {counts['items']} "
                        "trainings already done")
-    extra = _start_workers(settings, run_dir)
-    try:
-        work(prepared, study, events, wait_for_others=True)
-    finally:
-        for process in extra:
-            process.join()
+    _work_with_workers(prepared, study, events, run_dir)
     counts = progress_counts(study)
+    if settings.repeat_top and counts["settled"] == counts["items"]:
+        from effscale.repeats import enqueue_top
+
+        added = enqueue_top(study, settings.repeat_top, settings.budget.repeats)
+        if added:
+            events.message(f"--repeat-top {settings.repeat_top}: {len(added)} more trainings "
+                           "of the best candidates under further seeds")
+            _work_with_workers(prepared, study, events, run_dir)
+            counts = progress_counts(study)
     complete = counts["settled"] == counts["items"]
     from effscale.report import write_outputs
 
     selection = write_outputs(study, run_dir) if complete else None
     _write_settings(run_dir, doc, "complete" if complete else "running")
     return SearchOutcome(run_dir, complete, resumed, counts, selection)
+
+
+def _work_with_workers(prepared: Prepared, study: optuna.Study, events: SearchEvents,
+                       run_dir: Path) -> None:
+    extra = _start_workers(prepared.settings, run_dir)
+    try:
+        work(prepared, study, events, wait_for_others=True)
+    except KeyboardInterrupt:
+        _stop_workers(extra)
+        raise SearchInterrupted(run_dir, progress_counts(study)) from None
+    finally:
+        for process in extra:
+            process.join()
+
+
+def _stop_workers(processes: list[Any]) -> None:
+    """Pass a Ctrl-C on to the extra workers once and give them time to release their
+    trainings; whatever is still running after that is terminated (and recovered on resume)."""
+    for process in processes:
+        if process.is_alive() and process.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + 30
+    for process in processes:
+        process.join(max(0.1, deadline - time.monotonic()))
+        if process.is_alive():
+            process.terminate()
 
 
 def _start_workers(settings: SearchSettings, run_dir: Path) -> list[Any]:

@@ -7,21 +7,30 @@ Note:
     GridSampler is not used: after ``kill -9`` it re-runs points late and, with several
     workers, duplicates the tail of the grid. A trial that was interrupted (Ctrl-C) or whose
     worker died is marked FAIL with its reason and its item is enqueued again, exactly once.
+    A worker is dead when its process is gone (same machine) or its heartbeat is older than
+    ``GRACE_S`` (any machine: optuna's heartbeat on RDB storages, a system attribute on a
+    journal). The journal's write lock is an ``flock``, which the kernel drops with a killed
+    writer, and a torn record a killed writer leaves is cut off before the journal is read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
 import socket
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
+from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from effscale.errors import EffscaleError
@@ -29,6 +38,10 @@ from effscale.errors import EffscaleError
 ITEM_PARAM = "item"
 JOURNAL_NAME = "study.journal"
 RETRYABLE = ("interrupted", "worker died")
+# A running trial whose heartbeat is older than GRACE_S is taken to be from a dead worker.
+HEARTBEAT_S = int(os.environ.get("EFFSCALE_HEARTBEAT_S", "10"))
+GRACE_S = int(os.environ.get("EFFSCALE_GRACE_S", "60"))
+CONNECT_TIMEOUT_S = 5
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -41,55 +54,135 @@ def split_item(item: str) -> tuple[str, int]:
     return candidate, int(seed)
 
 
-def repair_journal(path: Path) -> bool:
-    """Cut a torn last line (a writer killed mid-append) off a journal file.
+def repair_journal(path: Path) -> int:
+    """Cut torn records (a writer killed mid-append) out of a journal file.
 
-    Returns ``True`` when something was cut; the cut bytes are kept beside it as ``.torn``.
+    A torn record is either the last line without its newline, or a line where a later
+    append was glued onto a torn one (``{"op_c{"op_code": ...}``); the glued record is kept.
+    Returns how many torn pieces were cut; they are kept beside the journal as ``.torn``.
     """
     if not path.is_file():
-        return False
+        return 0
     data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        lines = data.splitlines()
-        if not lines:
-            return False
-        try:
-            json.loads(lines[-1])
-            return False
-        except ValueError:
-            keep = data[: len(data) - len(lines[-1]) - 1]
-    else:
-        keep = data[: data.rfind(b"\n") + 1]
-    (path.parent / (path.name + ".torn")).write_bytes(data[len(keep):])
-    with open(path, "r+b") as handle:
-        handle.truncate(len(keep))
-        handle.flush()
-        os.fsync(handle.fileno())
+    kept, torn = [], []
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines):
+        last = number == len(lines) - 1
+        if last and not line:
+            break
+        if not last and _parses(line):
+            kept.append(line)
+            continue
+        start = line.rfind(b'{"op_code"')
+        if not last and start > 0 and _parses(line[start:]):
+            kept.append(line[start:])
+            torn.append(line[:start])
+        else:
+            torn.append(line)
+    if not torn:
+        return 0
+    from effscale import atomic
+
+    atomic.write_bytes(path.parent / (path.name + ".torn"), b"\n".join(torn) + b"\n")
+    atomic.write_bytes(path, b"".join(line + b"\n" for line in kept))
+    return len(torn)
+
+
+def _parses(line: bytes) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
     return True
 
 
-def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
+class FlockLock(BaseJournalFileLock):
+    """The journal's write lock as ``flock`` on a side file.
+
+    optuna's own file locks are files that a killed writer leaves behind, stalling every
+    other worker for their 30 s grace period; the kernel drops an ``flock`` with its process.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = str(path)
+        self._local = threading.local()
+
+    def acquire(self) -> bool:
+        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._local.fd = fd
+        return True
+
+    def release(self) -> None:
+        fd = getattr(self._local, "fd", None)
+        if fd is not None:
+            self._local.fd = None
+            os.close(fd)  # closing drops the lock
+
+
+def open_storage(url: str | None, run_dir: Path,
+                 notice: Callable[[str], None] | None = None) -> BaseStorage:
     """The run's storage: a journal file in ``run_dir`` (default) or any optuna storage URL.
 
-    RDB storages (PostgreSQL, MySQL, SQLite) get a heartbeat so that trials of a worker that
-    died are noticed by the others.
+    RDB storages (PostgreSQL, MySQL, SQLite) get optuna's heartbeat, recorded by
+    :class:`Heartbeat`, so that trials of a worker that died on any machine are failed and
+    their items enqueued again. A server that cannot be reached fails within seconds.
     """
     if url is None:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
-
-        path = run_dir / JOURNAL_NAME
-        repair_journal(path)
-        try:
-            backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
-            return JournalStorage(backend)
-        except ValueError as exc:
-            raise EffscaleError(f"{path}: damaged study journal ({exc})", 1) from None
+        return _journal_storage(run_dir / JOURNAL_NAME, notice)
+    url = _driver_url(url)
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if url.startswith(("postgresql", "mysql")):
+        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
     try:
-        return optuna.storages.RDBStorage(url, heartbeat_interval=30, grace_period=120)
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+            grace_period=GRACE_S, heartbeat_stale_trial_callback=_requeue_stale)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        text = " ".join(str(exc).split())
+        first = (text.split(" (Background on this error")[0] or exc.__class__.__name__)[:300]
         raise EffscaleError(f"cannot open storage {_redact(url)}: {first}", 1) from None
+
+
+def _journal_storage(path: Path, notice: Callable[[str], None] | None) -> BaseStorage:
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    lock = FlockLock(path.parent / ".journal.lock")
+    if path.is_file():  # under the writers' lock: a record being appended is not torn
+        lock.acquire()
+        try:
+            cut = repair_journal(path)
+        finally:
+            lock.release()
+    else:
+        cut = 0
+    if cut and notice is not None:
+        notice(f"{path}: cut {cut} torn record(s) left by a killed writer (kept in "
+               f"{path.name}.torn)")
+    try:
+        backend = JournalFileBackend(str(path), lock_obj=lock)
+        storage = JournalStorage(backend)
+    except (ValueError, KeyError) as exc:
+        raise EffscaleError(f"{path}: damaged study journal ({exc})", 1) from None
+    except OSError as exc:
+        raise EffscaleError(f"{path}: cannot open the study journal ({exc.strerror})",
+                            1) from None
+    return storage
+
+
+def _driver_url(url: str) -> str:
+    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 when that is what is
+    installed, and say what to install when neither is."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise EffscaleError(f"--storage {url!r} is not a URL (e.g. postgresql://user:pass@host/db)")
+    if scheme not in ("postgresql", "postgres"):
+        return url
+    for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql")):
+        if importlib.util.find_spec(module) is not None:
+            return f"{dialect}://{rest}"
+    raise EffscaleError("PostgreSQL storage needs a driver: pip install 'psycopg[binary]'", 1)
 
 
 def _redact(url: str) -> str:
@@ -115,11 +208,21 @@ def _creation_lock(run_dir: Path) -> Iterator[None]:
 
 
 def describe_differences(stored: dict[str, Any], current: dict[str, Any]) -> str:
-    """``"epochs: 3 -> 5; dataset: a -> b"`` for the keys whose values differ."""
-    keys = sorted(set(stored) | set(current))
-    diffs = [f"{k}: {stored.get(k)!r} -> {current.get(k)!r}" for k in keys
-             if stored.get(k) != current.get(k)]
+    """``"budget.epochs: 3 -> 5; dataset: 'a' -> 'b'"`` for the values that differ."""
+    old, new = _flatten(stored), _flatten(current)
+    diffs = [f"{k}: {old.get(k, '(unset)')!r} -> {new.get(k, '(unset)')!r}"
+             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     return "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
+
+
+def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def open_study(
@@ -131,7 +234,9 @@ def open_study(
     ``identity`` holds what defines the search (grid, data fingerprint, budget, recipe,
     seed); a different one is refused with what differs.
     """
-    with _creation_lock(run_dir):
+    # Across machines (RDB) two creators may both enqueue; claim_next drops the duplicates.
+    lock = contextlib.nullcontext() if _is_rdb(storage) else _creation_lock(run_dir)
+    with lock:
         study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                     load_if_exists=True, pruner=pruner)
         stored = study.user_attrs.get("identity")
@@ -140,10 +245,9 @@ def open_study(
             for item in items:
                 study.enqueue_trial({ITEM_PARAM: item}, skip_if_exists=False)
         elif stored != identity:
-            raise EffscaleError(
-                f"study {name!r} belongs to a different search ({describe_differences(stored, identity)}); "
-                "use another --out/--study, or the original settings to resume it"
-            )
+            differences = describe_differences(stored, identity)
+            raise EffscaleError(f"study {name!r} belongs to a different search ({differences}); "
+                                "use another --out/--study, or the original settings to resume it")
     return study
 
 
@@ -196,66 +300,163 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def recover_dead_workers(study: optuna.Study) -> list[str]:
-    """Fail RUNNING trials whose worker is gone and enqueue their items again.
+def _is_rdb(storage: BaseStorage) -> bool:
+    return isinstance(storage, optuna.storages.RDBStorage)
 
-    On this machine a worker is gone when its process no longer exists; on RDB storages
-    optuna's heartbeat also catches workers on other machines.
+
+def _is_stale(trial: FrozenTrial, host: str, now: float) -> bool:
+    """A RUNNING trial is stale when its worker's process is gone (same machine), or, on a
+    journal, when its heartbeat is older than GRACE_S (any machine; RDB storages use
+    optuna's heartbeat instead)."""
+    worker = trial.system_attrs.get("effscale_worker", "")
+    whost, _, pid = worker.rpartition(":")
+    if whost == host and pid.isdigit() and not _pid_alive(int(pid)):
+        return True
+    beat = trial.system_attrs.get("effscale_heartbeat")
+    if beat is None and trial.datetime_start is not None:
+        beat = trial.datetime_start.timestamp()
+    return beat is not None and now - float(beat) > GRACE_S
+
+
+def recover_dead_workers(study: optuna.Study) -> list[str]:
+    """Fail RUNNING trials whose worker is gone and enqueue their items again, once.
+
+    Moving a trial from RUNNING to FAIL succeeds for one caller only, so when several
+    workers notice the same dead one, exactly one of them enqueues the item again.
     """
     storage = study._storage
-    if isinstance(storage, optuna.storages.RDBStorage):
-        optuna.storages.fail_stale_trials(study)
+    if _is_rdb(storage):
+        optuna.storages.fail_stale_trials(study)  # runs _requeue_stale for each one it failed
     recovered = []
-    host = socket.gethostname()
-    for item, trials in item_states(study).items():
-        for trial in trials:
-            worker = trial.system_attrs.get("effscale_worker", "")
-            whost, _, pid = worker.rpartition(":")
-            stale_here = (trial.state == TrialState.RUNNING and whost == host and pid.isdigit()
-                          and not _pid_alive(int(pid)))
-            stale_rdb = (trial.state == TrialState.FAIL and "failure_kind" not in trial.user_attrs)
-            if not (stale_here or stale_rdb):
-                continue
-            if stale_here and not storage.set_trial_state_values(
-                    trial._trial_id, TrialState.FAIL):
-                continue
-            storage.set_trial_user_attr(trial._trial_id, "failure_kind", "worker died")
-            if not is_settled(trials) and not _has_waiting(trials):
-                study.enqueue_trial({ITEM_PARAM: item}, skip_if_exists=False)
-            recovered.append(item)
+    host, now = socket.gethostname(), time.time()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if _is_rdb(storage) and "effscale_worker" not in trial.system_attrs:
+            continue  # claimed a moment ago; the heartbeat covers it from here on
+        if not _is_stale(trial, host, now) or not _finish(storage, trial._trial_id):
+            continue
+        _requeue_stale(study, trial)
+        recovered.append(item_of(trial) or "")
     return recovered
 
 
-def _has_waiting(trials: list[FrozenTrial]) -> bool:
-    return any(t.state == TrialState.WAITING for t in trials)
+def _finish(storage: BaseStorage, trial_id: int) -> bool:
+    """Move a RUNNING trial to FAIL; ``False`` when another process finished it first."""
+    try:
+        return storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return False
+
+
+def _requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Record why a stale trial failed and enqueue its item again (called once per trial)."""
+    study._storage.set_trial_user_attr(trial._trial_id, "failure_kind", "worker died")
+    study._storage.set_trial_user_attr(trial._trial_id, "failure",
+                                       "its worker stopped without finishing it")
+    item = item_of(trial)
+    if item is not None:
+        study.enqueue_trial({ITEM_PARAM: item}, skip_if_exists=False)
 
 
 def claim_next(study: optuna.Study) -> optuna.Trial | None:
-    """Atomically take the next WAITING trial whose item is not done or running elsewhere."""
+    """Atomically take the next WAITING trial whose item is not done or running elsewhere.
+
+    Only the lowest-numbered WAITING trial of an item is ever tried, and a lost race moves
+    on to the next item, so two workers never run two copies of one item; a copy left by
+    two concurrent enqueues is failed as ``duplicate`` when claimed.
+    """
     storage = study._storage
     groups = item_states(study)
-    for _, trials in sorted(groups.items(), key=lambda kv: min(t.number for t in kv[1])):
-        for trial in trials:
-            if trial.state != TrialState.WAITING:
-                continue
-            if not storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING):
-                continue  # another worker took it first
-            others = [t for t in trials if t.number != trial.number]
-            busy = is_settled(others) or any(t.state == TrialState.RUNNING for t in others)
-            if busy:  # a duplicate left by a race between two workers' re-enqueues
-                storage.set_trial_user_attr(trial._trial_id, "failure_kind", "duplicate")
-                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-                continue
-            storage.set_trial_system_attr(trial._trial_id, "effscale_worker", _worker_id())
-            return optuna.Trial(study, trial._trial_id)
+    for item, trials in sorted(groups.items(), key=lambda kv: min(t.number for t in kv[1])):
+        waiting = [t for t in trials if t.state == TrialState.WAITING]
+        if not waiting or is_settled(trials):
+            if waiting and is_settled(trials):
+                _drop_duplicate(storage, waiting[0])
+            continue
+        trial = min(waiting, key=lambda t: t.number)
+        if not storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING):
+            continue  # another worker took it first
+        others = [t for t in storage.get_all_trials(study._study_id, deepcopy=False)
+                  if item_of(t) == item and t.number != trial.number]
+        if is_settled(others) or any(t.state == TrialState.RUNNING for t in others):
+            _fail_duplicate(storage, trial._trial_id)
+            continue
+        storage.set_trial_system_attr(trial._trial_id, "effscale_worker", _worker_id())
+        return optuna.Trial(study, trial._trial_id)
     return None
 
 
+def _drop_duplicate(storage: BaseStorage, trial: FrozenTrial) -> None:
+    if storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING):
+        _fail_duplicate(storage, trial._trial_id)
+
+
+def _fail_duplicate(storage: BaseStorage, trial_id: int) -> None:
+    storage.set_trial_user_attr(trial_id, "failure_kind", "duplicate")
+    _finish(storage, trial_id)
+
+
 def release_interrupted(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
-    """Mark an interrupted trial FAIL and enqueue its item again, so a resume re-runs it."""
-    item = trial.params.get(ITEM_PARAM) or trial.system_attrs.get("fixed_params", {}).get(ITEM_PARAM)
-    trial.set_user_attr("failure_kind", "interrupted")
-    trial.set_user_attr("failure", reason)
-    study.tell(trial, state=TrialState.FAIL)
+    """Mark an interrupted trial FAIL and enqueue its item again, so a resume re-runs it.
+
+    If another worker already failed it as stale, that worker has enqueued it; nothing to do.
+    """
+    frozen = study._storage.get_trial(trial._trial_id)
+    if frozen.state != TrialState.RUNNING:
+        return
+    study._storage.set_trial_user_attr(trial._trial_id, "failure_kind", "interrupted")
+    study._storage.set_trial_user_attr(trial._trial_id, "failure", reason)
+    if not _finish(study._storage, trial._trial_id):
+        return
+    item = item_of(frozen)
     if item is not None:
         study.enqueue_trial({ITEM_PARAM: item}, skip_if_exists=False)
+
+
+class Heartbeat:
+    """A background thread that keeps the current trial's heartbeat fresh.
+
+    On RDB storages it records optuna's heartbeat (what ``fail_stale_trials`` reads); on a
+    journal it writes the ``effscale_heartbeat`` system attribute. ``watch_parent`` makes
+    an extra ``--workers`` process interrupt itself when the search that started it is gone.
+    """
+
+    def __init__(self, study: optuna.Study, watch_parent: bool = False) -> None:
+        self.study = study
+        self.trial_id: int | None = None
+        self._parent = os.getppid() if watch_parent else None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="effscale-heartbeat",
+                                        daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def start(self, trial_id: int) -> None:
+        self.trial_id = trial_id
+        self.beat()
+
+    def beat(self) -> None:
+        trial_id, storage = self.trial_id, self.study._storage
+        if trial_id is None:
+            return
+        with contextlib.suppress(Exception):  # a finished trial or a blip: the next beat retries
+            if _is_rdb(storage):
+                storage.record_heartbeat(trial_id)
+            else:
+                storage.set_trial_system_attr(trial_id, "effscale_heartbeat", time.time())
+
+    def _run(self) -> None:
+        import signal
+
+        last = time.monotonic()
+        while not self._stop.wait(1.0):
+            if self._parent is not None and os.getppid() != self._parent:
+                os.kill(os.getpid(), signal.SIGINT)  # our search was killed: release and stop
+                return
+            if time.monotonic() - last >= HEARTBEAT_S:
+                last = time.monotonic()
+                self.beat()

@@ -4,7 +4,8 @@ Speed choices (measured on a 2-core CPU, see benchmarks/): images stay uint8 ten
 resized to the candidate's resolution once per run, not per step; augmentation is batched on
 tensors; the model runs channels_last (oneDNN's NCHW depthwise conv is 1.4-2.8x slower on
 small maps); losses are summed on-device and read once per epoch, so no step waits on a host
-sync; evaluation runs under ``torch.inference_mode``. On CUDA, bf16 autocast is added.
+sync; evaluation runs under ``torch.inference_mode``. On CUDA, bf16 autocast is added, and
+``torch.compile`` on request (it took 140 s to compile and gained nothing on the 2-core CPU).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from effscale.blocks import zero_init_residual_branches
 from effscale.builder import build_model
 from effscale.config import ModelConfig
 
@@ -44,6 +46,7 @@ class Recipe:
     crop_padding: int = 0
     flip: bool = True
     proxy_regularization: bool = False
+    zero_init_residual: bool = False
     stem_stride: int | None = None
     eval_batch_size: int = 500
 
@@ -169,6 +172,95 @@ def _autocast(device: torch.device):
     return torch.autocast("cpu", enabled=False)
 
 
+class ProxyTrainer:
+    """One proxy training run that can be advanced an epoch at a time (successive halving
+    pauses candidates between rungs); :func:`train_config` runs it to the end.
+
+    The one-cycle schedule spans ``recipe.epochs`` from the start, so a run paused after
+    epoch k and continued is the same run as one trained straight through.
+    """
+
+    def __init__(self, config: ModelConfig, train_images: torch.Tensor,
+                 train_labels: torch.Tensor, val_images: torch.Tensor, val_labels: torch.Tensor,
+                 *, recipe: Recipe, resolution: int, num_classes: int, device: torch.device,
+                 seed: int = 0, compile_model: bool = False) -> None:
+        torch.manual_seed(seed)
+        self.recipe, self.device = recipe, device
+        self.generator = torch.Generator().manual_seed(seed)
+        self.model = build_model(proxy_config(config, recipe, num_classes)).to(device)
+        if recipe.zero_init_residual:
+            zero_init_residual_branches(self.model)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        # torch.compile took 140 s and gained nothing on a 2-core CPU at 32 px: CUDA only.
+        self.compiled = compile_model and device.type == "cuda"
+        self.forward = torch.compile(self.model) if self.compiled else self.model
+        self.train_x = resize_images(train_images, resolution)
+        self.train_y = train_labels
+        self.val_x, self.val_y = resize_images(val_images, resolution), val_labels
+        self.steps = max(1, self.train_x.shape[0] // recipe.batch_size)  # no ragged batch
+        self.optimizer = make_optimizer(self.model, recipe)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(
+            self.optimizer, max_lr=recipe.lr, total_steps=self.steps * recipe.epochs,
+            pct_start=recipe.warmup_fraction,
+        )
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        self.result = TrainResult(0.0, [], [], [], [], 0.0, 0.0, 0, resolution)
+        self.result.extra["compiled"] = self.compiled
+
+    @property
+    def done(self) -> bool:
+        return self.result.epochs_run >= self.recipe.epochs
+
+    def run_epoch(self, progress: ProgressFn | None = None) -> float:
+        """Train one epoch, validate, and return the validation accuracy."""
+        recipe, device, model, epoch = self.recipe, self.device, self.model, self.result.epochs_run
+        model.train()
+        start = time.perf_counter()
+        order = torch.randperm(self.train_x.shape[0], generator=self.generator)
+        loss_sum = torch.zeros((), device=device)
+        hit_sum = torch.zeros((), device=device)
+        for step in range(self.steps):
+            index = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
+            batch = augment(normalize(self.train_x[index], device), recipe, self.generator)
+            batch = batch.contiguous(memory_format=torch.channels_last)
+            target = self.train_y[index].to(device, non_blocking=True)
+            with _autocast(device):
+                logits = self.forward(batch)
+                loss = self.loss_fn(logits.float(), target)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.schedule.step()
+            loss_sum += loss.detach()
+            hit_sum += (logits.detach().argmax(1) == target).sum()
+            if progress is not None:
+                progress(epoch, recipe.epochs, step + 1, self.steps)
+        mean_loss = loss_sum.item() / self.steps  # the one host sync per epoch
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        elapsed = time.perf_counter() - start
+        if not math.isfinite(mean_loss):
+            raise DivergedError(f"training loss became {mean_loss} in epoch {epoch + 1}")
+        self.optimizer.zero_grad(set_to_none=True)  # a paused run holds no gradients
+        accuracy, hits = evaluate(self.forward, self.val_x, self.val_y, device,
+                                  recipe.eval_batch_size)
+        result = self.result
+        result.extra["val_correct"] = hits
+        result.train_loss_per_epoch.append(mean_loss)
+        result.train_accuracy_per_epoch.append(hit_sum.item() / (self.steps * recipe.batch_size))
+        result.val_accuracy_per_epoch.append(accuracy)
+        result.epoch_seconds.append(elapsed)
+        result.val_accuracy, result.epochs_run = accuracy, epoch + 1
+        result.train_seconds = sum(result.epoch_seconds)
+        result.images_per_second = (result.epochs_run * self.steps * recipe.batch_size
+                                    / result.train_seconds) if result.train_seconds else 0.0
+        return accuracy
+
+    def finish(self) -> TrainResult:
+        self.result.extra["model"] = self.model
+        return self.result
+
+
 def train_config(
     config: ModelConfig,
     train_images: torch.Tensor,
@@ -183,68 +275,19 @@ def train_config(
     seed: int = 0,
     progress: ProgressFn | None = None,
     on_epoch: EpochFn | None = None,
+    compile_model: bool = False,
 ) -> TrainResult:
     """Train ``config`` from scratch on uint8 images and return validation accuracy per epoch.
 
     ``on_epoch`` is called after each epoch's validation (a pruner raises from it to stop).
-    Raises :class:`DivergedError` when the loss stops being finite.
+    ``compile_model`` wraps the model in ``torch.compile`` on CUDA (ignored on CPUs, where it
+    did not pay). Raises :class:`DivergedError` when the loss stops being finite.
     """
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = build_model(proxy_config(config, recipe, num_classes)).to(device)
-    model = model.to(memory_format=torch.channels_last)
-    train_x = resize_images(train_images, resolution)
-    val_x = resize_images(val_images, resolution)
-    n = train_x.shape[0]
-    steps = max(1, n // recipe.batch_size)  # drop the ragged last batch: BN dislikes tiny ones
-    optimizer = make_optimizer(model, recipe)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=recipe.lr, total_steps=steps * recipe.epochs,
-        pct_start=recipe.warmup_fraction,
-    )
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    result = TrainResult(0.0, [], [], [], [], 0.0, 0.0, 0, resolution)
-    seen, train_time = 0, 0.0
-    for epoch in range(recipe.epochs):
-        model.train()
-        start = time.perf_counter()
-        order = torch.randperm(n, generator=generator)
-        loss_sum = torch.zeros((), device=device)
-        hit_sum = torch.zeros((), device=device)
-        for step in range(steps):
-            index = order[step * recipe.batch_size:(step + 1) * recipe.batch_size]
-            batch = augment(normalize(train_x[index], device), recipe, generator)
-            batch = batch.contiguous(memory_format=torch.channels_last)
-            target = train_labels[index].to(device, non_blocking=True)
-            with _autocast(device):
-                logits = model(batch)
-                loss = loss_fn(logits.float(), target)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            loss_sum += loss.detach()
-            hit_sum += (logits.detach().argmax(1) == target).sum()
-            if progress is not None:
-                progress(epoch, recipe.epochs, step + 1, steps)
-        mean_loss = loss_sum.item() / steps  # the one host sync per epoch
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        elapsed = time.perf_counter() - start
-        train_time += elapsed
-        seen += steps * recipe.batch_size
-        if not math.isfinite(mean_loss):
-            raise DivergedError(f"training loss became {mean_loss} in epoch {epoch + 1}")
-        accuracy, hits = evaluate(model, val_x, val_labels, device, recipe.eval_batch_size)
-        result.extra["val_correct"] = hits
-        result.train_loss_per_epoch.append(mean_loss)
-        result.train_accuracy_per_epoch.append(hit_sum.item() / (steps * recipe.batch_size))
-        result.val_accuracy_per_epoch.append(accuracy)
-        result.epoch_seconds.append(elapsed)
-        result.val_accuracy, result.epochs_run = accuracy, epoch + 1
-        result.train_seconds = train_time
-        result.images_per_second = seen / train_time if train_time else 0.0
+    trainer = ProxyTrainer(config, train_images, train_labels, val_images, val_labels,
+                           recipe=recipe, resolution=resolution, num_classes=num_classes,
+                           device=device, seed=seed, compile_model=compile_model)
+    while not trainer.done:
+        accuracy = trainer.run_epoch(progress)
         if on_epoch is not None:
-            on_epoch(epoch + 1, accuracy)
-    result.extra["model"] = model
-    return result
+            on_epoch(trainer.result.epochs_run, accuracy)
+    return trainer.finish()

@@ -53,7 +53,9 @@ ROUND_DEPTH_CASES = [
     (1.0, "ceil", 1),
     (1 * 1.1, "ceil", 2),
     (3 * 1.1, "ceil", 4),  # 3.3000000000000003
-    (5 * 1.2, "ceil", 6),  # 6.000000000000001: float noise must not add a block
+    (5 * 1.2, "ceil", 6),  # exactly 6.0 in binary floating point
+    (6.000000000000001, "ceil", 6),  # float noise must not add a block
+    (10 * (0.1 * 3), "ceil", 3),  # 3.0000000000000004
     (3 * 1.4, "ceil", 5),  # 4.199999999999999
     (4 * 1.8, "ceil", 8),
     (1 * 3.1, "ceil", 4),

@@ -1,0 +1,167 @@
+"""Models scaled along one rule to a target of MEASURED FLOPs (EfficientNet's Table 3 setup).
+
+Each rule maps one multiplier ``m`` to a config: depth-only (repeats x m), width-only
+(channels x m), resolution-only (input size x m) and Dollár et al.'s "fast" rule (FLOPs scale
+``s``: depth ``s**((1-a)/2)``, width ``s**(a/2)``, resolution ``s**((1-a)/4)``).
+
+Note:
+    Rounding (ceil of repeats, channels to multiples of 8, input size to multiples of the
+    resolution step) makes measured FLOPs a step function of the multiplier, and at small
+    proxy sizes the steps are large: B0 at 40 px measures 2.5x the FLOPs of 32 px, because
+    the last stages' 1x1 maps become 2x2. :func:`solve` therefore bisects over the multiplier
+    with the rounding in place, measures only distinct configs, and keeps whichever of the
+    two configs around the target is closer to it (in log ratio). Callers report the
+    achieved ratio; it may miss the target by more than any tolerance when no config lies
+    closer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from effscale.config import ModelConfig, ScalingRules
+from effscale.errors import EffscaleError
+from effscale.flops import Complexity, count_flops
+from effscale.scaling import scale_config
+
+DIMENSIONS = ("depth", "width", "resolution")
+FAST_A = 0.8
+MAX_MULTIPLIER = 64.0
+RTOL = 0.005  # stop at a config this close to the target
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """One model of a comparison: its multipliers, config and measured complexity."""
+
+    name: str
+    multiplier: float  # the solved (or given) single multiplier; phi for compound
+    depth: float
+    width: float
+    resolution: float
+    config: ModelConfig
+    complexity: Complexity
+    base_flops: int
+    target_flops: int
+
+    @property
+    def ratio(self) -> float:
+        """Measured FLOPs over the base's."""
+        return self.complexity.flops / self.base_flops
+
+    @property
+    def target_error(self) -> float:
+        """Measured FLOPs over the target, minus 1 (0.03 = 3 % above the target)."""
+        return self.complexity.flops / self.target_flops - 1
+
+
+def fast_multipliers(s: float, a: float = FAST_A) -> tuple[float, float, float]:
+    """Dollár et al. 2021 "fast" scaling for FLOPs scale ``s``: mostly width, some depth and
+    resolution; ``d * w**2 * r**2 == s``."""
+    if not 0 <= a <= 1:
+        raise EffscaleError(f"--fast-a must be in [0, 1], got {a}")
+    return s ** ((1 - a) / 2), s ** (a / 2), s ** ((1 - a) / 4)
+
+
+def rule_multipliers(rule: str, m: float, fast_a: float = FAST_A) -> tuple[float, float, float]:
+    """(depth, width, resolution) multipliers of ``rule`` at its single multiplier ``m``."""
+    if rule == "depth":
+        return m, 1.0, 1.0
+    if rule == "width":
+        return 1.0, m, 1.0
+    if rule == "resolution":
+        return 1.0, 1.0, m
+    if rule == "fast":
+        return fast_multipliers(m, fast_a)
+    raise EffscaleError(f"unknown rule {rule!r} (valid: {', '.join((*DIMENSIONS, 'fast'))})")
+
+
+def scaled_config(base: ModelConfig, rule: str, m: float, rules: ScalingRules,
+                  fast_a: float = FAST_A) -> ModelConfig:
+    depth, width, resolution = rule_multipliers(rule, m, fast_a)
+    return scale_config(base, depth=depth, width=width, resolution=resolution, rules=rules,
+                        name=f"{base.name}-{rule}")
+
+
+class Measurer:
+    """FLOPs of configs, each distinct config measured once (``count_flops`` also caches on
+    disk)."""
+
+    def __init__(self, counter: str = "fvcore") -> None:
+        self.counter = counter
+        self.measured: dict[ModelConfig, Complexity] = {}
+
+    def __call__(self, config: ModelConfig) -> Complexity:
+        if config not in self.measured:
+            self.measured[config] = count_flops(config, config.resolution, self.counter)
+        return self.measured[config]
+
+
+def solve(build: Callable[[float], ModelConfig], target: float, measure: Measurer,
+          rtol: float = RTOL, max_multiplier: float = MAX_MULTIPLIER) -> tuple[float, ModelConfig]:
+    """The multiplier whose built config's measured FLOPs is closest to ``target``.
+
+    Assumes FLOPs never fall as the multiplier grows. The bracket ``lo`` (below the target) /
+    ``hi`` (at or above it) shrinks by interpolating log FLOPs over log multiplier (kept
+    within the middle 80 % of the bracket, so it never stalls); a point that builds the same
+    config as an end moves that end without a measurement. It stops early at a config within
+    ``rtol`` of the target, else when the bracket is two adjacent steps, and returns the
+    closer of the two.
+    """
+    flops = lambda m: measure(build(m)).flops  # noqa: E731
+    lo, hi = 1.0, 2.0
+    while flops(lo) >= target:
+        lo, hi = lo / 2, lo
+        if lo < 1 / max_multiplier:
+            return hi, build(hi)  # even the smallest model is above the target
+    while flops(hi) < target:
+        lo, hi = hi, hi * 2
+        if hi > max_multiplier:
+            raise EffscaleError(f"no multiplier up to {max_multiplier:g} reaches "
+                                f"{target:,.0f} FLOPs")
+    for _ in range(100):
+        if abs(flops(hi) / target - 1) <= rtol or hi - lo <= 1e-7 * hi:
+            break
+        low_flops, high_flops = flops(lo), flops(hi)
+        t = math.log(target / low_flops) / math.log(high_flops / low_flops)
+        mid = lo * (hi / lo) ** min(0.9, max(0.1, t))
+        config = build(mid)
+        if config == build(lo):
+            lo = mid
+        elif config == build(hi) or measure(config).flops >= target:
+            hi = mid
+        else:
+            lo = mid
+            if abs(measure(config).flops / target - 1) <= rtol:
+                break
+    return min(((lo, build(lo)), (hi, build(hi))),
+               key=lambda mc: abs(math.log(measure(mc[1]).flops / target)))
+
+
+def solve_rule(base: ModelConfig, rule: str, target: float, rules: ScalingRules,
+               measure: Measurer, fast_a: float = FAST_A) -> Scaled:
+    """``base`` scaled by ``rule`` to the measured FLOPs closest to ``target``."""
+    m, config = solve(lambda x: scaled_config(base, rule, x, rules, fast_a), target, measure)
+    depth, width, resolution = rule_multipliers(rule, m, fast_a)
+    return Scaled(rule, m, depth, width, resolution, config.replace(name=rule),
+                  measure(config), measure(base).flops, round(target))
+
+
+def compound(base: ModelConfig, alpha: float, beta: float, gamma: float, phi: float,
+             rules: ScalingRules, measure: Measurer, target: float | None = None) -> Scaled:
+    """``base`` scaled by ``alpha**phi``, ``beta**phi``, ``gamma**phi`` (not solved: its
+    measured FLOPs are what they are; by default they are the target for the others)."""
+    depth, width, resolution = alpha ** phi, beta ** phi, gamma ** phi
+    config = scale_config(base, depth=depth, width=width, resolution=resolution, rules=rules,
+                          name="compound")
+    complexity = measure(config)
+    return Scaled("compound", phi, depth, width, resolution, config, complexity,
+                  measure(base).flops, round(target or complexity.flops))
+
+
+def base_model(base: ModelConfig, measure: Measurer, target: float) -> Scaled:
+    config = base.replace(name="base")
+    return Scaled("base", 0.0, 1.0, 1.0, 1.0, config, measure(config), measure(base).flops,
+                  round(target))

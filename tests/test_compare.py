@@ -1,0 +1,133 @@
+"""``effscale compare``: the equal-FLOPs solver and an end-to-end run on synthetic data."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from effscale.bases import get_base
+from effscale.config import ScalingRules
+from effscale.equal_flops import (
+    DIMENSIONS,
+    Measurer,
+    fast_multipliers,
+    rule_multipliers,
+    solve,
+    solve_rule,
+)
+from effscale.errors import EffscaleError
+
+Cli = Callable[..., tuple[int, str, str]]
+
+
+class FakeMeasure:
+    """FLOPs of a fake "config" (an int step index): 100 per step; counts measurements."""
+
+    def __init__(self) -> None:
+        self.calls: set[int] = set()
+
+    def __call__(self, config: int) -> SimpleNamespace:
+        self.calls.add(config)
+        return SimpleNamespace(flops=100 * config)
+
+
+@pytest.mark.parametrize(("target", "expected"), [(1000, 10), (1040, 10), (1060, 11),
+                                                  (2000, 20), (150, 2)])
+def test_solve_picks_the_closest_step(target: float, expected: int) -> None:
+    measure = FakeMeasure()
+    # steps of a tenth of a multiplier, rounded up like ceil depth rounding
+    multiplier, config = solve(lambda m: math.ceil(m * 10 - 1e-9), target, measure)
+    assert config == expected
+    assert math.ceil(multiplier * 10 - 1e-9) == expected
+    assert len(measure.calls) <= 12  # bisection, not a scan
+
+
+def test_solve_refuses_an_unreachable_target() -> None:
+    with pytest.raises(EffscaleError, match="no multiplier up to"):
+        solve(lambda m: 1, 10_000, FakeMeasure())
+
+
+def test_fast_rule_multiplies_to_s() -> None:
+    d, w, r = fast_multipliers(2.0)
+    assert d * w ** 2 * r ** 2 == pytest.approx(2.0)
+    assert (d, w, r) == pytest.approx((2 ** 0.1, 2 ** 0.4, 2 ** 0.05))
+    assert rule_multipliers("width", 1.3) == (1.0, 1.3, 1.0)
+    with pytest.raises(EffscaleError, match="valid: depth, width, resolution, fast"):
+        rule_multipliers("height", 1.0)
+
+
+@pytest.fixture(scope="module")
+def measurers() -> dict[str, Measurer]:
+    return {name: Measurer("torch") for name in ("b0", "mobilenetv2", "resnet50")}
+
+
+@pytest.mark.parametrize("dimension", DIMENSIONS)
+@pytest.mark.parametrize("base_name", ["b0", "mobilenetv2", "resnet50"])
+def test_solver_hits_twice_the_flops_at_224px(base_name: str, dimension: str,
+                                              measurers: dict[str, Measurer]) -> None:
+    base = get_base(base_name, num_classes=10)
+    measure = measurers[base_name]
+    target = 2 * measure(base).flops
+    model = solve_rule(base, dimension, target, ScalingRules(), measure)
+    assert abs(model.target_error) <= 0.05, (model.multiplier, model.ratio)
+    assert model.ratio == pytest.approx(model.complexity.flops / measure(base).flops)
+    changed = {"depth": [s.repeats for s in model.config.stages] != [s.repeats for s in
+                                                                      base.stages],
+               "width": model.config.stages[-1].channels != base.stages[-1].channels,
+               "resolution": model.config.resolution != base.resolution}
+    assert changed == {d: d == dimension for d in DIMENSIONS}
+
+
+def test_resolution_steps_at_a_32px_proxy_are_reported_not_hidden() -> None:
+    """B0 at 32 px -> 40 px: the last maps go from 1x1 to 2x2 and FLOPs jump far past 2x;
+    the solver keeps the closest size and its true ratio."""
+    base = get_base("b0", num_classes=10).replace(resolution=32)
+    measure = Measurer("torch")
+    model = solve_rule(base, "resolution", 2 * measure(base).flops, ScalingRules(), measure)
+    assert model.config.resolution == 40
+    assert model.ratio > 2.2 and model.target_error > 0.1
+
+
+ARGS = ["--dataset", "synthetic", "--budget", "smoke", "--counter", "torch", "--train-size",
+        "128", "--val-size", "64", "--batch-size", "32", "--epochs", "1", "--repeats", "2",
+        "--threads", "1", "--quiet"]
+
+
+@pytest.mark.slow
+def test_compare_end_to_end(cli: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, stdout, stderr = cli("compare", *ARGS, "--out", out)
+    assert code == 0, stderr
+    assert "equal-FLOPs comparison" in stdout and "compound vs depth" in stdout
+    with open(out / "compare.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["model"] for r in rows] == ["base", "compound", "depth", "width", "resolution"]
+    assert all(r["seeds"] == "2" and 0 <= float(r["val_accuracy"]) <= 1 for r in rows)
+    compound = rows[1]
+    assert float(compound["target_error"]) == 0.0
+    for row in rows[2:]:
+        assert float(row["flops"]) > float(rows[0]["flops"])
+    doc = yaml.safe_load((out / "compare.yaml").read_text())
+    assert doc["method"].startswith("separated when |margin| > 2 x sqrt")
+    assert len(doc["comparisons"]) == 4
+    assert (out / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The same command again resumes the finished study: nothing is trained twice.
+    code, stdout, stderr = cli("compare", *ARGS, "--out", out)
+    assert code == 0, stderr
+    assert list(csv.DictReader(open(out / "compare.csv"))) == rows
+
+
+def test_compare_dry_run_shows_the_models(cli: Cli, tmp_path: Path) -> None:
+    code, stdout, stderr = cli("compare", *ARGS, "--fast", "--out", tmp_path / "run",
+                               "--dry-run")
+    assert code == 0, stderr
+    for name in ("base", "compound", "depth", "width", "resolution", "fast"):
+        assert f"\n│ {name} " in stdout or f"│ {name}" in stdout
+    assert "10 trainings would run" in stderr
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,120 @@
+"""End to end: `effscale search` on the embedded synthetic data writes every output."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from effscale.config import load_config
+from effscale.report import Row, select
+from effscale.scaling import round_resolution
+
+pytestmark = pytest.mark.slow
+
+SMOKE = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "256",
+         "--val-size", "128", "--quiet")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str, str]:
+    from effscale.cli import main_entry
+
+    out = tmp_path_factory.mktemp("run") / "smoke"
+    import contextlib
+    import io
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = main_entry([*SMOKE, "--out", str(out)])
+    return out, code, stdout.getvalue(), stderr.getvalue()
+
+
+def test_smoke_search_writes_every_output(smoke_run: tuple[Path, int, str, str]) -> None:
+    out, code, stdout, stderr = smoke_run
+    assert code == 0, stderr
+    for name in ("settings.yaml", "trials.csv", "coefficients.yaml", "search.png"):
+        assert (out / name).is_file(), name
+    assert sorted(p.name for p in (out / "configs").iterdir()) == [f"b{i}.yaml" for i in range(8)]
+    assert (out / "search.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob("*.effscale-tmp-*"))
+
+
+def test_smoke_trials_cover_the_feasible_set(smoke_run: tuple[Path, int, str, str]) -> None:
+    out = smoke_run[0]
+    settings = yaml.safe_load((out / "settings.yaml").read_text())
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert settings["status"] == "complete"
+    assert len(rows) == settings["candidates"] + 1  # every candidate plus the base, once
+    assert rows[0]["candidate"] == "base"
+    for row in rows:
+        assert row["state"] == "complete"
+        assert 0.0 <= float(row["val_accuracy"]) <= 1.0
+        assert int(row["params"]) > 0 and int(row["flops"]) > 0
+    base_flops = int(rows[0]["flops"])
+    for row in rows[1:]:  # the recorded ratio is the measured one, not alpha*beta^2*gamma^2
+        assert float(row["flops_ratio"]) == pytest.approx(int(row["flops"]) / base_flops,
+                                                          abs=1e-3)
+        alpha, beta, gamma = (float(row[k]) for k in ("alpha", "beta", "gamma"))
+        assert float(row["nominal_ratio"]) == pytest.approx(alpha * beta**2 * gamma**2, abs=1e-3)
+
+
+def test_smoke_coefficients_and_configs(smoke_run: tuple[Path, int, str, str], cli) -> None:
+    out = smoke_run[0]
+    doc = yaml.safe_load((out / "coefficients.yaml").read_text())
+    assert {"alpha", "beta", "gamma", "val_accuracy", "base_val_accuracy",
+            "flops_ratio_measured", "signal", "verdict", "method"} <= set(doc)
+    assert min(doc["alpha"], doc["beta"], doc["gamma"]) >= 1.0
+    b1 = load_config(out / "configs" / "b1.yaml")
+    assert b1.num_classes == 10
+    assert b1.resolution == round_resolution(224 * doc["gamma"], 8)  # full size, not proxy
+    assert b1.provenance.alpha == doc["alpha"] and b1.provenance.phi == 1.0
+    code, stdout, _ = cli("flops", out / "configs" / "b2.yaml", "--json", "--counter", "torch")
+    assert code == 0 and json.loads(stdout)["params"] > 0
+
+
+def test_smoke_summary_is_honest_about_signal(smoke_run: tuple[Path, int, str, str]) -> None:
+    out, _, stdout, _ = smoke_run
+    doc = yaml.safe_load((out / "coefficients.yaml").read_text())
+    assert "verdict:" in stdout and "winner:" in stdout
+    if doc["base_val_accuracy"] < 0.15:  # a 256-image, 1-epoch proxy learns next to nothing
+        assert doc["signal"] is False and doc["verdict"].startswith("NO SIGNAL")
+
+
+def _row(name: str, acc: float, flops: int, correct: np.ndarray | None = None) -> Row:
+    row = Row(name, {"alpha": 1.0, "beta": 1.0, "gamma": 1.0, "flops": flops,
+                     "flops_ratio": 2.0})
+    row.accuracies = [acc]
+    if correct is not None:
+        row.correct = [correct]
+    return row
+
+
+def test_selection_breaks_ties_by_fewer_flops() -> None:
+    rows = {"base": _row("base", 0.40, 100), "big": _row("big", 0.50, 300),
+            "small": _row("small", 0.50, 200)}
+    assert select(rows, 10).winner.candidate == "small"
+
+
+def test_selection_says_no_signal_near_chance() -> None:
+    rows = {"base": _row("base", 0.11, 100), "a": _row("a", 0.13, 200)}
+    selection = select(rows, 10)
+    assert not selection.signal and selection.verdict.startswith("NO SIGNAL")
+
+
+def test_selection_names_tied_candidates() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random(2000) < 0.40
+    near = rng.random(2000) < 0.55
+    far_better = rng.random(2000) < 0.70
+    rows = {"base": _row("base", base.mean(), 100, base),
+            "a": _row("a", far_better.mean(), 200, far_better),
+            "b": _row("b", far_better.mean() - 0.001, 200, far_better ^ (rng.random(2000) < 0.01)),
+            "c": _row("c", near.mean(), 200, near)}
+    selection = select(rows, 10)
+    assert selection.winner.candidate == "a"
+    assert "b" in selection.tied and "c" not in selection.tied
