@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from effscale import __version__, render
-from effscale.config import Head, ScalingRules, load_config, save_config
+from effscale.config import Head, ModelConfig, ScalingRules, load_config, save_config
 from effscale.derive import (
     PAPER_COEFFICIENTS,
     Coefficients,
@@ -94,6 +94,8 @@ def flops(
     report = count_flops(model_config, resolution, counter.value)
     if report.note:
         render.err.print(f"note: {report.note}", markup=False)
+    if model_config.head.type == "unet":
+        _unet_padding_note(model_config, report.resolution)
     if as_json:
         render.out.print_json(json.dumps(report.to_dict()))
         return
@@ -102,6 +104,17 @@ def flops(
     render.out.print(render.complexity_table(title, report))
     for line in render.complexity_summary(report):
         render.out.print(line, markup=False, highlight=False)
+
+
+def _unet_padding_note(config: ModelConfig, resolution: int) -> None:
+    from effscale.unet import output_stride
+
+    stride = output_stride(config)
+    if resolution % stride:
+        padded = -(-resolution // stride) * stride
+        render.err.print(f"note: the UNet pads {resolution} px inputs to {padded} px (a "
+                         f"multiple of its output stride {stride}); FLOPs are those of "
+                         f"{padded} px", markup=False)
 
 
 def _rules(depth_rounding: DepthRounding, resolution_multiple: int, width_divisor: int,

@@ -180,7 +180,8 @@ def print_selection(selection: Any, run_dir: Path) -> None:
     if w is not None:
         line = (f"winner: α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.2f} "
                 f"γ={w.attrs['gamma']:.3f}  val acc {w.mean:.2%}  measured FLOPs "
-                f"×{float(w.attrs['flops_ratio']):.2f} (nominal ×{float(w.attrs['nominal_ratio']):.2f})")
+                f"×{float(w.attrs['flops_ratio']):.2f} "
+                f"(nominal ×{float(w.attrs['nominal_ratio']):.2f})")
         render.out.print(line, markup=False, highlight=False)
         if base is not None and base.completed:
             margin = (w.mean - base.mean) * 100

@@ -185,7 +185,8 @@ def _predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int) -> t
 
 def _fit(model: torch.nn.Module, data: ShapesDataset, epochs: int, batch_size: int, lr: float,
          progress: Progress | None) -> float:
-    steps_per_epoch = math.ceil(len(data.images) / batch_size)
+    # A last batch of one is skipped: batch norm needs two samples.
+    steps_per_epoch = len(data.images) // batch_size + (len(data.images) % batch_size >= 2)
     total = epochs * steps_per_epoch
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=total,
@@ -197,7 +198,7 @@ def _fit(model: torch.nn.Module, data: ShapesDataset, epochs: int, batch_size: i
         for i in range(0, len(order), batch_size):
             batch = order[i:i + batch_size]
             if len(batch) < 2:
-                continue  # batch norm needs two samples
+                continue
             images = data.images[batch].contiguous(memory_format=torch.channels_last)
             loss = F.cross_entropy(model(images), data.masks[batch])
             optimizer.zero_grad(set_to_none=True)

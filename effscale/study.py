@@ -134,14 +134,22 @@ def open_storage(url: str | None, run_dir: Path,
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith(("postgresql", "mysql")):
         engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S, heartbeat_stale_trial_callback=_requeue_stale)
-    except Exception as exc:
-        text = " ".join(str(exc).split())
-        first = (text.split(" (Background on this error")[0] or exc.__class__.__name__)[:300]
-        raise EffscaleError(f"cannot open storage {_redact(url)}: {first}", 1) from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S, heartbeat_stale_trial_callback=_requeue_stale)
+        except Exception as exc:
+            # Machines starting at once race to create optuna's schema on an empty database;
+            # the loser sees "already exists" and finds the schema there on a second try.
+            if "already exists" in str(exc) and attempt < 2:
+                time.sleep(1.0 + attempt)
+                continue
+            text = " ".join(str(exc).split())
+            first = (text.split(" (Background on this error")[0] or exc.__class__.__name__)
+            raise EffscaleError(f"cannot open storage {_redact(url)}: {first[:300]}",
+                                1) from None
+    raise AssertionError("unreachable")
 
 
 def _journal_storage(path: Path, notice: Callable[[str], None] | None) -> BaseStorage:
@@ -271,7 +279,10 @@ def is_settled(trials: list[FrozenTrial]) -> bool:
     for trial in trials:
         if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             return True
-        if trial.state == TrialState.FAIL and trial.user_attrs.get("failure_kind") not in RETRYABLE:
+        kind = trial.user_attrs.get("failure_kind")
+        # A FAIL without a kind was failed by optuna's heartbeat check: its worker died.
+        # A duplicate was never run, so it settles nothing either.
+        if trial.state == TrialState.FAIL and kind not in (None, *RETRYABLE, "duplicate"):
             return True
     return False
 
@@ -332,7 +343,13 @@ def recover_dead_workers(study: optuna.Study) -> list[str]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if _is_rdb(storage) and "effscale_worker" not in trial.system_attrs:
             continue  # claimed a moment ago; the heartbeat covers it from here on
-        if not _is_stale(trial, host, now) or not _finish(storage, trial._trial_id):
+        if not _is_stale(trial, host, now):
+            continue
+        with contextlib.suppress(UpdateFinishedTrialError):  # another worker was first
+            storage.set_trial_user_attr(trial._trial_id, "failure_kind", "worker died")
+            storage.set_trial_user_attr(trial._trial_id, "failure",
+                                        "its worker stopped without finishing it")
+        if not _finish(storage, trial._trial_id):
             continue
         _requeue_stale(study, trial)
         recovered.append(item_of(trial) or "")
@@ -348,10 +365,8 @@ def _finish(storage: BaseStorage, trial_id: int) -> bool:
 
 
 def _requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Record why a stale trial failed and enqueue its item again (called once per trial)."""
-    study._storage.set_trial_user_attr(trial._trial_id, "failure_kind", "worker died")
-    study._storage.set_trial_user_attr(trial._trial_id, "failure",
-                                       "its worker stopped without finishing it")
+    """Enqueue a stale trial's item again; called once per trial, by the worker that moved
+    it to FAIL (on RDB storages, as optuna's heartbeat-stale callback)."""
     item = item_of(trial)
     if item is not None:
         study.enqueue_trial({ITEM_PARAM: item}, skip_if_exists=False)

@@ -46,7 +46,7 @@ class Recipe:
     crop_padding: int = 0
     flip: bool = True
     proxy_regularization: bool = False
-    zero_init_residual: bool = False
+    zero_init_residual: bool = True
     stem_stride: int | None = None
     eval_batch_size: int = 500
 

@@ -110,6 +110,9 @@ class UNet(nn.Module):
         zero-padded at the bottom and right to the next multiple and the logits are cropped
         back, so FLOPs are those of the padded size (a 380 px B4 runs at 384 px).
         Decoder widths come from ``config.head.decoder_channels`` and are not scaled with phi.
+        fvcore counts the decoder's upsampling and batch norm in its total; the torch counter
+        counts convolutions only. The 1x1 classifier conv runs at full resolution, so with
+        many classes (1000 by default in derived configs) it is a large share of the FLOPs.
     """
 
     def __init__(self, config: ModelConfig) -> None:

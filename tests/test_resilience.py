@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -194,7 +195,9 @@ def test_ctrl_c_stops_cleanly_twice_stops_at_once_and_both_resume(
     study = load(tmp_path / "run")
     kinds = sorted(t.user_attrs.get("failure_kind") for t in
                    study.get_trials(states=(TrialState.FAIL,)))
-    assert kinds == ["interrupted", "worker died"]
+    # The double Ctrl-C may land before or after the first one released its training: the
+    # trial is then recovered as "worker died" or was already released as "interrupted".
+    assert kinds in (["interrupted", "worker died"], ["interrupted", "interrupted"])
     assert not study.get_trials(states=(TrialState.RUNNING,))
 
     again = run([*SMALL, "--resume", "run"], tmp_path, env)
@@ -244,7 +247,9 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if binaries is None:
         pytest.skip("PostgreSQL's initdb is not installed (apt-get install postgresql)")
     pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[dev]')")
-    root = tmp_path_factory.mktemp("pg")
+    # Not under pytest's temp root: that is private to root, and the server runs as another
+    # user who must reach its data directory.
+    root = Path(tempfile.mkdtemp(prefix="effscale-pg-"))
     data, sockets = root / "data", root / "sock"
     sockets.mkdir()
     prefix: list[str] = []
@@ -268,6 +273,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"postgresql://effscale@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run([*ctl, "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _has_user(name: str) -> bool:
@@ -308,7 +314,8 @@ def test_failed_candidates_are_recorded_and_the_search_goes_on(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EFFSCALE_TEST_FAULT", "a2.00_b1.00_g1.000@0=nan,"
                        "a1.25_b1.25_g1.000@0=error,a1.25_b1.00_g1.250@0=oom")
-    args = [a for a in SMALL if a not in ("--batch-size", "32")]
+    at = SMALL.index("--batch-size")
+    args = SMALL[:at] + SMALL[at + 2:]
     code, out, err = cli(*args, "--batch-size", "64", "--train-size", "128", "--out", "run")
     assert code == 0, err
     assert "a1.25_b1.00_g1.250@0: out of memory at batch size 64; retried at 32" in err
@@ -477,14 +484,15 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], int, str]] = [
     ("malformed yaml", lambda d: _file(d, "c.yaml", "name: [b0\n", "flops"), 2, "c.yaml"),
     ("unknown key", lambda d: _cfg(d, "colour: red\n"), 2, "colour"),
     ("duplicate key", lambda d: _cfg(d, "name: b1\n"), 2, "name"),
-    ("yaml 1.1 boolean", lambda d: _cfg(d, "stem_pool: no\n"), 2, "stem_pool"),
+    ("yaml 1.1 boolean", lambda d: _cfg(d, "activation: on\n"), 2, "a boolean; quote it"),
     ("wrong type", lambda d: _cfg(d, "resolution: '224'\n"), 2, "resolution"),
     ("non-finite number", lambda d: _cfg(d, "dropout: .nan\n"), 2, "dropout"),
     ("negative number", lambda d: _cfg(d, "resolution: -1\n"), 2, "resolution"),
     ("phi not a number", lambda d: ["derive", "--phi", "abc"], 2, "abc"),
     ("alpha below 1", lambda d: ["derive", "--alpha", "0.9", "--beta", "1.1", "--gamma",
                                  "1.1"], 2, "alpha"),
-    ("empty feasible grid", lambda d: [*SEARCH, "--tolerance", "0.001"], 2, "--tolerance"),
+    ("empty feasible grid", lambda d: [*SEARCH, "--tolerance", "0.001", "--alpha-max", "1.9"], 2,
+     "--tolerance"),
     ("unknown base", lambda d: [*SEARCH, "--base", "b9"], 2, "b9"),
     ("unknown dataset", lambda d: [*SEARCH, "--dataset", "imagenet"], 2, "imagenet"),
     ("data dir without files", lambda d: [*SEARCH, "--dataset", "cifar10", "--data-dir",

@@ -35,7 +35,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str,
 
 
 def test_smoke_search_writes_every_output(smoke_run: tuple[Path, int, str, str]) -> None:
-    out, code, stdout, stderr = smoke_run
+    out, code, _stdout, stderr = smoke_run
     assert code == 0, stderr
     for name in ("settings.yaml", "trials.csv", "coefficients.yaml", "search.png"):
         assert (out / name).is_file(), name

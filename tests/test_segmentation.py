@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from helpers import CONFIGS
 
 from effscale import load_config
 from effscale.config import Head
@@ -17,7 +18,6 @@ from effscale.segmentation import (
     segmentation_config,
     train_segmentation,
 )
-from tests.helpers import CONFIGS
 
 
 def test_shapes_dataset_is_deterministic_and_labelled() -> None:

@@ -73,6 +73,7 @@ def locate(data_dir: Path, *, download: bool, progress: Progress | None = None) 
 
 def fetch(url: str, md5: str, archive: Path, progress: Progress | None = None) -> None:
     """Stream ``url`` into a ``.part`` file beside ``archive``; keep it only if its MD5 matches."""
+    created = not archive.parent.exists()
     archive.parent.mkdir(parents=True, exist_ok=True)
     fd, part = tempfile.mkstemp(prefix=f"{archive.name}.", suffix=".part", dir=archive.parent)
     try:
@@ -91,6 +92,9 @@ def fetch(url: str, md5: str, archive: Path, progress: Progress | None = None) -
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(part)
+        if created and not archive.exists():
+            with contextlib.suppress(OSError):  # leave no empty directory behind a failure
+                archive.parent.rmdir()
 
 
 def _copy_with_md5(response, out, url: str, progress: Progress | None) -> str:
