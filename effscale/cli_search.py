@@ -201,7 +201,7 @@ def print_selection(selection: Any, run_dir: Path) -> None:
                          highlight=False)
     render.out.print(f"verdict: {selection.verdict}", markup=False, highlight=False)
     render.out.print(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml "
-                     "configs/b0..b7.yaml search.png", markup=False, highlight=False)
+                     "configs/ (phi 0-7) search.png", markup=False, highlight=False)
 
 
 def stability_line(stability: dict[str, Any]) -> str:

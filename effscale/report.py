@@ -202,7 +202,7 @@ def _compare_all(selection: Selection, noise: float) -> None:
             f"{'it does' if beats_base else 'it does not'} clearly beat the base{unmeasured}")
     else:
         selection.signal = True
-        versus_base = (" and beats the base" if beats_base else "; it is below the base"
+        versus_base = (" and beats the base" if beats_base else ""
                        if below_base else " but not from the base")
         selection.verdict = "winner is separated from the runner-up" + versus_base + unmeasured
 
