@@ -196,7 +196,8 @@ def test_download_from_file_url_with_wrong_md5_is_discarded(
         load_dataset("cifar10", data_dir=data_dir)
     assert cifar10.MD5 in str(err.value) and actual in str(err.value)
     assert err.value.exit_code == 1
-    assert list(data_dir.iterdir()) == []  # neither the .part file nor the archive stays
+    # neither the .part file nor the archive stays, nor the directory the download made
+    assert not data_dir.exists()
 
 
 def test_unreachable_download_says_where_to_put_files(
@@ -211,7 +212,7 @@ def test_unreachable_download_says_where_to_put_files(
     message = str(err.value)
     assert "could not download" in message and str(data_dir) in message
     assert f"{cifar10.DIRNAME}/" in message and cifar10.ARCHIVE in message
-    assert list(data_dir.iterdir()) == []
+    assert not data_dir.exists()
 
 
 # --- cache ----------------------------------------------------------------------------------
