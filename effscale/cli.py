@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from effscale import __version__, render
+from effscale.cli_search import Counter
 from effscale.config import Head, ModelConfig, ScalingRules, load_config, save_config
 from effscale.derive import (
     PAPER_COEFFICIENTS,
@@ -52,11 +53,6 @@ def main(
 ) -> None:
     """Find and apply EfficientNet-style compound scaling coefficients."""
     _STATE["debug"] = debug
-
-
-class Counter(str, Enum):
-    fvcore = "fvcore"
-    torch = "torch"
 
 
 class DepthRounding(str, Enum):

@@ -13,7 +13,14 @@ from rich.table import Table
 
 from effscale import render
 from effscale.budgets import get_budget
-from effscale.cli_search import BUDGET_HELP, BudgetName, Device, RichEvents, default_recipe
+from effscale.cli_search import (
+    BUDGET_HELP,
+    BudgetName,
+    Counter,
+    Device,
+    RichEvents,
+    default_recipe,
+)
 from effscale.compare import CompareSettings, run_compare
 from effscale.config import ScalingRules
 from effscale.derive import PAPER_COEFFICIENTS, load_coefficients
@@ -25,11 +32,6 @@ from effscale.scaling import check_coefficients
 class Target(str, Enum):
     compound = "compound"
     nominal = "nominal"
-
-
-class Counter(str, Enum):
-    fvcore = "fvcore"
-    torch = "torch"
 
 
 def register(app: typer.Typer) -> None:

@@ -489,6 +489,8 @@ def _worker_process(settings: SearchSettings, run_dir: str) -> None:
     except KeyboardInterrupt:
         pass
     except EffscaleError as exc:
+        # This is a spawned process's top level, with no CLI above it to render the error:
+        # one line on stderr, like every other effscale error.
         print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
 
