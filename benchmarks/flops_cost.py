@@ -48,7 +48,8 @@ def main() -> None:
                               env=env, capture_output=True, text=True)
         startup = time.perf_counter() - start
         base_rss = int(idle.stdout.strip()) / 1024
-        print(f"python + import effscale: {startup:.2f} s, {base_rss:.0f} MB (included below)")
+        print(f"python + import effscale: {startup:.2f} s (not in the times below), "
+              f"{base_rss:.0f} MB (in the peaks below)")
         print(f"{'config':<8} {'counter':<8} {'first s':>8} {'peak MB':>8} {'cached s':>9} "
               f"{'cached MB':>9}")
         for name in configs:

@@ -4,8 +4,10 @@
     python benchmarks/search_cost.py --quick           # synthetic, tiny sizes (~1-2 min)
 
 Prints, for each: training epochs spent, wall time, the winner, and the time that is not
-training (data loading, FLOP counting, study bookkeeping; validation passes count as
-training). Any budget value can be overridden for a demo (--epochs, --train-size ...).
+training (data loading, FLOP counting, model building, study bookkeeping; the per-epoch
+validation passes count as training). Any budget value can be overridden for a demo
+(--epochs, --train-size ...). ``--out DIR`` keeps both run directories (DIR/none,
+DIR/halving) with their coefficients, configs and plots.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def one(pruner: str, args: argparse.Namespace, out: Path) -> dict:
     study = optuna.load_study(study_name=settings.study, storage=open_storage(None, out))
     trials = study.get_trials(deepcopy=False)
     epochs = sum(len(t.intermediate_values) for t in trials)
-    train = sum(float(t.user_attrs.get("train_seconds", 0.0)) for t in trials)
+    train = sum(float(t.user_attrs.get("train_seconds", 0.0))
+                + float(t.user_attrs.get("val_seconds", 0.0)) for t in trials)
     winner = outcome.selection.winner if outcome.selection else None
     return {"pruner": pruner, "epochs": epochs, "wall": wall, "train": train,
             "winner": winner.candidate if winner else "-",
@@ -65,6 +68,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--counter", default="torch")
+    parser.add_argument("--out", default=None, help="keep the two run directories here")
     args = parser.parse_args()
     if args.dataset is None:
         args.dataset = "cifar10" if args.data_dir else "synthetic"
@@ -75,8 +79,9 @@ def main() -> None:
         args.repeats = args.repeats or 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.out) if args.out else Path(tmp)
         for pruner in ("none", "halving"):
-            rows.append(one(pruner, args, Path(tmp) / pruner))
+            rows.append(one(pruner, args, root / pruner))
             r = rows[-1]
             print(f"{pruner:<8} {r['trials']:>3} trials {r['epochs']:>4} epochs "
                   f"{r['wall']:>8.1f} s wall, overhead {1 - r['train'] / r['wall']:>6.1%}, "

@@ -90,6 +90,7 @@ def train(
         "train_loss_per_epoch": result.train_loss_per_epoch,
         "epoch_seconds": [round(s, 3) for s in result.epoch_seconds],
         "train_seconds": round(result.train_seconds, 3),
+        "val_seconds": round(result.val_seconds, 3),
         "images_per_second": round(result.images_per_second, 1),
         "compiled": bool(result.extra.get("compiled")), "checkpoint": str(target),
     }

@@ -88,6 +88,12 @@ class CompareSettings:
     workers: int = 1
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        # Every model of a comparison trains to the end: a budget's pruner (halving on quick
+        # and above) would leave most rows without a final accuracy.
+        if self.budget.pruner != "none":
+            object.__setattr__(self, "budget", self.budget.override(pruner="none"))
+
     def search_settings(self) -> SearchSettings:
         """The same data, recipe and devices as a search with these settings."""
         grid = GridSpec(base_resolution=self.budget.resolution,

@@ -111,6 +111,7 @@ def _run_rungs(prepared: Prepared, study: optuna.Study, device: torch.device,
             accuracy = scores[entry.item]
             entry.trial.set_user_attr("failure_kind", "pruned")
             entry.trial.set_user_attr("train_seconds", round(entry.trainer.result.train_seconds, 2))
+            entry.trial.set_user_attr("val_seconds", round(entry.trainer.result.val_seconds, 2))
             study.tell(entry.trial, state=optuna.trial.TrialState.PRUNED)
             events.trial_end(entry.item, f"pruned after epoch {rung} at {accuracy:.3f} (not in "
                              f"the best {len(keep)} of {len(scores)})", None,
@@ -170,6 +171,7 @@ def _complete(study: optuna.Study, events: SearchEvents, entry: _Pending) -> Non
     for name in ("val_accuracy_per_epoch", "train_loss_per_epoch", "train_accuracy_per_epoch"):
         trial.set_user_attr(name, [round(v, 5) for v in getattr(result, name)])
     trial.set_user_attr("train_seconds", round(result.train_seconds, 2))
+    trial.set_user_attr("val_seconds", round(result.val_seconds, 2))
     trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
     study.tell(trial, result.val_accuracy)
     entry.trainer = None

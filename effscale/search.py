@@ -326,6 +326,7 @@ def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
     trial.set_user_attr("train_accuracy_per_epoch", [round(x, 5) for x in
                                                      result.train_accuracy_per_epoch])
     trial.set_user_attr("train_seconds", round(result.train_seconds, 2))
+    trial.set_user_attr("val_seconds", round(result.val_seconds, 2))
     trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
     if not _tell(study, trial, result.val_accuracy):
         events.message(f"{item}: another worker took this training over (this one's heartbeat "

@@ -67,6 +67,7 @@ class TrainResult:
     images_per_second: float
     epochs_run: int
     resolution: int
+    val_seconds: float = 0.0  # validation passes, not in train_seconds
     extra: dict = field(default_factory=dict)
 
 
@@ -242,9 +243,11 @@ class ProxyTrainer:
         if not math.isfinite(mean_loss):
             raise DivergedError(f"training loss became {mean_loss} in epoch {epoch + 1}")
         self.optimizer.zero_grad(set_to_none=True)  # a paused run holds no gradients
+        val_start = time.perf_counter()
         accuracy, hits = evaluate(self.forward, self.val_x, self.val_y, device,
                                   recipe.eval_batch_size)
         result = self.result
+        result.val_seconds += time.perf_counter() - val_start
         result.extra["val_correct"] = hits
         result.train_loss_per_epoch.append(mean_loss)
         result.train_accuracy_per_epoch.append(hit_sum.item() / (self.steps * recipe.batch_size))

@@ -132,3 +132,41 @@ def test_compare_dry_run_shows_the_models(cli: Cli, tmp_path: Path) -> None:
         assert f"\n│ {name} " in stdout or f"│ {name}" in stdout
     assert "12 trainings would run" in stderr  # 6 models x 2 seeds
     assert not (tmp_path / "run").exists()
+
+
+def test_compare_never_prunes_whatever_the_budget_says() -> None:
+    from effscale.budgets import get_budget
+    from effscale.compare import CompareSettings
+    from effscale.search import synchronous_halving
+    from effscale.train import Recipe
+
+    settings = CompareSettings(base="b0", dataset="synthetic", budget=get_budget("quick"),
+                               recipe=Recipe())
+    assert get_budget("quick").pruner == "halving"
+    assert settings.budget.pruner == "none"
+    assert settings.search_settings().budget.pruner == "none"
+    assert not synchronous_halving(settings.search_settings())
+
+
+@pytest.mark.slow
+def test_compare_on_a_halving_budget_trains_every_model_to_the_end(cli: Cli,
+                                                                   tmp_path: Path) -> None:
+    """The quick budget prunes in a search; in a comparison every row needs its final
+    accuracy, so all five models run all three epochs."""
+    import optuna
+
+    from effscale.study import open_storage
+
+    out = tmp_path / "run"
+    args = ["--dataset", "synthetic", "--budget", "quick", "--counter", "torch",
+            "--train-size", "64", "--val-size", "32", "--batch-size", "32", "--epochs", "3",
+            "--repeats", "1", "--threads", "1", "--quiet", "--out", str(out)]
+    code, _, stderr = cli("compare", *args)
+    assert code == 0, stderr
+    study = optuna.load_study(study_name="effscale-compare", storage=open_storage(None, out))
+    trials = study.get_trials(deepcopy=False)
+    assert len(trials) == 5
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert all(len(t.intermediate_values) == 3 for t in trials)
+    rows = list(csv.DictReader(open(out / "compare.csv")))
+    assert all(r["val_accuracy"] != "" for r in rows)

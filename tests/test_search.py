@@ -122,3 +122,47 @@ def test_selection_names_tied_candidates() -> None:
     assert selection.winner.candidate == "a"
     assert selection.tied == ["b"]
     assert "tied" in selection.verdict and "b" in selection.verdict
+
+
+def test_repeat_top_trains_the_best_again_under_more_seeds(tmp_path: Path, cli) -> None:
+    """--repeats 2 --repeat-top 2: the base and the two best seed-0 candidates get a second
+    seed, nothing else does; the noise band and rank stability come from those seeds; a
+    resume of the finished run trains nothing more."""
+    import optuna
+
+    from effscale.study import item_of, open_storage, split_item
+
+    out = tmp_path / "top"
+    code, stdout, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--out", out)
+    assert code == 0, stderr
+    rows = {row["candidate"]: row for row in csv.DictReader((out / "trials.csv").open())}
+    seeds = {name: int(row["seeds"]) for name, row in rows.items()}
+    repeated = sorted(name for name, n in seeds.items() if n == 2 and name != "base")
+    assert seeds["base"] == 2 and len(repeated) == 2
+    assert all(n == 1 for name, n in seeds.items() if name not in repeated and name != "base")
+
+    study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
+    assert sorted(study.user_attrs["repeat_top"]) == repeated
+    seed0 = {}
+    for trial in study.get_trials(deepcopy=False,
+                                  states=(optuna.trial.TrialState.COMPLETE,)):
+        candidate, seed = split_item(item_of(trial))
+        if seed == 0 and candidate != "base":
+            seed0[candidate] = trial.value
+    others = [acc for name, acc in seed0.items() if name not in repeated]
+    assert min(seed0[name] for name in repeated) >= max(others)  # the best, by seed 0
+
+    doc = yaml.safe_load((out / "coefficients.yaml").read_text())
+    assert doc["base_seeds"] == 2
+    assert doc["rank_stability"]["candidates"] == repeated  # ranked over the common seeds
+    assert len(doc["rank_stability"]["kendall_tau"]) == 1
+    assert sum(doc["rank_stability"]["wins"].values()) == 2
+    if doc["candidate"] in repeated:
+        assert doc["seeds"] == 2
+    trainings = len(study.get_trials(deepcopy=False))
+
+    code, stdout, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--out", out)
+    assert code == 0, stderr  # the same command again resumes the finished run
+    study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
+    assert len(study.get_trials(deepcopy=False)) == trainings
+    assert yaml.safe_load((out / "coefficients.yaml").read_text()) == doc

@@ -39,6 +39,8 @@ def test_train_json_and_checkpoint_reproduce_accuracy(cli: Cli, tmp_path: Path) 
             "images_per_second", "checkpoint", "resolution", "epochs"} <= set(doc)
     assert (doc["epochs"], doc["resolution"], doc["train_images"]) == (2, 16, 64)
     assert len(doc["epoch_seconds"]) == 2 and doc["images_per_second"] > 0
+    assert doc["train_seconds"] == pytest.approx(sum(doc["epoch_seconds"]), abs=0.01)
+    assert doc["val_seconds"] > 0  # validation is timed apart from the training steps
     assert doc["checkpoint"] == str(target)
 
     config, model = effscale.load_checkpoint(target)
