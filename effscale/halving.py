@@ -2,7 +2,8 @@
 
 Every candidate trains to the first rung (1 epoch); only the best ``1/eta`` of them continue
 to the next rung (``eta`` epochs), and so on up to the budget's epochs. The base is trained
-in full first and never pruned: it is the reference the verdict compares against.
+in full first and never pruned: it is the reference the verdict compares against. The extra
+seeds of ``--repeat-top`` (candidates that already finished in full) are not pruned either.
 
 Note:
     optuna's ``SuccessiveHalvingPruner`` is asynchronous: a trial is compared with the trials
@@ -77,11 +78,14 @@ class _Pending:
 
 def work_synchronous(prepared: Prepared, study: optuna.Study, device: torch.device,
                      events: SearchEvents, run_trial: Callable[..., Any]) -> None:
-    """Train the base items with ``run_trial``, then every claimed candidate rung by rung."""
+    """Train the base items (and any repeat seeds) in full with ``run_trial``, then every
+    claimed seed-0 candidate rung by rung."""
     pending: list[_Pending] = []
     while (trial := claim_next(study)) is not None:
         item = trial.suggest_categorical(ITEM_PARAM, prepared.choices or prepared.items)
-        if prepared.candidates[split_item(item)[0]].is_base:
+        key, seed_index = split_item(item)
+        if prepared.candidates[key].is_base or seed_index > 0:
+            # The base, and --repeat-top's extra seeds of finished winners, train in full.
             run_trial(prepared, study, trial, device, events)
         else:
             pending.append(_Pending(trial, item))

@@ -270,7 +270,7 @@ def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
     def on_epoch(epoch: int, accuracy: float) -> None:
         trial.report(accuracy, epoch)
         events.epoch_end(item, epoch, settings.recipe.epochs, accuracy)
-        if not candidate.is_base and trial.should_prune():
+        if seed_index == 0 and not candidate.is_base and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch} at {accuracy:.3f}")
 
     recipe = _test_fault_recipe(item, settings.recipe)

@@ -140,9 +140,9 @@ def test_compare_never_prunes_whatever_the_budget_says() -> None:
     from effscale.search import synchronous_halving
     from effscale.train import Recipe
 
-    settings = CompareSettings(base="b0", dataset="synthetic", budget=get_budget("quick"),
+    settings = CompareSettings(base="b0", dataset="synthetic", budget=get_budget("standard"),
                                recipe=Recipe())
-    assert get_budget("quick").pruner == "halving"
+    assert get_budget("standard").pruner == "halving"
     assert settings.budget.pruner == "none"
     assert settings.search_settings().budget.pruner == "none"
     assert not synchronous_halving(settings.search_settings())
@@ -151,16 +151,16 @@ def test_compare_never_prunes_whatever_the_budget_says() -> None:
 @pytest.mark.slow
 def test_compare_on_a_halving_budget_trains_every_model_to_the_end(cli: Cli,
                                                                    tmp_path: Path) -> None:
-    """The quick budget prunes in a search; in a comparison every row needs its final
+    """The standard budget prunes in a search; in a comparison every row needs its final
     accuracy, so all five models run all three epochs."""
     import optuna
 
     from effscale.study import open_storage
 
     out = tmp_path / "run"
-    args = ["--dataset", "synthetic", "--budget", "quick", "--counter", "torch",
-            "--train-size", "64", "--val-size", "32", "--batch-size", "32", "--epochs", "3",
-            "--repeats", "1", "--threads", "1", "--quiet", "--out", str(out)]
+    args = ["--dataset", "synthetic", "--budget", "standard", "--resolution", "32",
+            "--counter", "torch", "--train-size", "64", "--val-size", "32", "--batch-size",
+            "32", "--epochs", "3", "--repeats", "1", "--threads", "1", "--quiet", "--out", str(out)]
     code, _, stderr = cli("compare", *args)
     assert code == 0, stderr
     study = optuna.load_study(study_name="effscale-compare", storage=open_storage(None, out))

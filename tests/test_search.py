@@ -106,6 +106,25 @@ def test_selection_says_no_signal_near_chance() -> None:
     assert not selection.signal and selection.verdict.startswith("NO SIGNAL")
 
 
+def test_selection_says_when_seed_noise_comes_from_the_base_alone() -> None:
+    rng = np.random.default_rng(1)
+    base0, base1 = rng.random(2000) < 0.40, rng.random(2000) < 0.40
+    best, other = rng.random(2000) < 0.70, rng.random(2000) < 0.50
+
+    def rows(best_seeds: int) -> dict[str, Row]:
+        base = _row("base", 0.40, 100)
+        base.accuracies, base.correct = [base0.mean(), base1.mean()], [base0, base1]
+        a = _row("a", best.mean(), 200, best)
+        a.accuracies, a.correct = [best.mean()] * best_seeds, [best] * best_seeds
+        return {"base": base, "a": a, "b": _row("b", other.mean(), 200, other)}
+
+    alone = select(rows(1), 10)
+    assert alone.noise_from_base_only and "seed noise measured on the base only" in \
+        alone.verdict
+    shared = select(rows(2), 10)  # the winner's own seeds count too
+    assert not shared.noise_from_base_only and "base only" not in shared.verdict
+
+
 def test_selection_names_tied_candidates() -> None:
     rng = np.random.default_rng(0)
     base = rng.random(2000) < 0.40
@@ -133,7 +152,7 @@ def test_repeat_top_trains_the_best_again_under_more_seeds(tmp_path: Path, cli) 
     from effscale.study import item_of, open_storage, split_item
 
     out = tmp_path / "top"
-    code, stdout, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--out", out)
+    code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--out", out)
     assert code == 0, stderr
     rows = {row["candidate"]: row for row in csv.DictReader((out / "trials.csv").open())}
     seeds = {name: int(row["seeds"]) for name, row in rows.items()}
@@ -161,8 +180,31 @@ def test_repeat_top_trains_the_best_again_under_more_seeds(tmp_path: Path, cli) 
         assert doc["seeds"] == 2
     trainings = len(study.get_trials(deepcopy=False))
 
-    code, stdout, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--out", out)
+    code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--out", out)
     assert code == 0, stderr  # the same command again resumes the finished run
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
     assert len(study.get_trials(deepcopy=False)) == trainings
     assert yaml.safe_load((out / "coefficients.yaml").read_text()) == doc
+
+
+def test_repeat_top_seeds_are_never_pruned_by_halving(tmp_path: Path, cli) -> None:
+    """Halving decides among seed-0 candidates; the extra seeds --repeat-top adds belong to
+    candidates that already finished and must train in full, not race each other."""
+    import optuna
+
+    from effscale.study import item_of, open_storage, split_item
+
+    out = tmp_path / "halving-top"
+    code, _, stderr = cli(*SMOKE, "--step", "0.15", "--pruner", "halving", "--epochs", "3",
+                          "--repeats", "2", "--repeat-top", "2", "--out", out)
+    assert code == 0, stderr
+    study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
+    by_seed: dict[int, list] = {}
+    for trial in study.get_trials(deepcopy=False):
+        by_seed.setdefault(split_item(item_of(trial))[1], []).append(trial)
+    pruned = [t for t in by_seed[0] if t.state == optuna.trial.TrialState.PRUNED]
+    assert len(by_seed[0]) == 5 and len(pruned) == 2  # 4 candidates: the best 2 go on
+    assert len(by_seed[1]) == 3  # the base and the two best candidates, once more
+    for trial in by_seed[1]:
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert len(trial.intermediate_values) == 3
