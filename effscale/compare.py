@@ -89,7 +89,7 @@ class CompareSettings:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        # Every model of a comparison trains to the end: a budget's pruner (halving on quick
+        # Every model of a comparison trains to the end: a budget's pruner (halving on standard
         # and above) would leave most rows without a final accuracy.
         if self.budget.pruner != "none":
             object.__setattr__(self, "budget", self.budget.override(pruner="none"))
