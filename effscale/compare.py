@@ -48,6 +48,7 @@ from effscale.search import (
     SearchEvents,
     SearchSettings,
     check_run_dir,
+    exit_worker,
     find_resumable,
     fingerprint,
     load_data,
@@ -266,14 +267,16 @@ def _worker_process(settings: CompareSettings, run_dir: str) -> None:
     """Entry point of an extra ``--workers`` process (spawned, so it re-imports cleanly)."""
     set_threads(settings.search_settings())
     events = SearchEvents()
-    cp = prepare(settings, events)
-    storage = open_storage(settings.storage, Path(run_dir))
-    study = open_study(storage, settings.study, Path(run_dir), cp.prepared.identity,
-                       cp.prepared.items, optuna.pruners.NopPruner())
     try:
+        cp = prepare(settings, events)
+        storage = open_storage(settings.storage, Path(run_dir))
+        study = open_study(storage, settings.study, Path(run_dir), cp.prepared.identity,
+                           cp.prepared.items, optuna.pruners.NopPruner())
         work(cp.prepared, study, events, wait_for_others=False)
     except KeyboardInterrupt:
         pass
+    except EffscaleError as exc:
+        exit_worker(exc)
 
 
 def _start_workers(settings: CompareSettings, run_dir: Path) -> list[Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import platform
@@ -490,10 +491,15 @@ def _worker_process(settings: SearchSettings, run_dir: str) -> None:
     except KeyboardInterrupt:
         pass
     except EffscaleError as exc:
-        # This is a spawned process's top level, with no CLI above it to render the error:
-        # one line on stderr, like every other effscale error.
-        print(f"error: worker {os.getpid()}: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        exit_worker(exc)
+
+
+def exit_worker(exc: EffscaleError) -> None:
+    """End a spawned ``--workers`` process on an effscale error. There is no CLI above it to
+    render the error, so it goes to the ``effscale`` logger (one line on stderr through
+    logging's last-resort handler unless the application configured logging)."""
+    logging.getLogger("effscale").error("error: worker %d: %s", os.getpid(), exc)
+    sys.exit(exc.exit_code)
 
 
 @dataclass

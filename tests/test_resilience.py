@@ -622,3 +622,16 @@ def test_gamma_axis_sizes_are_distinct_multiples_of_the_step(base: int, gamma_ma
     assert all((size - base) % size_step == 0 and size <= base * gamma_max + 1e-6
                for size in sizes)
     assert all(abs(gamma * base - size) < 1e-3 for gamma, size in pairs)
+
+
+def test_a_worker_process_error_is_one_logged_line_and_its_exit_code(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from effscale.errors import EffscaleError
+    from effscale.search import exit_worker
+
+    with caplog.at_level("ERROR", logger="effscale"), pytest.raises(SystemExit) as stop:
+        exit_worker(EffscaleError("storage went away"))
+    assert stop.value.code == EffscaleError("x").exit_code
+    [record] = caplog.records
+    assert record.getMessage().endswith(": storage went away")
+    assert record.getMessage().startswith("error: worker ")
