@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch
 
 from effscale import paths
 from effscale.datasets import cifar10, folder, synthetic
-from effscale.datasets.cache import Arrays, in_memory, to_tensor
+from effscale.datasets.cache import Arrays, in_memory, shared_rows, to_tensor
 from effscale.errors import EffscaleError
 
 DATASETS = ("cifar10", "synthetic")  # plus any directory path: an image folder
@@ -38,6 +38,9 @@ class ImageData:
         Never modify it in place (``images.mul_(...)``, ``images[0] = ...``): that crashes
         the process. Operations that return new tensors (``images.float() / 255``, indexing
         with a tensor of indices) are fine.
+
+    ``source`` names the cache entry the images are mapped from (None when they live in this
+    process's memory); :meth:`subset` uses it to share subsets between processes too.
     """
 
     images: torch.Tensor  # uint8 [N, 3, H, W], CPU
@@ -45,6 +48,7 @@ class ImageData:
     classes: tuple[str, ...]
     name: str
     fingerprint: str
+    source: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4 or self.images.shape[1] != 3:
@@ -58,7 +62,14 @@ class ImageData:
         return int(self.labels.shape[0])
 
     def subset(self, indices: torch.Tensor | Sequence[int], name_suffix: str = "") -> ImageData:
-        """A new ImageData over rows ``indices`` (in that order), copied out of this one."""
+        """A new ImageData over rows ``indices`` (in that order), sharing memory where it can.
+
+        A run of consecutive indices is a view of this one (no copy). Other rows of data
+        mapped from the cache are gathered once into a cache file of their own (named by the
+        subset's fingerprint) and mapped, so every process that takes the same subset, like
+        the workers of a search, shares one copy of its pages. Otherwise (cache off or not
+        writable, data built in memory) the rows are copied.
+        """
         index = torch.as_tensor(indices)
         if index.numel() == 0:
             index = index.to(torch.int64)
@@ -71,8 +82,24 @@ class ImageData:
                              f"{int(index.min())}..{int(index.max())}")
         digest = hashlib.sha256(f"{self.fingerprint}:".encode())
         digest.update(index.numpy().astype("<i8").tobytes())
-        return ImageData(self.images.index_select(0, index), self.labels.index_select(0, index),
-                         self.classes, self.name + name_suffix, digest.hexdigest()[:16])
+        fingerprint = digest.hexdigest()[:16]
+        images, labels, source = self._rows(index, fingerprint)
+        return ImageData(images, labels, self.classes, self.name + name_suffix, fingerprint,
+                         source)
+
+    def _rows(self, index: torch.Tensor,
+              fingerprint: str) -> tuple[torch.Tensor, torch.Tensor, str | None]:
+        count = index.numel()
+        if count and bool((index.diff() == 1).all()):  # consecutive rows: a view
+            start = int(index[0])
+            return (self.images[start:start + count], self.labels[start:start + count],
+                    self.source)
+        if count and self.source is not None:
+            shared = shared_rows(self.source, fingerprint, self.images.numpy(),
+                                 self.labels.numpy(), index.numpy())
+            if shared is not None:
+                return to_tensor(shared[0]), to_tensor(shared[1]), self.source
+        return self.images.index_select(0, index), self.labels.index_select(0, index), None
 
 
 def load_dataset(spec: str, split: str = "train", data_dir: Path | None = None, *,
@@ -134,4 +161,4 @@ def _stratified_sample(labels: np.ndarray, size: int, rng: np.random.Generator) 
 
 def _image_data(arrays: Arrays, classes: tuple[str, ...], name: str) -> ImageData:
     return ImageData(to_tensor(arrays.images), to_tensor(arrays.labels), tuple(classes), name,
-                     arrays.fingerprint)
+                     arrays.fingerprint, arrays.source)

@@ -360,11 +360,16 @@ def test_image_folder_layout_errors_name_the_path(tmp_path: Path, damage, messag
         load_dataset(str(root))
 
 
-def test_image_folder_unreadable_image_is_named(tmp_path: Path) -> None:
+def test_image_folder_unreadable_image_is_skipped_and_named(tmp_path: Path) -> None:
+    # It used to abort the whole load; now it is skipped with one warning line naming it.
     root = write_folder(tmp_path / "pets")
     (root / "train" / "red" / "broken.png").write_bytes(b"\x89PNG but not really")
-    with pytest.raises(EffscaleError, match=r"broken\.png: cannot read image"):
-        load_dataset(str(root))
+    messages: list[str] = []
+    data = load_dataset(str(root), progress=messages.append)
+    assert len(data) == 5
+    warned = [m for m in messages if m.startswith("warning:")]
+    assert len(warned) == 1 and "skipped 1 unreadable" in warned[0]
+    assert "broken.png" in warned[0]
 
 
 def test_image_folder_without_val_has_no_test_split(tmp_path: Path) -> None:
