@@ -21,7 +21,6 @@ import optuna
 
 from effscale.budgets import get_budget
 from effscale.cli_search import default_recipe
-from effscale.grid import GridSpec
 from effscale.search import SearchEvents, SearchSettings, run_search
 from effscale.study import open_storage
 
@@ -29,10 +28,10 @@ from effscale.study import open_storage
 def one(pruner: str, args: argparse.Namespace, out: Path) -> dict:
     budget = get_budget(args.budget).override(
         pruner=pruner, epochs=args.epochs, train_size=args.train_size, val_size=args.val_size,
-        batch_size=args.batch_size, repeats=args.repeats)
+        batch_size=args.batch_size, repeats=args.repeats,
+        transfer_top=0)  # the pruners are compared on the grid alone
     tolerance = budget.flops_tolerance
-    grid = GridSpec(gamma_max=budget.gamma_max, step=budget.step,
-                    base_resolution=budget.resolution, resolution_step=budget.resolution_step)
+    grid = budget.grid()
     settings = SearchSettings(
         base="b0", dataset=args.dataset, budget=budget, grid=grid, recipe=default_recipe(budget),
         data_dir=args.data_dir, flops_tolerance=tolerance, counter=args.counter,

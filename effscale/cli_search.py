@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from enum import Enum
 from pathlib import Path
@@ -19,11 +20,10 @@ from rich.progress import (
 from rich.table import Table
 
 from effscale import atomic, render
-from effscale.budgets import BUDGETS, get_budget
-from effscale.candidates import Candidate
+from effscale.budgets import BUDGETS, default_budget, get_budget
+from effscale.candidates import Candidate, Skipped
 from effscale.config import ScalingRules
 from effscale.errors import EffscaleError
-from effscale.grid import GridSpec
 from effscale.search import (
     SearchEvents,
     SearchInterrupted,
@@ -40,6 +40,7 @@ BUDGET_HELP = "; ".join(f"{b.name}: {b.train_size or 'all'} train images, {b.epo
 
 class BudgetName(str, Enum):
     smoke = "smoke"
+    demo = "demo"
     quick = "quick"
     standard = "standard"
     full = "full"
@@ -49,6 +50,11 @@ class Pruner(str, Enum):
     none = "none"
     median = "median"
     halving = "halving"
+
+
+class BetaMode(str, Enum):
+    solve = "solve"
+    grid = "grid"
 
 
 class Counter(str, Enum):
@@ -81,7 +87,7 @@ class RichEvents(SearchEvents):
             self.last_log = time.monotonic()
             render.err.print(f"measured FLOPs of {done}/{total} candidate models", markup=False)
 
-    def feasible(self, candidates: list[Candidate], dropped: list[Candidate],
+    def feasible(self, candidates: list[Candidate], dropped: list[Skipped],
                  grid_points: int) -> None:
         if self.quiet:
             return
@@ -106,7 +112,8 @@ class RichEvents(SearchEvents):
                                  completed=0)
         else:
             render.err.print(f"[{counts['settled'] + 1}/{counts['items']}] training {item} "
-                             f"({candidate.params:,} params, FLOPs ×{candidate.flops_ratio:.2f}, "
+                             f"({candidate.params:,} params, FLOPs ×{candidate.flops_ratio:.2f} "
+                             f"at {candidate.full_resolution}px, trained at "
                              f"{candidate.resolution}px)", markup=False)
 
     def step(self, epoch: int, epochs: int, step: int, steps: int) -> None:
@@ -139,36 +146,79 @@ class RichEvents(SearchEvents):
             self.progress.stop()
 
 
-def feasible_table(candidates: list[Candidate], dropped: list[Candidate], grid_points: int
+def feasible_table(candidates: list[Candidate], dropped: list[Skipped], grid_points: int
                    ) -> Table:
-    table = Table(title=f"feasible set: {len(candidates) - 1} distinct φ=1 models from "
-                        f"{grid_points} grid points (+ the base)"
-                        + (f"; {len(dropped)} dropped by --flops-tolerance" if dropped else ""),
+    table = Table(title=f"feasible set: {len(candidates) - 1} distinct φ=1 models at equal "
+                        f"full-size FLOPs from {grid_points} grid points (+ the base)"
+                        + (f"; {len(dropped)} left out (below)" if dropped else ""),
                   title_justify="left")
-    for name in ("candidate", "α", "β", "γ", "px", "params", "MFLOPs", "measured ×",
-                 "nominal ×", "same model as"):
+    for name in ("candidate", "α", "β", "γ", "full px", "FLOPs × (full)", "proxy px",
+                 "FLOPs × (proxy)", "params", "same model as"):
         table.add_column(name, justify="left" if name in ("candidate", "same model as")
                          else "right")
     for c in candidates:
-        table.add_row(c.key, f"{c.alpha:.2f}", f"{c.beta:.2f}", f"{c.gamma:.3f}",
-                      str(c.resolution), f"{c.params:,}", f"{c.flops / 1e6:.1f}",
-                      f"{c.flops_ratio:.2f}", f"{c.nominal_ratio:.2f}",
+        table.add_row(c.key, f"{c.alpha:.2f}", f"{c.beta:.3f}", f"{c.gamma:.3f}",
+                      str(c.full_resolution), f"{c.flops_ratio:.3f}", str(c.resolution),
+                      f"{c.proxy_flops_ratio:.2f}", f"{c.params:,}",
                       ", ".join(c.aliases[:3]) + (" …" if len(c.aliases) > 3 else ""))
+    for d in dropped:
+        table.add_row(f"[dim]{d.key}[/dim]", "", "", "", "",
+                      f"{d.flops_ratio:.3f}" if d.flops_ratio else "", "",
+                      f"{d.proxy_flops_ratio:.2f}" if d.proxy_flops_ratio else "", "",
+                      f"[dim]left out: {d.reason}[/dim]")
     return table
 
 
+def feasible_document(candidates: list[Candidate], dropped: list[Skipped], settings: Any
+                      ) -> dict[str, Any]:
+    """``--dry-run --json``: the feasible set as one JSON-able object."""
+    from dataclasses import asdict
+
+    from effscale.aliases import coefficient_aliases
+    from effscale.bases import get_base
+
+    base = get_base(settings.base)
+    rows = []
+    for c in candidates:
+        if c.is_transfer:
+            continue
+        rows.append({
+            "key": c.key, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
+            "kept": True, "reason": "base" if c.is_base else "within the FLOPs window",
+            "full_resolution": c.full_resolution, "proxy_resolution": c.resolution,
+            "params": c.params, "flops_full": c.flops,
+            "flops_ratio_full": round(c.flops_ratio, 4), "proxy_flops": c.proxy_flops,
+            "flops_ratio_proxy": round(c.proxy_flops_ratio, 4),
+            "nominal_ratio": round(c.nominal_ratio, 4), "same_model_grid_points": list(c.aliases),
+            "aliases": None if c.is_base else coefficient_aliases(
+                base, c.alpha, c.beta, c.gamma, settings.grid, settings.rules),
+        })
+    for d in dropped:
+        rows.append({"key": d.key, "kept": False, "reason": d.reason,
+                     "flops_ratio_full": d.flops_ratio, "flops_ratio_proxy": d.proxy_flops_ratio})
+    return {
+        "base": settings.base, "dataset": settings.dataset, "budget": settings.budget.name,
+        "target": settings.grid.target, "flops_tolerance": settings.flops_tolerance,
+        "counter": settings.counter, "grid": asdict(settings.grid),
+        "proxy_stem_stride": settings.recipe.stem_stride,
+        "candidates": rows,
+    }
+
+
 def summary_table(selection: Any, top: int = 8) -> Table:
-    table = Table(title="search result (validation accuracy on the held-out split)",
-                  title_justify="left")
-    for name in ("", "candidate", "α", "β", "γ", "px", "FLOPs ×", "val acc", "± std", "seeds"):
+    table = Table(title="search result (validation accuracy on the held-out split; cost = "
+                        "FLOPs at full size)", title_justify="left")
+    for name in ("", "candidate", "α", "β", "γ", "full px", "FLOPs × (full)", "proxy px",
+                 "FLOPs × (proxy)", "val acc", "± std", "seeds"):
         table.add_column(name, justify="left" if name in ("", "candidate") else "right")
     rows = ([("base", selection.base)] if selection.base and selection.base.completed else [])
     rows += [("winner" if i == 0 else str(i + 1), r) for i, r in enumerate(selection.ranked[:top])]
     for label, row in rows:
         a = row.attrs
-        table.add_row(label, row.candidate, f"{a.get('alpha', 1):.2f}", f"{a.get('beta', 1):.2f}",
-                      f"{a.get('gamma', 1):.3f}", str(a.get("resolution", "")),
-                      f"{float(a.get('flops_ratio', 1)):.2f}", f"{row.mean:.2%}",
+        table.add_row(label, row.candidate, f"{a.get('alpha', 1):.2f}", f"{a.get('beta', 1):.3f}",
+                      f"{a.get('gamma', 1):.3f}", str(a.get("full_resolution", "")),
+                      f"{float(a.get('flops_ratio', 1)):.3f}", str(a.get("resolution", "")),
+                      f"{float(a.get('proxy_flops_ratio', 0)):.2f}", f"{row.mean:.2%}",
                       f"{row.std:.2%}" if len(row.accuracies) > 1 else "",
                       str(len(row.accuracies)))
     return table
@@ -177,31 +227,46 @@ def summary_table(selection: Any, top: int = 8) -> Table:
 def print_selection(selection: Any, run_dir: Path) -> None:
     render.out.print(summary_table(selection))
     w, base, runner = selection.winner, selection.base, selection.runner_up
+    doc = _coefficients_file(run_dir)
+    say = lambda text: render.out.print(text, markup=False, highlight=False)  # noqa: E731
     if w is not None:
-        line = (f"winner: α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.2f} "
-                f"γ={w.attrs['gamma']:.3f}  val acc {w.mean:.2%}  measured FLOPs "
-                f"×{float(w.attrs['flops_ratio']):.2f} "
-                f"(nominal ×{float(w.attrs['nominal_ratio']):.2f})")
-        render.out.print(line, markup=False, highlight=False)
+        say(f"winner: α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.3f} "
+            f"γ={w.attrs['gamma']:.3f}  val acc {w.mean:.2%}  measured FLOPs "
+            f"×{float(w.attrs['flops_ratio']):.3f} at full size "
+            f"(×{float(w.attrs.get('proxy_flops_ratio', 0)):.2f} at its {w.attrs['resolution']} "
+            f"px proxy; nominal α·β²·γ² = {float(w.attrs['nominal_ratio']):.2f})")
+        if aliases := doc.get("aliases"):
+            parts = [f"{sym} ∈ [{aliases[k]['same_model'][0]:g}, {aliases[k]['same_model'][1]:g}]"
+                     for sym, k in (("α", "alpha"), ("β", "beta"), ("γ", "gamma"))]
+            say("  the same proxy model for " + ", ".join(parts) + f" (α^7 from "
+                f"{aliases['alpha']['at_phi_7'][0]:g} to {aliases['alpha']['at_phi_7'][1]:g})")
         if base is not None and base.completed:
             margin = (w.mean - base.mean) * 100
-            render.out.print(f"  {'beats' if margin >= 0 else 'trails'} the base ({base.mean:.2%}) "
-                             f"by {abs(margin):.2f} points", markup=False, highlight=False)
+            say(f"  {'above' if margin >= 0 else 'below'} the base ({base.mean:.2%}) "
+                f"by {abs(margin):.2f} points")
         if runner is not None:
-            render.out.print(f"  beats the runner-up {runner.candidate} ({runner.mean:.2%}) by "
-                             f"{(w.mean - runner.mean) * 100:+.2f} points", markup=False,
-                             highlight=False)
+            say(f"  ahead of the runner-up {runner.candidate} ({runner.mean:.2%}) by "
+                f"{(w.mean - runner.mean) * 100:+.2f} points")
     for comparison in selection.comparisons[:3]:
-        render.out.print("  " + comparison.describe(), markup=False, highlight=False)
+        say("  " + comparison.describe())
     if selection.stability:
-        render.out.print("  " + stability_line(selection.stability), markup=False,
-                         highlight=False)
+        say("  " + stability_line(selection.stability))
     for row in getattr(selection, "failed", []):
-        render.out.print(f"  failed: {row.candidate}: {'; '.join(row.failures)}", markup=False,
-                         highlight=False)
-    render.out.print(f"verdict: {selection.verdict}", markup=False, highlight=False)
-    render.out.print(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml "
-                     "configs/ (phi 0-7) search.png", markup=False, highlight=False)
+        say(f"  failed: {row.candidate}: {'; '.join(row.failures)}")
+    say(f"verdict: {selection.verdict}")
+    matched = " configs/matched/" if (run_dir / "configs" / "matched").is_dir() else ""
+    say(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml configs/ "
+        f"(phi 0-7){matched} search.png")
+
+
+def _coefficients_file(run_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        doc = yaml.safe_load((run_dir / "coefficients.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def stability_line(stability: dict[str, Any]) -> str:
@@ -225,29 +290,44 @@ def search(
     data_dir: Annotated[Path | None, typer.Option(
         help="Where cifar10 is looked up / downloaded (default: $EFFSCALE_DATA_DIR or the "
              "effscale cache).")] = None,
-    budget: Annotated[BudgetName, typer.Option(help=BUDGET_HELP)] = BudgetName.smoke,
+    budget: Annotated[BudgetName | None, typer.Option(
+        help="Default: demo for the synthetic set, quick otherwise. " + BUDGET_HELP)] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override the budget's epochs.")] = None,
     train_size: Annotated[int | None, typer.Option(min=1, help="Training images.")] = None,
     val_size: Annotated[int | None, typer.Option(min=1, help="Held-out validation images.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=2, help="Batch size.")] = None,
     resolution: Annotated[int | None, typer.Option(
-        min=8, help="Proxy base input size in px (candidates use it × γ).")] = None,
-    alpha_max: Annotated[float, typer.Option(help="Largest α on the grid.")] = 2.0,
-    beta_max: Annotated[float, typer.Option(help="Largest β on the grid.")] = 1.5,
+        min=8, help="Proxy base input size in px (candidates train at it × γ; the cost is "
+                    "always measured at the base's full size, e.g. 224 px for b0).")] = None,
+    alpha_max: Annotated[float | None, typer.Option(help="Largest α on the grid.")] = None,
+    beta_max: Annotated[float, typer.Option(help="Largest β on the grid / solved β.")] = 1.5,
     gamma_max: Annotated[float | None, typer.Option(help="Largest γ on the grid.")] = None,
-    step: Annotated[float | None, typer.Option(help="Grid step for α and β.")] = None,
+    step: Annotated[float | None, typer.Option(help="Grid step for α (and β with --beta "
+                                               "grid).")] = None,
+    gamma_step: Annotated[float | None, typer.Option(
+        help="γ axis step (NNI-style: the proxy size is rounded to a pixel).")] = None,
+    beta_mode: Annotated[BetaMode, typer.Option(
+        "--beta", help="solve: for each (α, γ), β solved so the full-size model measures "
+                       "2× the base's FLOPs; grid: NNI's α/β/γ grid under --tolerance, then "
+                       "filtered on measured full-size FLOPs.")] = BetaMode.solve,
     tolerance: Annotated[float, typer.Option(
-        help="Keep triples with |α·β²·γ² − 2| < this (the paper's 1.2/1.1/1.15 is 1.92).")] = 0.1,
+        help="--beta grid: keep triples with |α·β²·γ² − 2| < this.")] = 0.1,
     resolution_step: Annotated[int | None, typer.Option(
-        min=1, help="γ axis: proxy sizes step by this many px (budget's default).")] = None,
+        min=1, help="γ axis in px steps instead of --gamma-step.")] = None,
     flops_tolerance: Annotated[float | None, typer.Option(
-        help="Drop candidates whose MEASURED FLOPs ratio is not within 2 ± this "
-             "(budget's default; a negative value keeps all).")] = None,
+        help="Keep candidates whose full-size FLOPs ratio is within 2 × (1 ± this) "
+             "(budget's default 0.05; a negative value keeps all).")] = None,
+    allow_upsampling: Annotated[bool, typer.Option(
+        help="Let proxy inputs exceed the dataset's native size (upsampled pixels).")] = False,
     repeats: Annotated[int | None, typer.Option(
         min=1, help="Seeds for the base, to measure seed-to-seed noise.")] = None,
-    repeat_top: Annotated[int, typer.Option(
+    repeat_top: Annotated[int | None, typer.Option(
         min=0, help="After the grid, train the N best candidates under the other --repeats "
-                    "seeds too (mean ± std, rank stability).")] = 0,
+                    "seeds too (budget's default; 'separated' needs >= 2 seeds).")] = None,
+    check_transfer: Annotated[int | None, typer.Option(
+        min=0, help="Fidelity check: retrain the base and the top K candidates with 2× the "
+                    "epochs and report Kendall's τ and whether the winner holds (budget's "
+                    "default; 0 turns it off).")] = None,
     pruner: Annotated[Pruner | None, typer.Option(
         help="none, median, or halving: every candidate trains 1 epoch, the best third go on "
              "to 3, and so on (the budget's default).")] = None,
@@ -268,39 +348,59 @@ def search(
     quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
     dry_run: Annotated[bool, typer.Option(
         help="Show the feasible set and stop: nothing is trained or written.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="With --dry-run: print the feasible set as one JSON object.")] = False,
 ) -> None:
-    """The φ=1 grid search over α (depth), β (width), γ (resolution) with α·β²·γ² ≈ 2.
+    """The φ=1 grid search over α (depth), β (width), γ (resolution) at 2× the base's FLOPs.
 
-    Each feasible candidate is trained briefly on a held-out split of the proxy dataset
-    and compared with the base under the same budget. Rerunning the same command resumes
-    an unfinished run.
+    Candidates are compared at equal cost where the coefficients are used: each is the base
+    at full size (b0: 224 px) scaled by α, β, γ, β solved (by default) so that its measured
+    FLOPs are 2× the base's, kept within ±5 %. Each is trained briefly as a proxy (same depth
+    and width, input = the proxy base size × γ, never above the dataset's native size, stem
+    stride lowered so the final maps stay ≥ 2×2) on a held-out split, with the base under the
+    same budget. Budgets from quick up then retrain the base and the top candidates with 2×
+    the epochs (a fidelity check). Rerunning the same command resumes an unfinished run.
 
-    Verdict: a margin is separated when it exceeds 2 x sqrt(SE_examples² + SE_seeds²), where
-    SE_examples comes from a paired bootstrap over validation examples and SE_seeds is the
-    pooled seed-to-seed std (base under --repeats, top candidates under --repeat-top) times
-    sqrt(1/n_a + 1/n_b); a winner within that noise is reported as tied, with the tied
-    candidates named.
+    Verdict: SE = sqrt(SE_examples² + SE_seeds²), where SE_examples comes from a paired
+    bootstrap over validation examples and SE_seeds is the pooled seed-to-seed std (base
+    under --repeats, top candidates under --repeat-top) times sqrt(1/n_a + 1/n_b). The margin
+    gets a 95 % t interval and p-value on the pooled seed degrees of freedom; the winner's
+    comparisons (base and every other candidate) are Holm-corrected together. A margin is
+    separated only when both sides have >= 2 seeds and the Holm p < 0.05; a winner within
+    the noise is reported as tied (named), one with a single seed as untested. The signal
+    is on only when the winner is separated above the base.
     """
-    chosen = get_budget(budget.value).override(
+    if as_json and not dry_run:
+        raise typer.BadParameter("goes with --dry-run", param_hint="--json")
+    if repeat_top and (repeats or get_budget(
+            budget.value if budget else default_budget(dataset)).repeats) < 2:
+        raise typer.BadParameter("needs --repeats 2 or more", param_hint="--repeat-top")
+    chosen = get_budget(budget.value if budget else default_budget(dataset)).override(
         epochs=epochs, train_size=train_size, val_size=val_size, batch_size=batch_size,
         resolution=resolution, step=step, gamma_max=gamma_max, repeats=repeats,
         pruner=pruner.value if pruner else None, resolution_step=resolution_step,
-        flops_tolerance=flops_tolerance)
+        flops_tolerance=flops_tolerance, gamma_step=gamma_step, alpha_max=alpha_max,
+        repeat_top=repeat_top, transfer_top=check_transfer)
+    if resolution_step is not None and gamma_step is None:
+        chosen = chosen.override(gamma_step=None)
     window = None if chosen.flops_tolerance is None or chosen.flops_tolerance < 0 \
         else chosen.flops_tolerance
-    grid = GridSpec(alpha_max=alpha_max, beta_max=beta_max, gamma_max=chosen.gamma_max,
-                    step=chosen.step, tolerance=tolerance, base_resolution=chosen.resolution,
-                    resolution_step=chosen.resolution_step)
+    grid = chosen.grid(beta_max=beta_max, tolerance=tolerance, beta=beta_mode.value)
+    repeat_top = chosen.repeat_top if chosen.repeats >= 2 else 0
     recipe = default_recipe(chosen)
     settings = SearchSettings(
         base=base, dataset=dataset, budget=chosen, grid=grid, recipe=recipe,
         rules=ScalingRules(), data_dir=str(data_dir) if data_dir else None, seed=seed,
         device=device.value, flops_tolerance=window, counter=counter.value,
         out=str(out) if out else None,
-        storage=storage, study=study, workers=workers, threads=threads, repeat_top=repeat_top)
-    if repeat_top and chosen.repeats < 2:
-        raise typer.BadParameter("needs --repeats 2 or more", param_hint="--repeat-top")
-    events = RichEvents(quiet)
+        storage=storage, study=study, workers=workers, threads=threads, repeat_top=repeat_top,
+        allow_upsampling=allow_upsampling)
+    events = RichEvents(quiet or as_json)
+    if not dry_run and not quiet:
+        render.err.print(f"budget {chosen.name}: {chosen.train_size or 'all'} training images, "
+                         f"{chosen.epochs} epochs, proxy base {chosen.resolution} px; expected "
+                         f"wall time {chosen.expected or 'not measured'}", markup=False,
+                         highlight=False)
     started = time.monotonic()
     try:
         with interrupt_once():  # a second Ctrl-C stops at once
@@ -320,6 +420,11 @@ def search(
         raise typer.Exit(130) from None
     events.close()
     if dry_run:
+        if as_json:
+            prepared = outcome.prepared
+            render.out.print_json(json.dumps(feasible_document(
+                list(prepared.candidates.values()), prepared.dropped, prepared.settings)))
+            return
         render.err.print(f"dry run: {outcome.counts['items']} trainings would run in "
                          f"{outcome.run_dir}", markup=False)
         return

@@ -6,6 +6,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from effscale import __version__
 from effscale.bases import get_base
@@ -18,7 +19,14 @@ from effscale.scaling import (
     scale_config,
 )
 
+if TYPE_CHECKING:
+    from effscale.equal_flops import Measurer
+    from effscale.flops import Complexity
+
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
+MATCH_TOLERANCE = 0.03  # --match-flops: a matched B_phi within 3 % of 2**phi x B0
+DRIFT_TOLERANCE = 0.10  # warn when measured B1/B0 is more than 10 % from 2
+MATCHED_SOURCE = "derive-matched"  # provenance.source prefix; the solved s follows
 
 # EfficientNet's published table: (width, depth, resolution, dropout).
 OFFICIAL_TABLE: dict[int, tuple[float, float, int, float]] = {
@@ -157,3 +165,109 @@ def official_config(index: int, num_classes: int = 1000) -> ModelConfig:
                           provenance=provenance)
     return config.replace(dropout=dropout)
 
+
+
+# --------------------------------------------------------------------------- matched FLOPs
+
+
+@dataclass(frozen=True)
+class Matched:
+    """B_phi solved along the coefficients to ``2**phi`` times B0's measured FLOPs."""
+
+    phi: float
+    s: float  # the "effective phi": depth alpha**s, width beta**s, resolution gamma**s
+    config: ModelConfig
+    complexity: Complexity
+    base_flops: int
+
+    @property
+    def ratio(self) -> float:
+        """Measured FLOPs over the base's (both at full size)."""
+        return self.complexity.flops / self.base_flops
+
+    @property
+    def target(self) -> float:
+        return 2.0 ** self.phi
+
+    @property
+    def error(self) -> float:
+        """Measured ratio over ``2**phi``, minus 1 (0.03 = 3 % above)."""
+        return self.ratio / self.target - 1
+
+    @property
+    def within_tolerance(self) -> bool:
+        return abs(self.error) <= MATCH_TOLERANCE
+
+
+def matched_source(s: float) -> str:
+    """The provenance ``source`` of a matched config: ``derive-matched s=1.073412``."""
+    return f"{MATCHED_SOURCE} s={s:.6f}"
+
+
+def load_config_matched_s(config: ModelConfig) -> float | None:
+    """The solved s of a matched config (from its provenance), or ``None``."""
+    return matched_s(config.provenance)
+
+
+def matched_s(provenance: Provenance | None) -> float | None:
+    """The solved s recorded by :func:`matched_source`, or ``None`` for other configs."""
+    if provenance is None or not provenance.source.startswith(MATCHED_SOURCE + " s="):
+        return None
+    return float(provenance.source.removeprefix(MATCHED_SOURCE + " s="))
+
+
+def match_flops(
+    coefficients: Coefficients, phi: float, base: str = "b0", num_classes: int = 1000,
+    rules: ScalingRules | None = None, counter: str = "fvcore", head: Head | None = None,
+    measure: Measurer | None = None,
+) -> Matched:
+    """B_phi along the coefficients with ``s`` solved so that its MEASURED FLOPs (conv+linear,
+    at full size: the base at its own resolution, b0 at 224 px) are closest to ``2**phi``
+    times the base's. Rounding may leave no config within :data:`MATCH_TOLERANCE`; the
+    achieved figure is in the result (``ratio``, ``error``), never adjusted.
+
+    ``measure`` shares measurements between calls (a :class:`~effscale.equal_flops.Measurer`
+    with ``conv_linear=True``); ``count_flops`` caches on disk either way.
+    """
+    from effscale.equal_flops import Measurer, solve_direction
+
+    check_coefficients(coefficients.alpha, coefficients.beta, coefficients.gamma)
+    if not math.isfinite(phi):
+        raise EffscaleError(f"--phi must be a finite number, got {phi}")
+    rules = rules or ScalingRules()
+    measure = measure or Measurer(counter, conv_linear=True)
+    base_config = get_base(base, num_classes)
+    attach = (lambda c: c) if head is None else (lambda c: with_head(c, head))
+    target = 2.0 ** phi * measure(attach(base_config)).flops
+    coeffs = (coefficients.alpha, coefficients.beta, coefficients.gamma)
+    solved = solve_direction(base_config, coeffs, target, rules, measure,
+                             name=derived_name(base, phi), build=attach)
+    s = solved.multiplier
+    provenance = Provenance(
+        base=base, depth_multiplier=round(solved.depth, 6),
+        width_multiplier=round(solved.width, 6), resolution_multiplier=round(solved.resolution, 6),
+        rules=rules, tool_version=__version__, phi=phi, alpha=coefficients.alpha,
+        beta=coefficients.beta, gamma=coefficients.gamma, source=matched_source(s),
+    )
+    config = solved.config.replace(provenance=provenance)
+    return Matched(phi, s, config, solved.complexity, solved.base_flops)
+
+
+def matched_config(
+    coefficients: Coefficients, phi: float, base: str = "b0", num_classes: int = 1000,
+    rules: ScalingRules | None = None, counter: str = "fvcore",
+) -> tuple[ModelConfig, float, float]:
+    """``(config, s, ratio)``: B_phi matched to ``2**phi`` x B0's measured full-size FLOPs
+    (see :func:`match_flops`); ``ratio`` is the achieved measured ratio, which may be off by
+    more than 3 % when rounding allows nothing closer."""
+    matched = match_flops(coefficients, phi, base, num_classes, rules, counter)
+    return matched.config, matched.s, matched.ratio
+
+
+def measured_drift_warning(b1_over_b0: float) -> str | None:
+    """A warning when the measured B1/B0 FLOPs ratio is more than 10 % away from 2."""
+    if abs(b1_over_b0 / 2.0 - 1) > DRIFT_TOLERANCE:
+        return (f"measured FLOPs of B1 are {b1_over_b0:.2f}x B0's (full size), more than 10 % "
+                f"from 2: rounding makes the family grow by about {b1_over_b0:.2f}^phi, not "
+                "2^phi; --match-flops solves each B_phi to 2^phi x B0")
+    return None

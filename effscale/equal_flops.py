@@ -13,13 +13,18 @@ Note:
     two configs around the target is closer to it (in log ratio). Callers report the
     achieved ratio; it may miss the target by more than any tolerance when no config lies
     closer.
+
+A coefficient *direction* (alpha, beta, gamma) is one more rule: depth ``alpha**s``, width
+``beta**s``, resolution ``gamma**s``, with ``s`` the "effective phi". :func:`solve_direction`
+solves ``s`` so that the measured FLOPs hit a target (``effscale derive --match-flops`` and
+``effscale compare`` use it at full size: B0 at 224 px and ``2**phi`` times its FLOPs).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from effscale.config import ModelConfig, ScalingRules
 from effscale.errors import EffscaleError
@@ -87,16 +92,29 @@ def scaled_config(base: ModelConfig, rule: str, m: float, rules: ScalingRules,
 
 class Measurer:
     """FLOPs of configs, each distinct config measured once (``count_flops`` also caches on
-    disk)."""
+    disk). Name and provenance do not change FLOPs, so configs that differ only there share
+    one measurement.
 
-    def __init__(self, counter: str = "fvcore") -> None:
+    ``conv_linear=True`` counts convolutions and linear layers only (the published figures'
+    convention, and what ``effscale derive`` shows): the returned complexity's ``flops`` is
+    then its ``flops_conv_linear``. ``count`` replaces :func:`count_flops` (tests, the CLI).
+    """
+
+    def __init__(self, counter: str = "fvcore", conv_linear: bool = False,
+                 count: Callable[[ModelConfig, int, str], Complexity] | None = None) -> None:
         self.counter = counter
+        self.conv_linear = conv_linear
+        self.count = count or count_flops
         self.measured: dict[ModelConfig, Complexity] = {}
 
     def __call__(self, config: ModelConfig) -> Complexity:
-        if config not in self.measured:
-            self.measured[config] = count_flops(config, config.resolution, self.counter)
-        return self.measured[config]
+        key = config.replace(name="-", provenance=None)
+        if key not in self.measured:
+            complexity = self.count(key, key.resolution, self.counter)
+            if self.conv_linear:
+                complexity = replace(complexity, flops=complexity.flops_conv_linear)
+            self.measured[key] = complexity
+        return self.measured[key]
 
 
 def solve(build: Callable[[float], ModelConfig], target: float, measure: Measurer,
@@ -164,4 +182,55 @@ def compound(base: ModelConfig, alpha: float, beta: float, gamma: float, phi: fl
 def base_model(base: ModelConfig, measure: Measurer, target: float) -> Scaled:
     config = base.replace(name="base")
     return Scaled("base", 0.0, 1.0, 1.0, 1.0, config, measure(config), measure(base).flops,
+                  round(target))
+
+
+def direction_multipliers(coefficients: tuple[float, float, float], s: float
+                          ) -> tuple[float, float, float]:
+    """(depth, width, resolution) = (alpha**s, beta**s, gamma**s)."""
+    alpha, beta, gamma = coefficients
+    return alpha ** s, beta ** s, gamma ** s
+
+
+def direction_config(base: ModelConfig, coefficients: tuple[float, float, float], s: float,
+                     rules: ScalingRules, name: str | None = None) -> ModelConfig:
+    depth, width, resolution = direction_multipliers(coefficients, s)
+    return scale_config(base, depth=depth, width=width, resolution=resolution, rules=rules,
+                        name=name or base.name)
+
+
+def solve_direction(base: ModelConfig, coefficients: tuple[float, float, float], target: float,
+                    rules: ScalingRules, measure: Measurer, name: str = "compound",
+                    build: Callable[[ModelConfig], ModelConfig] | None = None) -> Scaled:
+    """``base`` scaled along ``coefficients`` (depth ``alpha**s``, width ``beta**s``,
+    resolution ``gamma**s``) to the measured FLOPs closest to ``target``.
+
+    The returned :class:`Scaled` has ``multiplier`` = the solved ``s`` ("effective phi"),
+    its ``ratio`` over the base's measured FLOPs and its ``target_error``, which may exceed
+    any tolerance when rounding leaves no config closer. ``build`` post-processes each config
+    before it is measured (``derive`` attaches a UNet head there).
+    """
+    alpha, beta, gamma = coefficients
+    factor = alpha * beta ** 2 * gamma ** 2
+    if factor <= 1 + 1e-9:
+        raise EffscaleError(f"coefficients {alpha:g}/{beta:g}/{gamma:g} do not grow FLOPs "
+                            "(alpha*beta^2*gamma^2 = 1): no multiple of the base's FLOPs can be "
+                            "matched along them")
+    post = build or (lambda c: c)
+    log_factor = math.log(factor)
+
+    # ``solve`` bisects a positive multiplier in log space; the nominal FLOPs factor
+    # m = factor**s makes log m linear in s, as log FLOPs roughly is.
+    def s_of(m: float) -> float:
+        return math.log(m) / log_factor
+
+    def config_at(m: float) -> ModelConfig:
+        return post(direction_config(base, coefficients, s_of(m), rules, name))
+
+    base_flops = measure(post(base)).flops
+    reach = max(MAX_MULTIPLIER, 16 * target / base_flops, 16 * base_flops / target)
+    m, config = solve(config_at, target, measure, max_multiplier=reach)
+    s = s_of(m)
+    depth, width, resolution = direction_multipliers(coefficients, s)
+    return Scaled(name, s, depth, width, resolution, config, measure(config), base_flops,
                   round(target))

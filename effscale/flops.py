@@ -177,11 +177,11 @@ def _torch_counter(config: ModelConfig, resolution: int, note: str = "") -> Comp
 
 def _cache_path(config: ModelConfig, resolution: int, counter: str) -> Path:
     from effscale import __version__
-    from effscale.paths import cache_dir
+    from effscale.paths import flops_cache_dir
 
     key = f"{_CACHE_VERSION}|{__version__}|{torch.__version__}|{counter}|{resolution}|"
     digest = hashlib.sha256((key + dump_config(config)).encode()).hexdigest()[:24]
-    return cache_dir() / "flops" / f"{digest}.json"
+    return flops_cache_dir() / f"{digest}.json"
 
 
 def _measure(config: ModelConfig, resolution: int, counter: str) -> Complexity:

@@ -1,10 +1,14 @@
-"""The phi=1 search space: (alpha, beta, gamma) triples under alpha*beta^2*gamma^2 ~= 2.
+"""The phi=1 search space: alpha (depth) and gamma (resolution) axes, and beta.
 
 Note:
-    The resolution axis is the set of input sizes the proxy can actually take: multiples of
-    ``resolution_step`` pixels from the proxy's base size up to ``gamma_max`` times it, so
-    ``gamma = size / base size``. A gamma that rounds to an existing size would train the
-    same model twice under another name, so it is not offered.
+    The resolution axis is the set of input sizes the proxy can actually take: gamma steps by
+    ``gamma_step`` from 1 to ``gamma_max`` and the size ``base_resolution * gamma`` is
+    rounded to a pixel (NNI's axis), or sizes step by ``resolution_step`` pixels. A gamma that
+    rounds to an existing size would train the same model twice under another name, so it is
+    not offered. With ``beta = "solve"`` (the default) beta is not an axis: it is solved per
+    (alpha, gamma) on measured full-size FLOPs (:mod:`effscale.candidates`); with ``"grid"``
+    it steps like alpha and :func:`feasible_grid` keeps NNI's ``|alpha beta^2 gamma^2 - 2| <
+    tolerance``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from effscale.errors import EffscaleError
+
+BETA_MODES = ("solve", "grid")
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,8 @@ class GridSpec:
     target: float = 2.0
     base_resolution: int = 32
     resolution_step: int | None = 8
+    gamma_step: float | None = None  # the gamma axis' step when resolution_step is None
+    beta: str = "solve"  # "solve": beta solved on measured full-size FLOPs; "grid": NNI's grid
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -44,6 +52,12 @@ class GridSpec:
         if (self.resolution_step is not None and self.resolution_step < 1) \
                 or self.base_resolution < 8:
             raise EffscaleError("resolution step must be >= 1 and base resolution >= 8")
+        if self.gamma_step is not None and (not math.isfinite(self.gamma_step)
+                                            or not 0 < self.gamma_step <= 1):
+            raise EffscaleError(f"--gamma-step must be in (0, 1], got {self.gamma_step}")
+        if self.beta not in BETA_MODES:
+            raise EffscaleError(f"--beta must be one of {', '.join(BETA_MODES)}, got "
+                                f"{self.beta!r}")
 
 
 @dataclass(frozen=True)
@@ -73,10 +87,17 @@ def axis(maximum: float, step: float) -> list[float]:
 def gamma_axis(spec: GridSpec) -> list[tuple[float, int]]:
     """``(gamma, size)`` for every proxy input size from the base size up to gamma_max.
 
-    Without a ``resolution_step``, gamma steps like alpha and beta and the size is rounded.
+    Without a ``resolution_step``, gamma steps by ``gamma_step`` (default: ``step``) as NNI's
+    grid does and the size is rounded to a pixel; a gamma whose size repeats an earlier one is
+    left out (it would train the same proxy model).
     """
     if spec.resolution_step is None:
-        return [(g, round(spec.base_resolution * g)) for g in axis(spec.gamma_max, spec.step)]
+        points: list[tuple[float, int]] = []
+        for g in axis(spec.gamma_max, spec.gamma_step or spec.step):
+            size = round(spec.base_resolution * g)
+            if not points or size != points[-1][1]:
+                points.append((g, size))
+        return points
     sizes = range(spec.base_resolution,
                   int(math.floor(spec.base_resolution * spec.gamma_max + 1e-9)) + 1,
                   spec.resolution_step)
@@ -102,3 +123,18 @@ def feasible_grid(spec: GridSpec) -> list[Triple]:
             f"< {spec.tolerance:g}; widen --tolerance, use a finer --step or raise the maxima"
         )
     return triples
+
+
+def alpha_gamma_points(spec: GridSpec, slack: float = 1.25) -> list[tuple[float, float, int]]:
+    """``(alpha, gamma, proxy size)`` for the "solve" mode: every alpha on its axis with every
+    gamma on its axis whose nominal ``alpha * gamma**2`` leaves room for ``beta >= 1``
+    (``<= target * slack``; rounding makes measured FLOPs differ from nominal, so the solver
+    on measured FLOPs decides, and this only skips points that cannot be close)."""
+    spec.check()
+    points = [(alpha, gamma, size) for gamma, size in gamma_axis(spec)
+              for alpha in axis(spec.alpha_max, spec.step)
+              if alpha * gamma**2 <= spec.target * slack]
+    if not points:
+        raise EffscaleError("no (alpha, gamma) on the grid leaves room for beta >= 1; lower "
+                            "--gamma-max or --alpha-max")
+    return points

@@ -84,7 +84,8 @@ def work_synchronous(prepared: Prepared, study: optuna.Study, device: torch.devi
     while (trial := claim_next(study)) is not None:
         item = trial.suggest_categorical(ITEM_PARAM, prepared.choices or prepared.items)
         key, seed_index = split_item(item)
-        if prepared.candidates[key].is_base or seed_index > 0:
+        if prepared.candidates[key].is_base or seed_index > 0 \
+                or prepared.candidates[key].is_transfer:
             # The base, and --repeat-top's extra seeds of finished winners, train in full.
             run_trial(prepared, study, trial, device, events)
         else:

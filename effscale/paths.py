@@ -19,3 +19,10 @@ def data_dir() -> Path:
     if os.environ.get("EFFSCALE_DATA_DIR"):
         return Path(os.environ["EFFSCALE_DATA_DIR"])
     return cache_dir() / "data"
+
+
+def flops_cache_dir() -> Path:
+    """``$EFFSCALE_FLOPS_CACHE_DIR``, else ``cache_dir()/flops``: measured FLOPs by config."""
+    if os.environ.get("EFFSCALE_FLOPS_CACHE_DIR"):
+        return Path(os.environ["EFFSCALE_FLOPS_CACHE_DIR"])
+    return cache_dir() / "flops"

@@ -10,7 +10,13 @@ if TYPE_CHECKING:
 
 
 def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, Any]) -> bytes:
-    """PNG bytes with two panels; the base and the winner are marked."""
+    """PNG bytes with two panels; the base and the winner are marked.
+
+    Left: accuracy against the FLOPs ratio measured at full size (the cost the coefficients
+    carry, with the equal-cost window shaded), each candidate's ratio at its proxy shown as a
+    hollow marker joined to it (the proxy's distortion). Right: accuracy over the alpha-gamma
+    plane (beta is solved or read off the label).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,42 +27,52 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, 
     ratios = [float(r.attrs["flops_ratio"]) for r in done]
     accs = [r.mean * 100 for r in done]
     errs = [r.std * 100 for r in done]
+    window = settings.get("flops_window")
+    if window:
+        left.axvspan(window[0], window[1], color="tab:green", alpha=0.1,
+                     label="equal-cost window (full size)")
+    for r, acc in zip(done, accs):
+        proxy = float(r.attrs.get("proxy_flops_ratio") or 0)
+        if proxy:
+            left.plot([proxy, float(r.attrs["flops_ratio"])], [acc, acc], color="grey",
+                      linewidth=0.8, alpha=0.6)
+            left.plot([proxy], [acc], "o", markerfacecolor="none", color="grey", alpha=0.8)
     left.errorbar(ratios, accs, yerr=errs if any(errs) else None, fmt="o", color="tab:blue",
-                  alpha=0.7, label="φ=1 candidates")
+                  alpha=0.8, label="φ=1 candidates (hollow: ratio at the proxy)")
     base, winner = selection.base, selection.winner
     if base is not None and base.completed:
         left.errorbar([1.0], [base.mean * 100], yerr=[base.std * 100] if base.std else None,
                       fmt="s", color="black", markersize=9, label="base (φ=0)")
-        if base.std:
-            left.axhspan((base.mean - 2 * base.std) * 100, (base.mean + 2 * base.std) * 100,
-                         color="grey", alpha=0.15, label="base ± 2 seed std")
     if winner is not None:
         left.plot([float(winner.attrs["flops_ratio"])], [winner.mean * 100], marker="*",
                   color="tab:red", markersize=18, linestyle="none",
-                  label=f"winner α={winner.attrs['alpha']:.2f} β={winner.attrs['beta']:.2f} "
+                  label=f"winner α={winner.attrs['alpha']:.2f} β={winner.attrs['beta']:.3f} "
                         f"γ={winner.attrs['gamma']:.3f}")
-    left.axvline(2.0, color="tab:green", linestyle="--", linewidth=1, label="nominal 2×")
     chance = 100.0 / int(settings["num_classes"])
     left.axhline(chance, color="tab:orange", linestyle=":", linewidth=1, label="chance")
-    left.set_xlabel("measured FLOPs ÷ base FLOPs (fvcore)")
+    left.set_xlabel("FLOPs ÷ base FLOPs (measured; filled: full size, hollow: proxy)")
     left.set_ylabel("validation accuracy (%)")
     left.set_title(f"{settings['base']} on {settings['dataset']} ({settings['budget']} budget)")
     left.legend(fontsize=8, loc="best")
     left.grid(alpha=0.3)
     if done:
         points = right.scatter([float(r.attrs["alpha"]) for r in done],
-                               [float(r.attrs["beta"]) for r in done], c=accs, cmap="viridis",
-                               s=[60 + 200 * (float(r.attrs["gamma"]) - 1) for r in done],
-                               edgecolors="black")
+                               [float(r.attrs["gamma"]) for r in done], c=accs, cmap="viridis",
+                               s=160, edgecolors="black")
+        for r in done:
+            right.annotate(f"β={float(r.attrs['beta']):.2f}\n{r.mean:.1%}",
+                           (float(r.attrs["alpha"]), float(r.attrs["gamma"])),
+                           textcoords="offset points", xytext=(8, 4), fontsize=7)
         fig.colorbar(points, ax=right, label="validation accuracy (%)")
         if winner is not None:
-            right.scatter([float(winner.attrs["alpha"])], [float(winner.attrs["beta"])],
+            right.scatter([float(winner.attrs["alpha"])], [float(winner.attrs["gamma"])],
                           marker="*", s=400, color="tab:red", edgecolors="white")
+    right.margins(x=0.2, y=0.15)
     right.set_xlabel("α (depth)")
-    right.set_ylabel("β (width)")
-    right.set_title("accuracy over the α-β plane (marker size grows with γ)")
+    right.set_ylabel("γ (resolution)")
+    right.set_title("accuracy over the α-γ plane, all at equal full-size FLOPs")
     right.grid(alpha=0.3)
-    fig.suptitle(selection.verdict[:140], fontsize=9)
+    fig.suptitle(selection.verdict[:150], fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
@@ -85,9 +101,10 @@ def plot_compare(result: Any) -> bytes:
         if done:
             right.errorbar([model.complexity.flops / 1e6], [row.mean * 100],
                            yerr=[row.std * 100] if row.std else None, fmt="o", markersize=8,
-                           color=colors.get(model.name, "grey"), label=model.name)
+                           color=colors.get(getattr(model, "kind", model.name), "grey"),
+                           label=model.name)
     left.bar(range(len(names)), means, yerr=stds, capsize=4,
-             color=[colors.get(m.name, "grey") for m, _ in result.rows])
+             color=[colors.get(getattr(m, "kind", m.name), "grey") for m, _ in result.rows])
     left.set_xticks(range(len(names)), names, fontsize=8)
     if any(means):
         low = min(m for m in means if m) - 3 * max([*stds, 1.0])
@@ -96,7 +113,7 @@ def plot_compare(result: Any) -> bytes:
     left.set_title(f"{settings['base']} at φ={settings['phi']:g} on {settings['dataset']} "
                    f"({settings['budget']} budget)")
     left.grid(axis="y", alpha=0.3)
-    right.set_xlabel("measured MFLOPs (proxy input size)")
+    right.set_xlabel("measured MFLOPs (full size)")
     right.set_ylabel("validation accuracy (%)")
     right.set_title("accuracy against measured FLOPs")
     right.grid(alpha=0.3)

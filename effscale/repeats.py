@@ -28,11 +28,11 @@ def chosen_top(study: optuna.Study, top: int) -> list[str]:
     stored = study.user_attrs.get(ATTR)
     if stored is not None:
         return list(stored)
-    from effscale.report import collect_rows, select
+    from effscale.report import collect_rows, grid_rows, select
 
     settings = study.user_attrs["settings"]
     window = settings.get("flops_window")
-    selection = select(collect_rows(study), int(settings["num_classes"]),
+    selection = select(grid_rows(collect_rows(study)), int(settings["num_classes"]),
                        tuple(window) if window else None)
     keys = [row.candidate for row in selection.ranked[:top]]
     study.set_user_attr(ATTR, keys)

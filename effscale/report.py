@@ -16,15 +16,17 @@ import yaml
 from optuna.trial import TrialState
 
 from effscale import __version__, atomic, stats
-from effscale.candidates import BASE_KEY
+from effscale.candidates import BASE_KEY, TRANSFER_PREFIX
 from effscale.config import rules_from_dict, save_config
 from effscale.derive import Coefficients, derive_config
 from effscale.study import item_of, split_item
 
+SKIP_MATCHED = ("smoke", "demo")  # budgets whose runs do not write configs/matched/
 CHANCE_MARGIN = 0.05  # a base this close to chance accuracy learned nothing useful
 CSV_FIELDS = [
     "candidate", "state", "alpha", "beta", "gamma", "resolution", "params", "flops",
-    "flops_ratio", "nominal_ratio", "blocks", "seeds", "val_accuracy", "val_accuracy_std",
+    "flops_ratio", "full_resolution", "proxy_flops_ratio", "nominal_ratio", "blocks", "seeds",
+    "val_accuracy", "val_accuracy_std",
     "val_accuracy_per_epoch", "epochs_run", "train_seconds", "images_per_second", "failure",
     "aliases",
 ]
@@ -122,6 +124,8 @@ class Selection:
     seed_std: float = 0.0  # pooled over every model with two or more seeds
     failed: list[Row] = field(default_factory=list)  # no result: diverged, errors, OOM
     noise_from_base_only: bool = False  # only the base ran under several seeds
+    seed_dof: int = 0  # degrees of freedom of seed_std: sum(n_i - 1)
+    untested: list[str] = field(default_factory=list)  # one seed on a side: no test possible
 
 
 def select(rows: dict[str, Row], num_classes: int, flops_window: tuple[float, float] | None
@@ -143,9 +147,9 @@ def select(rows: dict[str, Row], num_classes: int, flops_window: tuple[float, fl
         selection.verdict = "no candidate has completed yet"
         return selection
     chance = 1.0 / num_classes
-    noise = stats.pooled_seed_std([r.accuracies for r in rows.values() if r.completed])
-    selection.seed_std = noise
-    selection.noise_from_base_only = noise > 0 and all(
+    noise, dof = stats.pooled_seed_noise([r.accuracies for r in rows.values() if r.completed])
+    selection.seed_std, selection.seed_dof = noise, dof
+    selection.noise_from_base_only = dof > 0 and all(
         r.candidate == BASE_KEY for r in rows.values() if len(r.accuracies) >= 2)
     if base is not None and base.completed and base.mean < chance + CHANCE_MARGIN:
         selection.verdict = (
@@ -153,66 +157,101 @@ def select(rows: dict[str, Row], num_classes: int, flops_window: tuple[float, fl
             f"{CHANCE_MARGIN:.0%} of chance ({chance:.1%}); the proxy did not learn, so the "
             "ranking of candidates is noise. Use a larger budget.")
         return selection
-    _compare_all(selection, noise)
+    _compare_all(selection, noise, dof)
     return selection
 
 
-def _compare_all(selection: Selection, noise: float) -> None:
+def _names(names: list[str], most: int = 6) -> str:
+    return ", ".join(names[:most]) + (" ..." if len(names) > most else "")
+
+
+def _compare_all(selection: Selection, noise: float, dof: int) -> None:
+    """The winner against the base and against every other ranked candidate, Holm-corrected
+    as one family; ``signal`` only when the winner is separated above the base."""
     winner, base = selection.winner, selection.base
     assert winner is not None
     wc = winner.mean_correct
-    others = [r for r in selection.ranked[1:] if r.mean_correct is not None]
     if wc is None:
-        selection.signal = True
-        selection.verdict = "winner chosen by accuracy alone (no per-example results stored)"
+        selection.verdict = ("winner chosen by accuracy alone (no per-example results stored), "
+                             "so whether it beats the base is untested")
         return
     seeds = len(winner.accuracies)
-    for row in others:
-        comparison = stats.compare(winner.candidate, wc, row.candidate, row.mean_correct, noise,
-                                   seeds_a=seeds, seeds_b=len(row.accuracies))
-        selection.comparisons.append(comparison)
-        if not comparison.separated:
-            selection.tied.append(row.candidate)
-    if base is not None and base.mean_correct is not None:
-        vs_base = stats.compare(winner.candidate, wc, BASE_KEY, base.mean_correct, noise,
-                                seeds_a=seeds, seeds_b=len(base.accuracies))
-        selection.comparisons.insert(0, vs_base)
-        beats_base = vs_base.separated and vs_base.margin > 0
-        below_base = vs_base.separated and vs_base.margin < 0
+    family: list[stats.Comparison] = []
+    has_base = base is not None and base.mean_correct is not None
+    if has_base:
+        family.append(stats.compare(winner.candidate, wc, BASE_KEY, base.mean_correct, noise,
+                                    seeds_a=seeds, seeds_b=len(base.accuracies),
+                                    noise_dof=dof))
+    for row in selection.ranked[1:]:
+        if row.mean_correct is not None:
+            family.append(stats.compare(winner.candidate, wc, row.candidate, row.mean_correct,
+                                        noise, seeds_a=seeds, seeds_b=len(row.accuracies),
+                                        noise_dof=dof))
+    selection.comparisons = stats.holm_family(family)
+    vs_base = selection.comparisons[0] if has_base else None
+    others = selection.comparisons[1:] if has_base else selection.comparisons
+    selection.tied = [c.b for c in others if c.testable and not c.separated]
+    selection.untested = [c.b for c in others if not c.testable]
+    selection.signal = vs_base is not None and vs_base.separated and vs_base.margin > 0
+
+    holm = (f"{stats.format_p(vs_base.p_adjusted, 'Holm p')} over {vs_base.family} comparisons"
+            if vs_base is not None else "")
+    if vs_base is None:
+        base_part = "there is no base result, so whether the winner beats the base is untested"
+    elif not vs_base.testable:
+        base_part = (f"whether the winner beats the base is untested ({vs_base.margin * 100:+.2f}"
+                     f" points; {stats.NOT_TESTABLE}: the winner has {seeds}, the base "
+                     f"{vs_base.seeds_b})" if vs_base.untestable == stats.NOT_TESTABLE else
+                     f"whether the winner beats the base is untested ({vs_base.untestable})")
+    elif selection.signal:
+        base_part = f"the winner beats the base by {vs_base.margin * 100:.2f} points ({holm})"
+    elif vs_base.separated:
+        base_part = (
+            f"the winner does NOT beat the base: it is {abs(vs_base.margin) * 100:.2f} points "
+            f"BELOW it ({holm}); at this budget the ~2x-FLOPs candidates are under-trained, "
+            "so their ranking compares short-training speed as much as capacity")
     else:
-        beats_base = below_base = False
+        base_part = (f"NOT SEPARATED FROM THE BASE: the winner's {vs_base.margin * 100:+.2f} "
+                     f"points ({holm}) are within the noise, so at this budget the search "
+                     "cannot tell the candidates from the base")
+
     runner = selection.runner_up
-    tied_runner = runner is not None and runner.candidate in selection.tied
-    all_tied_with_base = base is not None and base.completed and noise > 0 and all(
-        abs(r.mean - base.mean) <= 2 * noise * (1 / len(r.accuracies)
-                                                + 1 / len(base.accuracies)) ** 0.5
-        for r in selection.ranked)
-    unmeasured = ("" if noise > 0 else "; seed noise not measured (no model has two seeds: use "
-                  "--repeats 2 or more), so only example noise is counted")
-    if selection.noise_from_base_only:
-        # Measured on CIFAR-10 at the quick budget: the base's two seeds differed by 0.06
-        # points, the compound phi=1 model's by 1.24 (effscale compare, README).
-        unmeasured += ("; seed noise measured on the base only, and larger models can vary "
-                       "more between seeds: --repeat-top 2 measures it on the best candidates")
-    if below_base:
-        unmeasured += (
-            f"; even the winner is {abs(winner.mean - base.mean) * 100:.1f} points BELOW the base: "
-            "at this budget the ~2x-FLOPs candidates are under-trained, so their ranking "
-            "compares short-training speed as much as capacity")
-    if all_tied_with_base:
-        selection.verdict = ("NO SIGNAL: every candidate is within twice the seed noise of "
-                             f"the base (seed std {noise:.2%}); the search cannot tell them apart")
-    elif tied_runner:
-        selection.signal = beats_base
-        selection.verdict = (
-            f"winner is statistically tied with {len(selection.tied)} candidate(s): "
-            f"{', '.join(selection.tied[:6])}{' ...' if len(selection.tied) > 6 else ''}; "
-            f"{'it does' if beats_base else 'it does not'} clearly beat the base{unmeasured}")
+    runner_cmp = next((c for c in others if runner is not None and c.b == runner.candidate),
+                      None)
+    if runner is None:
+        runner_part = "there is no runner-up"
+    elif runner_cmp is None:
+        runner_part = "the runner-up has no per-example results, so it was not compared"
+    elif runner_cmp.separated:
+        runner_part = (f"it is separated from the runner-up {runner.candidate} "
+                       f"({stats.format_p(runner_cmp.p_adjusted, 'Holm p')})")
+    elif runner_cmp.testable:
+        runner_part = (f"it is NOT separated from the runner-up: statistically tied with "
+                       f"{len(selection.tied)} candidate(s): {_names(selection.tied)}")
     else:
-        selection.signal = True
-        versus_base = (" and beats the base" if beats_base else ""
-                       if below_base else " but not from the base")
-        selection.verdict = "winner is separated from the runner-up" + versus_base + unmeasured
+        runner_part = f"whether it beats the runner-up {runner.candidate} is untested"
+    if selection.untested:
+        runner_part += (
+            f"; its ranking against {len(selection.untested)} candidate(s) with a single seed "
+            f"on a side ({_names(selection.untested)}) is untested: --repeat-top N (N >= 2) "
+            "trains the best candidates under more seeds")
+        if runner_cmp is not None and not runner_cmp.testable and selection.tied:
+            runner_part += (f"; statistically tied with {len(selection.tied)} candidate(s): "
+                            f"{_names(selection.tied)}")
+
+    if dof == 0:
+        noise_part = ("seed noise not measured (no model has two seeds: use --repeats 2 or "
+                      "more), so only example noise is counted and nothing is testable")
+    else:
+        noise_part = (f"pooled seed std {noise:.2%} on {dof} degree(s) of freedom "
+                      f"(t_0.975 = {stats.t_quantile(0.975, dof):.2f})")
+        if selection.noise_from_base_only:
+            # Measured on CIFAR-10 at the quick budget: the base's two seeds differed by 0.06
+            # points, the compound phi=1 model's by 1.24 (effscale compare, README).
+            noise_part += ("; seed noise measured on the base only, and larger models can "
+                           "vary more between seeds: --repeat-top 2 measures it on the best "
+                           "candidates")
+    selection.verdict = f"{base_part}; {runner_part}; {noise_part}"
 
 
 def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dict[str, Any]:
@@ -237,40 +276,100 @@ def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dic
         doc["base_val_accuracy_std"] = round(base.std, 5)
         doc["base_seeds"] = len(base.accuracies)
     doc["seed_std_pooled"] = round(selection.seed_std, 5)
+    doc["seed_dof"] = selection.seed_dof
+    if selection.comparisons:
+        doc["holm"] = (f"p-values Holm-adjusted over the {selection.comparisons[0].family} "
+                       "comparisons of the winner (with the base and every other ranked "
+                       "candidate); separated when the adjusted p < 0.05 and both sides have "
+                       ">= 2 seeds")
     if selection.runner_up is not None:
         doc["runner_up"] = {"candidate": selection.runner_up.candidate,
                             "val_accuracy": round(selection.runner_up.mean, 5)}
     doc["comparisons"] = [c.describe() for c in selection.comparisons[:6]]
     doc["tied_with_winner"] = selection.tied
+    doc["untested_against_winner"] = selection.untested
     if selection.stability:
         doc["rank_stability"] = selection.stability
     doc["tool_version"] = __version__
     return doc
 
 
+def grid_rows(rows: dict[str, Row]) -> dict[str, Row]:
+    """The rows that take part in the ranking: everything but the fidelity check's."""
+    return {k: v for k, v in rows.items() if not k.startswith(TRANSFER_PREFIX)}
+
+
 def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
     """Write trials.csv, coefficients.yaml, configs/ and the plot for the study's current
     state. Files are replaced atomically, so a reader never sees a half-written one."""
+    from effscale import fidelity
+
     settings = study.user_attrs["settings"]
     rows = collect_rows(study)
     window = settings.get("flops_window")
-    selection = select(rows, int(settings["num_classes"]), tuple(window) if window else None)
+    selection = select(grid_rows(rows), int(settings["num_classes"]),
+                       tuple(window) if window else None)
     selection.stability = _stability(study)
+    factor = int(settings.get("identity", {}).get("budget", {}).get("transfer_factor", 2))
+    check = fidelity.summarize(rows, selection.winner.candidate if selection.winner else None,
+                               factor)
+    if check:
+        selection.verdict += "; " + fidelity.describe(check)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_csv(run_dir / "trials.csv", rows)
     if selection.winner is not None:
         doc = coefficients_document(selection, settings)
-        atomic.write_text(run_dir / "coefficients.yaml", yaml.safe_dump(doc, sort_keys=False))
-        coeffs = Coefficients(doc["alpha"], doc["beta"], doc["gamma"], base=settings["base"])
         rules = rules_from_dict(settings["rules"])
-        for phi in range(8):
-            config = derive_config(coeffs, float(phi), settings["base"],
-                                   int(settings["num_classes"]), rules)
-            save_config(config, run_dir / "configs" / f"{config.name}.yaml")
+        doc.update(_precision(doc, settings, rules))
+        if check:
+            doc["fidelity"] = check
+        atomic.write_text(run_dir / "coefficients.yaml", yaml.safe_dump(doc, sort_keys=False))
+        _write_families(doc, settings, rules, run_dir)
         from effscale.plot import plot_search
 
-        atomic.write_bytes(run_dir / "search.png", plot_search(rows, selection, settings))
+        atomic.write_bytes(run_dir / "search.png",
+                           plot_search(grid_rows(rows), selection, settings))
     return selection
+
+
+def _precision(doc: dict[str, Any], settings: dict[str, Any], rules: Any) -> dict[str, Any]:
+    """The winner's cost at full size and at the proxy, and each coefficient with the values
+    that build the same proxy model (see :mod:`effscale.aliases`)."""
+    from effscale.aliases import coefficient_aliases, phi_range
+    from effscale.bases import get_base
+    from effscale.grid import GridSpec
+
+    grid = settings.get("grid")
+    if not grid:
+        return {}
+    spec = GridSpec(**grid)
+    base = get_base(settings["base"])
+    aliases = coefficient_aliases(base, doc["alpha"], doc["beta"], doc["gamma"], spec, rules)
+    for name in ("alpha", "beta", "gamma"):
+        aliases[name]["at_phi_7"] = phi_range(aliases[name]["same_model"], 7)
+    return {"cost": settings.get("cost", ""), "aliases": aliases}
+
+
+def _write_families(doc: dict[str, Any], settings: dict[str, Any], rules: Any,
+                    run_dir: Path) -> None:
+    """configs/b0..b7.yaml (alpha**phi, beta**phi, gamma**phi) and, unless the run skips it,
+    configs/matched/b0..b7.yaml (each B_phi solved to 2**phi x B0's full-size FLOPs)."""
+    from effscale.derive import match_flops
+
+    coeffs = Coefficients(doc["alpha"], doc["beta"], doc["gamma"], base=settings["base"])
+    classes = int(settings["num_classes"])
+    for phi in range(8):
+        config = derive_config(coeffs, float(phi), settings["base"], classes, rules)
+        save_config(config, run_dir / "configs" / f"{config.name}.yaml")
+    if settings.get("budget") in SKIP_MATCHED:
+        # Solving B7 along a depth-heavy direction (alpha = 1.8: 61x the blocks) took minutes
+        # on 2 cores, more than the demo itself; `effscale derive --coefficients
+        # RUN/coefficients.yaml --match-flops` writes the family when it is wanted.
+        return
+    for phi in range(8):
+        matched = match_flops(coeffs, float(phi), settings["base"], classes, rules,
+                              counter="torch")
+        save_config(matched.config, run_dir / "configs" / "matched" / f"{matched.config.name}.yaml")
 
 
 def _write_csv(path: Path, rows: dict[str, Row]) -> None:
@@ -289,7 +388,8 @@ def _stability(study: optuna.Study) -> dict[str, Any]:
         if item is None:
             continue
         candidate, seed = split_item(item)
-        if candidate != BASE_KEY and trial.value is not None:
+        if candidate != BASE_KEY and not candidate.startswith(TRANSFER_PREFIX) \
+                and trial.value is not None:
             by_seed.setdefault(seed, {})[candidate] = float(trial.value)
     result = stats.rank_stability(by_seed)
     if result:

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,12 @@ import yaml
 from effscale import __version__, atomic
 from effscale.bases import get_base
 from effscale.budgets import Budget
-from effscale.candidates import BASE_KEY, Candidate, apply_flops_window, build_candidates
-from effscale.config import ScalingRules
+from effscale.candidates import BASE_KEY, Candidate, Skipped, build_candidates
+from effscale.config import ModelConfig, ScalingRules
 from effscale.data import ImageData, holdout_split, load_dataset
 from effscale.errors import EffscaleError
-from effscale.grid import GridSpec, feasible_grid
+from effscale.grid import GridSpec, gamma_axis
+from effscale.proxy import native_size, proxy_stem_stride, upsampling_note
 from effscale.stats import pack_correct
 from effscale.study import (
     ITEM_PARAM,
@@ -74,11 +75,15 @@ class SearchSettings:
     workers: int = 1
     threads: int | None = None
     repeat_top: int = 0
+    allow_upsampling: bool = False
 
     def identity(self, data_fingerprint: str) -> dict[str, Any]:
         budget = asdict(self.budget)
         budget.pop("description")
+        budget.pop("expected")
         extra = {"repeat_top": self.repeat_top} if self.repeat_top else {}
+        if self.allow_upsampling:
+            extra["allow_upsampling"] = True
         return {
             **extra,
             "base": self.base, "dataset": self.dataset, "data_fingerprint": data_fingerprint,
@@ -93,7 +98,7 @@ class SearchEvents:
 
     def message(self, text: str) -> None: ...
     def measuring(self, done: int, total: int) -> None: ...
-    def feasible(self, candidates: list[Candidate], dropped: list[Candidate],
+    def feasible(self, candidates: list[Candidate], dropped: list[Skipped],
                  grid_points: int) -> None: ...
     def trial_start(self, item: str, candidate: Candidate, counts: dict[str, int]) -> None: ...
     def step(self, epoch: int, epochs: int, step: int, steps: int) -> None: ...
@@ -110,7 +115,7 @@ class Prepared:
     train: ImageData
     val: ImageData
     candidates: dict[str, Candidate]
-    dropped: list[Candidate]
+    dropped: list[Skipped]
     grid_points: int
     items: list[str]
     identity: dict[str, Any]
@@ -126,9 +131,11 @@ def load_data(settings: SearchSettings, events: SearchEvents) -> tuple[ImageData
     """The training subset and the held-out validation split (never the test split)."""
     budget = settings.budget
     data_dir = Path(settings.data_dir) if settings.data_dir else None
-    data = load_dataset(settings.dataset, "train", data_dir, image_size=32 if settings.dataset
-                        in ("cifar10", "synthetic") else budget.resolution, seed=settings.seed,
-                        progress=events.message)
+    # Loaded at the native size when known, else at the largest proxy size: every candidate
+    # then sees its input downsampled, never upsampled.
+    size = native_size(settings.dataset) or max(px for _, px in gamma_axis(settings.grid))
+    data = load_dataset(settings.dataset, "train", data_dir, image_size=size,
+                        seed=settings.seed, progress=events.message)
     train, val = holdout_split(data, min(budget.val_size, len(data) // 5) or 1, settings.seed)
     if budget.train_size and budget.train_size < len(train):
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(settings.seed))
@@ -139,19 +146,48 @@ def load_data(settings: SearchSettings, events: SearchEvents) -> tuple[ImageData
     return train, val
 
 
+def resolve_proxy(settings: SearchSettings, events: SearchEvents) -> SearchSettings:
+    """Settings with the proxy convention applied (see :mod:`effscale.proxy`): the stem stride
+    that keeps the base's final maps at least 2x2 at the proxy base size, and a gamma axis that
+    stops at the dataset's native size unless ``allow_upsampling``."""
+    grid, base_px = settings.grid, settings.grid.base_resolution
+    native = native_size(settings.dataset)
+    if native is not None and not settings.allow_upsampling:
+        if base_px > native:
+            raise EffscaleError(
+                f"--resolution {base_px} is above {settings.dataset}'s native {native} px: the "
+                "proxy would train on upsampled pixels; lower it, or pass --allow-upsampling")
+        largest = max(px for _, px in gamma_axis(grid))
+        if largest > native:
+            grid = replace(grid, gamma_max=native / base_px)
+            events.message(f"γ axis capped at {native / base_px:.3f} ({native} px, "
+                           f"{settings.dataset}'s native size; it asked for {largest} px): "
+                           "pass --allow-upsampling to train on upsampled pixels")
+    elif note := upsampling_note(settings.dataset, max(px for _, px in gamma_axis(grid))):
+        events.message(f"warning: {note}")
+    recipe = settings.recipe
+    if recipe.stem_stride is None:
+        base = get_base(settings.base)
+        recipe = replace(recipe, stem_stride=proxy_stem_stride(base, base_px))
+    return replace(settings, grid=grid, recipe=recipe)
+
+
 def prepare(settings: SearchSettings, run_dir: Path, events: SearchEvents) -> Prepared:
-    """Load data, enumerate and measure candidates, apply the FLOPs window."""
+    """Load data; enumerate, build and measure candidates at full size; keep those at the
+    target cost; list the work items."""
     if settings.workers < 1:
         raise EffscaleError(f"--workers must be >= 1, got {settings.workers}")
+    settings = resolve_proxy(settings, events)
     train, val = load_data(settings, events)
     num_classes = len(train.classes)
-    base = get_base(settings.base, num_classes).replace(resolution=settings.budget.resolution)
-    proxy_base = proxy_config(base, settings.recipe, num_classes)
-    triples = feasible_grid(settings.grid)
-    candidates = build_candidates(proxy_base, triples, settings.rules, settings.counter,
-                                  events.measuring)
-    kept, dropped = apply_flops_window(candidates, settings.grid.target,
-                                       settings.flops_tolerance)
+    full_base = get_base(settings.base, num_classes)
+
+    def to_proxy(full: ModelConfig, size: int) -> ModelConfig:
+        return proxy_config(full.replace(resolution=size), settings.recipe, num_classes)
+
+    kept, dropped = build_candidates(full_base, to_proxy, settings.grid.base_resolution,
+                                     settings.grid, settings.rules, settings.counter,
+                                     settings.flops_tolerance, events.measuring)
     items = [item_key(BASE_KEY, s) for s in range(settings.budget.repeats)]
     items += [item_key(c.key, 0) for c in kept if not c.is_base]
     identity = settings.identity(f"{train.fingerprint}/{val.fingerprint}")
@@ -160,23 +196,35 @@ def prepare(settings: SearchSettings, run_dir: Path, events: SearchEvents) -> Pr
         from effscale.repeats import repeat_choices
 
         choices += repeat_choices([c.key for c in kept if not c.is_base], settings.budget.repeats)
-    return Prepared(settings, train, val, {c.key: c for c in kept}, dropped, len(triples),
-                    items, identity, run_dir, choices)
+    candidates = {c.key: c for c in kept}
+    if settings.budget.transfer_top:
+        for c in kept:
+            check = c.for_transfer(settings.budget.transfer_factor)
+            candidates[check.key] = check
+            choices.append(item_key(check.key, 0))
+    return Prepared(settings, train, val, candidates, dropped,
+                    len(kept) - 1 + len(dropped), items, identity, run_dir, choices)
 
 
 def settings_document(prepared: Prepared) -> dict[str, Any]:
     """settings.yaml and the study's ``settings`` attribute: everything the report needs."""
     s = prepared.settings
     tolerance = s.flops_tolerance
-    window = None if tolerance is None else [s.grid.target - tolerance, s.grid.target + tolerance]
+    window = None if tolerance is None else [s.grid.target * (1 - tolerance),
+                                             s.grid.target * (1 + tolerance)]
     return {
         "base": s.base, "dataset": s.dataset, "budget": s.budget.name,
         "num_classes": len(prepared.train.classes), "classes": list(prepared.train.classes),
         "train_images": len(prepared.train), "val_images": len(prepared.val),
         "fingerprint": fingerprint(prepared.identity), "identity": prepared.identity,
         "rules": asdict(s.rules), "flops_window": window, "pruner": s.budget.pruner,
+        "grid": s.grid.to_dict(), "proxy_stem_stride": s.recipe.stem_stride,
+        "cost": "conv+linear FLOPs (multiply-adds) of the full-size model: the base at its "
+                f"own resolution, scaled; counted by {s.counter}",
         "feasible_grid_points": prepared.grid_points,
-        "candidates": len(prepared.candidates) - 1, "items": len(prepared.items),
+        "candidates": sum(not c.is_base and not c.is_transfer
+                          for c in prepared.candidates.values()),
+        "items": len(prepared.items),
         "versions": {"effscale": __version__, "torch": str(torch.__version__),
                      "optuna": optuna.__version__, "python": platform.python_version()},
     }
@@ -253,6 +301,19 @@ def seed_for(settings: SearchSettings, seed_index: int) -> int:
     return settings.seed + 1000 * seed_index
 
 
+def recipe_for(settings: SearchSettings, candidate: Candidate) -> Recipe:
+    """The search's recipe, with the fidelity check's longer schedule for its items."""
+    if candidate.epochs_factor == 1:
+        return settings.recipe
+    return replace(settings.recipe, epochs=settings.recipe.epochs * candidate.epochs_factor)
+
+
+def prunable(candidate: Candidate, seed_index: int) -> bool:
+    """Only a first-seed grid candidate may be pruned: never the base, a repeat seed of a
+    finished candidate, or a fidelity-check retraining."""
+    return seed_index == 0 and not candidate.is_base and not candidate.is_transfer
+
+
 def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
               device: torch.device, events: SearchEvents) -> None:
     """Train one claimed item and tell the study how it went; failures are recorded, not raised
@@ -268,13 +329,15 @@ def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
     trial.set_user_attr("val_size", len(prepared.val))
     events.trial_start(item, candidate, progress_counts(study))
 
+    recipe = recipe_for(settings, candidate)
+
     def on_epoch(epoch: int, accuracy: float) -> None:
         trial.report(accuracy, epoch)
-        events.epoch_end(item, epoch, settings.recipe.epochs, accuracy)
-        if seed_index == 0 and not candidate.is_base and trial.should_prune():
+        events.epoch_end(item, epoch, recipe.epochs, accuracy)
+        if prunable(candidate, seed_index) and trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch} at {accuracy:.3f}")
 
-    recipe = _test_fault_recipe(item, settings.recipe)
+    recipe = _test_fault_recipe(item, recipe)
     started = time.perf_counter()
     while True:
         try:
@@ -370,8 +433,6 @@ def _test_faults() -> dict[str, str]:
 def _test_fault_recipe(item: str, recipe: Recipe) -> Recipe:
     if _test_faults().get(item) != "nan":
         return recipe
-    from dataclasses import replace
-
     return replace(recipe, optimizer="sgd", lr=1e12)
 
 
@@ -399,8 +460,6 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def _halve_batch(recipe: Recipe) -> Recipe:
-    from dataclasses import replace
-
     return replace(recipe, batch_size=max(8, recipe.batch_size // 2))
 
 
@@ -509,6 +568,7 @@ class SearchOutcome:
     resumed: bool
     counts: dict[str, int]
     selection: Any = None
+    prepared: Prepared | None = None
 
 
 def resolve_run_dir(settings: SearchSettings, prepared_identity: dict[str, Any],
@@ -540,9 +600,11 @@ def run_search(settings: SearchSettings, events: SearchEvents, resume: str | Non
     prepared = prepare(settings, Path("."), events)
     run_dir, resumed = resolve_run_dir(settings, prepared.identity, resume)
     prepared.run_dir = run_dir
-    events.feasible(list(prepared.candidates.values()), prepared.dropped, prepared.grid_points)
+    events.feasible([c for c in prepared.candidates.values() if not c.is_transfer],
+                    prepared.dropped, prepared.grid_points)
     if dry_run:
-        return SearchOutcome(run_dir, False, resumed, {"items": len(prepared.items)})
+        return SearchOutcome(run_dir, False, resumed, {"items": len(prepared.items)},
+                             prepared=prepared)
     doc = settings_document(prepared)
     if settings.storage is None:
         _ensure_writable(run_dir)
@@ -570,6 +632,19 @@ def run_search(settings: SearchSettings, events: SearchEvents, resume: str | Non
         if added:
             events.message(f"--repeat-top {settings.repeat_top}: {len(added)} more trainings "
                            "of the best candidates under further seeds")
+            _work_with_workers(prepared, study, events, run_dir)
+            counts = progress_counts(study)
+    if settings.budget.transfer_top and counts["settled"] == counts["items"]:
+        from effscale.fidelity import enqueue_check
+
+        added, seconds = enqueue_check(study, settings.budget.transfer_top,
+                                       settings.budget.transfer_factor)
+        if added:
+            events.message(
+                f"fidelity check: retraining {len(added)} models (the base and the top "
+                f"{len(added) - 1}) with {settings.budget.transfer_factor}x the epochs "
+                f"({settings.recipe.epochs * settings.budget.transfer_factor}); estimated "
+                f"{seconds / 60:.0f} min from their first trainings")
             _work_with_workers(prepared, study, events, run_dir)
             counts = progress_counts(study)
     complete = counts["settled"] == counts["items"]

@@ -7,13 +7,14 @@ renders it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from effscale.checkpoint import save_checkpoint
 from effscale.config import ModelConfig
 from effscale.data import ImageData
+from effscale.proxy import proxy_stem_stride
 from effscale.search import SearchEvents, SearchSettings, load_data, seed_for
 from effscale.train import ProgressFn, TrainResult, proxy_config, resolve_device, train_config
 
@@ -47,6 +48,9 @@ def train_single(
     device = resolve_device(settings.device)
     resolution = settings.budget.resolution
     num_classes = len(train.classes)
+    if settings.recipe.stem_stride is None:  # the search's proxy convention (effscale.proxy)
+        settings = replace(settings, recipe=replace(
+            settings.recipe, stem_stride=proxy_stem_stride(config, resolution)))
     result = train_config(
         config, train.images, train.labels, val.images, val.labels, recipe=settings.recipe,
         resolution=resolution, num_classes=num_classes, device=device,

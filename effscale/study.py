@@ -218,8 +218,11 @@ def _creation_lock(run_dir: Path) -> Iterator[None]:
 def describe_differences(stored: dict[str, Any], current: dict[str, Any]) -> str:
     """``"budget.epochs: 3 -> 5; dataset: 'a' -> 'b'"`` for the values that differ."""
     old, new = _flatten(stored), _flatten(current)
-    diffs = [f"{k}: {old.get(k, '(unset)')!r} -> {new.get(k, '(unset)')!r}"
-             for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    # Values set on both sides first: a run written by another effscale version lacks keys,
+    # and those "(unset)" lines should not hide what really changed.
+    changed.sort(key=lambda k: (k not in old or k not in new))
+    diffs = [f"{k}: {old.get(k, '(unset)')!r} -> {new.get(k, '(unset)')!r}" for k in changed]
     return "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
 
 

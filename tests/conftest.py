@@ -24,13 +24,17 @@ def _session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     path = tmp_path_factory.mktemp("effscale-cache")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EFFSCALE_CACHE_DIR", str(path))
+        patch.setenv("EFFSCALE_FLOPS_CACHE_DIR", str(path / "flops"))
         patch.delenv("EFFSCALE_NO_CACHE", raising=False)
         yield path
 
 
 @pytest.fixture(autouse=True)
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own empty cache, so no test sees another's (or the user's) entries."""
+    """Each test gets its own empty cache, so no test sees another's (or the user's) entries,
+    except measured FLOPs: they depend only on the config, and re-measuring full-size models
+    in every search test would cost minutes. tests/test_flops.py, which tests that cache,
+    isolates it again."""
     path = tmp_path / "cache"
     monkeypatch.setenv("EFFSCALE_CACHE_DIR", str(path))
     return path

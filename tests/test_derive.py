@@ -175,3 +175,72 @@ def test_shipped_configs_match_what_derive_writes(
         assert (out / f"{name}.yaml").read_text() == shipped.read_text(), (
             f"{shipped} is out of date: rerun `effscale derive {' '.join(args)} "
             f"--out {shipped.parent}`")
+
+
+# --------------------------------------------------------------------------- measured FLOPs
+
+
+def test_measured_drift_warning_fires_for_the_papers_coefficients(cli: Callable,
+                                                                  tmp_path: Path) -> None:
+    """Nominal 1.92 is within 10 % of 2 (no nominal warning); measured B1/B0 is 2.23."""
+    assert PAPER.drift_warning() is None
+    code, _, err = cli("derive", "--phi", "0", "--counter", "torch", "--out", tmp_path / "o")
+    assert code == 0, err
+    assert "warning: measured FLOPs of B1 are 2.23x B0's" in err
+    assert "alpha*beta^2*gamma^2" not in err
+
+
+def test_derive_json_has_the_rows(cli: Callable, tmp_path: Path) -> None:
+    import json
+
+    code, out, err = cli("derive", "--phi", "0-2", "--counter", "torch", "--json",
+                         "--out", tmp_path / "o")
+    assert code == 0, err
+    doc = json.loads(out)  # nothing but the object on stdout
+    assert doc["base"] == "b0" and doc["counter"] == "torch"
+    assert doc["coefficients"]["alpha"] == 1.2 and "matched" not in doc
+    rows = doc["rows"]
+    assert [(r["phi"], r["px"], r["params"]) for r in rows] == [
+        (0.0, 224, 5_288_548), (1.0, 256, 9_109_994), (2.0, 296, 12_255_408)]
+    assert [round(r["ratio"], 3) for r in rows] == [1.0, 2.229, 4.693]
+    assert [r["nominal"] for r in rows] == [1.0, 2.0, 4.0]
+    assert rows[1]["depth"] == 1.2 and rows[1]["width"] == 1.1 and rows[1]["resolution"] == 1.15
+    assert "warning: measured FLOPs of B1" in err
+
+
+def test_derive_match_flops_writes_both_families(cli: Callable, tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "o"
+    code, stdout, err = cli("derive", "--phi", "0-2", "--counter", "torch", "--match-flops",
+                            "--json", "--out", out)
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert sorted(p.name for p in out.iterdir()) == ["b0.yaml", "b1.yaml", "b2.yaml", "matched"]
+    matched = doc["matched"]
+    assert [(m["phi"], m["px"], round(m["ratio"], 3), round(m["s"], 4)) for m in matched] == [
+        (0.0, 224, 1.0, 0.0), (1.0, 248, 2.058, 0.6119), (2.0, 288, 4.04, 1.7239)]
+    assert all(m["within_tolerance"] and abs(m["error"]) <= 0.03 for m in matched)
+    b1 = load_config(out / "matched" / "b1.yaml")
+    assert b1.provenance.source == "derive-matched s=0.611913" and b1.resolution == 248
+    assert load_config(out / "b1.yaml").resolution == 256  # plain stays where it was
+    code, stdout, err = cli("derive", "--phi", "1", "--counter", "torch", "--match-flops",
+                            "--out", out)
+    assert code == 0, err
+    assert "matched/b1" in stdout and "0.612" in stdout and "2.06" in stdout
+    assert "wrote 1 matched config(s)" in err
+
+
+def test_match_flops_reports_a_miss_honestly(cli: Callable, tmp_path: Path) -> None:
+    """Channels in steps of 128 and sizes in steps of 112 px leave b1 no config near 2x: the
+    closest (2.17x, +8.6 %) is shown as is."""
+    code, stdout, err = cli("derive", "--phi", "1", "--counter", "torch", "--match-flops",
+                            "--width-divisor", "128", "--resolution-multiple", "112", "--json",
+                            "--out", tmp_path / "o")
+    assert code == 0, err
+    import json
+
+    matched = json.loads(stdout)["matched"][0]
+    assert not matched["within_tolerance"]
+    assert round(matched["ratio"], 3) == 2.171 and round(matched["error"], 3) == 0.086
+    assert f"measures {matched['ratio']:.3f}x" in err and "no config along" in err

@@ -170,6 +170,12 @@ def measured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, str]]:
     return calls
 
 
+@pytest.fixture(autouse=True)
+def _own_flops_cache(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the FLOPs cache: each gets an empty one of its own."""
+    monkeypatch.setenv("EFFSCALE_FLOPS_CACHE_DIR", str(cache_dir / "flops"))
+
+
 def _entries(cache_dir: Path) -> list[Path]:
     return sorted((cache_dir / "flops").glob("*.json"))
 

@@ -50,11 +50,13 @@ from effscale.study import (
 
 Cli = Callable[..., tuple[int, str, str]]
 
-# base + 3 candidates (tolerance 0.06 keeps a2.00_b1.00, a1.25_b1.25, a1.25_b1.00_g1.250).
+# base + 3 candidates at 2x full-size FLOPs (the smoke grid with alpha up to 1.4: width,
+# depth + width, and resolution alone at 28 px).
 SMALL = ["search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "64",
-         "--val-size", "32", "--epochs", "2", "--batch-size", "32", "--tolerance", "0.06",
+         "--val-size", "32", "--epochs", "2", "--batch-size", "32", "--alpha-max", "1.4",
          "--threads", "1"]
-ITEMS = {"base@0", "a2.00_b1.00_g1.000@0", "a1.25_b1.25_g1.000@0", "a1.25_b1.00_g1.250@0"}
+DEPTH, WIDTH, RES = "a1.40_b1.11_g1.000", "a1.00_b1.45_g1.000", "a1.00_b1.00_g1.400"
+ITEMS = {"base@0", f"{DEPTH}@0", f"{WIDTH}@0", f"{RES}@0"}
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -312,22 +314,21 @@ def test_postgres_two_machines_complete_each_item_once_and_report(
 def test_failed_candidates_are_recorded_and_the_search_goes_on(
         cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EFFSCALE_TEST_FAULT", "a2.00_b1.00_g1.000@0=nan,"
-                       "a1.25_b1.25_g1.000@0=error,a1.25_b1.00_g1.250@0=oom")
+    monkeypatch.setenv("EFFSCALE_TEST_FAULT", f"{DEPTH}@0=nan,{WIDTH}@0=error,{RES}@0=oom")
     at = SMALL.index("--batch-size")
     args = SMALL[:at] + SMALL[at + 2:]
     code, out, err = cli(*args, "--batch-size", "64", "--train-size", "128", "--out", "run")
     assert code == 0, err
-    assert "a1.25_b1.00_g1.250@0: out of memory at batch size 64; retried at 32" in err
-    assert re.search(r"failed: a2\.00_b1\.00_g1\.000: diverged: training loss became "
+    assert f"{RES}@0: out of memory at batch size 64; retried at 32" in err
+    assert re.search(rf"failed: {re.escape(DEPTH)}: diverged: training loss became "
                      r"(nan|inf)", out), out
-    assert "failed: a1.25_b1.25_g1.000: error: ValueError: injected failure" in out
+    assert f"failed: {WIDTH}: error: ValueError: injected failure" in out
     with open(tmp_path / "run" / "trials.csv") as handle:
         rows = {row["candidate"]: row for row in csv.DictReader(handle)}
-    assert rows["a2.00_b1.00_g1.000"]["state"] == "fail"
-    assert rows["a1.25_b1.00_g1.250"]["state"] == "complete"
+    assert rows[DEPTH]["state"] == "fail"
+    assert rows[RES]["state"] == "complete"
     assert yaml.safe_load((tmp_path / "run" / "coefficients.yaml").read_text())["candidate"] \
-        == "a1.25_b1.00_g1.250"
+        == RES
 
 
 @pytest.mark.slow
@@ -476,7 +477,8 @@ def _different_run(cwd: Path) -> str:
     return "old"
 
 
-SEARCH = ["search", "--dataset", "synthetic", "--tolerance", "0.01", "--quiet"]
+SEARCH = ["search", "--dataset", "synthetic", "--budget", "smoke", "--tolerance", "0.01",
+          "--quiet"]
 CONFIG = "name: b0\nfamily: efficientnet\n"
 BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], int, str]] = [
     ("missing config", lambda d: ["flops", "nope.yaml"], 2, "nope.yaml"),
@@ -491,8 +493,10 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], int, str]] = [
     ("phi not a number", lambda d: ["derive", "--phi", "abc"], 2, "abc"),
     ("alpha below 1", lambda d: ["derive", "--alpha", "0.9", "--beta", "1.1", "--gamma",
                                  "1.1"], 2, "alpha"),
-    ("empty feasible grid", lambda d: [*SEARCH, "--tolerance", "0.001", "--alpha-max", "1.9"], 2,
-     "--tolerance"),
+    ("empty feasible grid", lambda d: [*SEARCH, "--beta", "grid", "--tolerance", "0.001",
+                                       "--alpha-max", "1.9"], 2, "--tolerance"),
+    ("no beta reaches the target", lambda d: [*SEARCH, "--beta-max", "1.01", "--gamma-max",
+                                              "1.0", "--alpha-max", "1.0"], 2, "--beta-max"),
     ("unknown base", lambda d: [*SEARCH, "--base", "b9"], 2, "b9"),
     ("unknown dataset", lambda d: [*SEARCH, "--dataset", "imagenet"], 2, "imagenet"),
     ("data dir without files", lambda d: [*SEARCH, "--dataset", "cifar10", "--data-dir",

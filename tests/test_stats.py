@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -29,6 +30,43 @@ def test_seed_std_and_pooled() -> None:
     # dof 1 + 2 = 3; (1 * 2 + 2 * 0) / 3; the one-seed group adds nothing
     assert stats.pooled_seed_std([[1, 3], [2, 2, 2], [5]]) == pytest.approx(math.sqrt(2 / 3))
     assert stats.pooled_seed_std([[0.5], [0.6]]) == 0.0
+    std, dof = stats.pooled_seed_noise([[1, 3], [2, 2, 2], [5]])
+    assert (std, dof) == (pytest.approx(math.sqrt(2 / 3)), 3)
+    assert stats.pooled_seed_noise([[0.5], [0.6]]) == (0.0, 0)
+
+
+@pytest.mark.parametrize(("df", "quantile"), [
+    (1, 12.706), (2, 4.303), (5, 2.571), (30, 2.042), (1_000_000, 1.960), (math.inf, 1.960)])
+def test_t_quantile_matches_the_table(df: float, quantile: float) -> None:
+    assert stats.t_quantile(0.975, df) == pytest.approx(quantile, abs=5e-4)
+    assert stats.t_cdf(stats.t_quantile(0.975, df), df) == pytest.approx(0.975, abs=1e-10)
+    assert stats.t_quantile(0.025, df) == pytest.approx(-quantile, abs=5e-4)
+
+
+def test_t_cdf_known_values_and_symmetry() -> None:
+    for df in (1, 3, 10, math.inf):
+        assert stats.t_cdf(0.0, df) == 0.5
+        for t in (0.3, 1.5, 4.0):
+            assert stats.t_cdf(t, df) + stats.t_cdf(-t, df) == pytest.approx(1.0, abs=1e-12)
+    assert stats.t_cdf(1.0, 1) == pytest.approx(0.75)  # Cauchy: 1/2 + atan(1)/pi
+    assert stats.t_cdf(-3.078, 1) == pytest.approx(0.10, abs=1e-4)  # one-sided t_0.90(1)
+    # df 2 has a closed form: F(t) = 1/2 + t / (2 sqrt(2 + t^2))
+    assert stats.t_cdf(2.0, 2) == pytest.approx(0.5 + 2 / (2 * math.sqrt(6)), abs=1e-12)
+    assert stats.t_pvalue(2.0, 10) == pytest.approx(0.07339, abs=1e-5)
+    assert stats.t_pvalue(1.96, math.inf) == pytest.approx(0.05, abs=1e-4)
+    with pytest.raises(ValueError):
+        stats.t_quantile(1.0, 3)
+
+
+def test_holm_known_example() -> None:
+    # sorted: 0.005 x 4 = 0.02, 0.01 x 3 = 0.03, 0.03 x 2 = 0.06, 0.04 x 1 = 0.04 -> 0.06
+    adjusted = stats.holm([0.01, 0.04, 0.03, 0.005])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    # 0.001 x 3, 0.4 x 2 = 0.8, 0.5 x 1 -> 0.8 (monotone)
+    assert stats.holm([0.5, 0.4, 0.001]) == pytest.approx([0.8, 0.8, 0.003])
+    assert stats.holm([0.9, 0.6]) == [1.0, 1.0]  # 0.6 x 2 = 1.2 -> capped at 1
+    assert stats.holm([]) == []
+    assert stats.holm([0.02]) == [0.02]
 
 
 def test_identical_models_are_tied() -> None:
@@ -36,14 +74,32 @@ def test_identical_models_are_tied() -> None:
     result = stats.compare("a", a, "b", a.copy(), noise=0.0)
     assert (result.margin, result.separated) == (0.0, False)
     assert result.low == result.high == 0.0
+    assert result.p_value == 1.0 and result.untestable == stats.NOT_TESTABLE
 
 
 def test_clearly_different_models_are_separated() -> None:
-    result = stats.compare("a", correctness(1000, 900), "b", correctness(1000, 500), noise=0.01)
-    assert result.separated
+    result = stats.compare("a", correctness(1000, 900), "b", correctness(1000, 500), noise=0.01,
+                           seeds_a=2, seeds_b=2, noise_dof=2)
+    assert result.separated and result.df == 2
     assert result.margin == pytest.approx(0.4)
+    half = 4.302653 * result.se
+    assert (result.low, result.high) == pytest.approx((0.4 - half, 0.4 + half), rel=1e-6)
     assert result.low > 0.3 and result.high < 0.5
-    assert "separated" in result.describe()
+    assert "-> separated" in result.describe() and "95 % t(2) interval" in result.describe()
+
+
+def test_one_seed_on_a_side_is_not_testable() -> None:
+    """The old rule called a 40-point margin between single runs separated; one run says
+    nothing about its own seed noise, so the new one calls it untestable."""
+    a, b = correctness(1000, 900), correctness(1000, 500)
+    for seeds in ((1, 1), (1, 3), (3, 1)):
+        result = stats.compare("a", a, "b", b, noise=0.01, seeds_a=seeds[0], seeds_b=seeds[1],
+                               noise_dof=5)
+        assert not result.separated and result.untestable == stats.NOT_TESTABLE
+        assert result.p_value < 1e-4  # the p-value is still computed, just not acted on
+        assert result.describe().endswith("-> not testable (needs >= 2 seeds on both sides)")
+    no_dof = stats.compare("a", a, "b", b, noise=0.01, seeds_a=2, seeds_b=2)
+    assert not no_dof.separated and no_dof.df == 1  # a std given without its dof counts as 1
 
 
 def _one_point_apart() -> tuple[np.ndarray, np.ndarray]:
@@ -55,32 +111,64 @@ def _one_point_apart() -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-@pytest.mark.parametrize(("noise", "seeds", "separated"), [
-    (0.0, (1, 1), True),      # no seed noise: only the tiny example noise counts
-    (0.002, (1, 1), True),    # 2 x sqrt(0.1^2 + 0.28^2) = 0.6 points < 1
-    (0.01, (1, 1), False),    # seed SE of a difference of single runs: 1.41 points
-    (0.01, (4, 4), False),    # 0.71 points: 2 SE is still above the margin
-    (0.003, (4, 4), True),
+@pytest.mark.parametrize(("noise", "seeds", "dof", "separated"), [
+    (0.0, (1, 1), 0, False),    # single runs: not testable, however small the noise
+    (0.0, (2, 2), 0, False),    # seed noise not measured: no degrees of freedom
+    (0.002, (2, 2), 3, True),   # SE = sqrt(0.1^2 + 0.2^2) = 0.22: t = 4.5, p = 0.02 on t(3)
+    (0.003, (4, 4), 6, True),   # SE 0.23: t = 4.3, p = 0.005 on t(6)
+    (0.003, (4, 4), 1, False),  # the same margin and SE on t(1): p = 0.15
+    (0.01, (4, 4), 30, False),  # SE 0.71: t = 1.4
 ])
-def test_seed_noise_decides_a_one_point_margin(noise: float, seeds: tuple[int, int],
-                                               separated: bool) -> None:
+def test_seed_noise_and_its_dof_decide_a_one_point_margin(
+        noise: float, seeds: tuple[int, int], dof: int, separated: bool) -> None:
     a, b = _one_point_apart()
-    result = stats.compare("a", a, "b", b, noise, seeds_a=seeds[0], seeds_b=seeds[1])
+    result = stats.compare("a", a, "b", b, noise, seeds_a=seeds[0], seeds_b=seeds[1],
+                           noise_dof=dof)
     assert result.margin == pytest.approx(0.01)
     assert result.example_se == pytest.approx(math.sqrt(0.01 * 0.99 / 10_000), rel=0.1)
     assert result.separated is separated
     se = math.sqrt(result.example_se ** 2 + noise ** 2 * (1 / seeds[0] + 1 / seeds[1]))
-    assert (result.low, result.high) == pytest.approx((0.01 - 2 * se, 0.01 + 2 * se))
+    df = dof if dof else math.inf
+    assert result.se == pytest.approx(se) and result.df == df
+    half = stats.t_quantile(0.975, df) * se
+    assert (result.low, result.high) == pytest.approx((0.01 - half, 0.01 + half))
+    assert result.p_value == pytest.approx(stats.t_pvalue(0.01 / se, df))
+
+
+def test_t3_interval_is_wider_than_the_old_2_se_band() -> None:
+    """The same margin and SE: the old rule (|margin| > 2 SE) separated it; on the pooled
+    seed dof 3 the 95 % interval is +-3.18 SE, the p-value 0.08."""
+    a, b = _one_point_apart()
+    result = stats.compare("a", a, "b", b, noise=0.0035, seeds_a=2, seeds_b=2, noise_dof=3)
+    assert 2 < result.margin / result.se < 3.182
+    assert not result.separated
+    assert result.p_value == pytest.approx(stats.t_pvalue(result.margin / result.se, 3))
+    assert 0.05 < result.p_value < 0.2
+    assert result.high - result.low == pytest.approx(2 * 3.182446 * result.se, rel=1e-6)
 
 
 def test_a_difference_of_single_runs_carries_both_runs_noise() -> None:
-    """The old rule (margin > 2 x seed std) called a 2.5-point margin between two single-seed
-    runs with seed std 1 point separated; their difference has seed std 1.41 points."""
+    """A difference of two runs with seed std s has std sqrt(2) s; with three seeds per
+    side the means are less noisy and a 2.5-point margin separates."""
     b = correctness(10_000, 6_000)
     a = b.copy()
     a[6_000:6_250] = True
-    assert not stats.compare("a", a, "b", b, noise=0.01).separated
-    assert stats.compare("a", a, "b", b, noise=0.01, seeds_a=3, seeds_b=3).separated
+    two = stats.compare("a", a, "b", b, noise=0.01, seeds_a=2, seeds_b=2, noise_dof=4)
+    three = stats.compare("a", a, "b", b, noise=0.01, seeds_a=3, seeds_b=3, noise_dof=4)
+    assert two.se > three.se and not two.separated and three.separated
+
+
+def test_holm_family_over_six_comparisons() -> None:
+    """A margin significant alone (p = 0.02) is not separated once it is one of six."""
+    a, b = _one_point_apart()
+    alone = stats.compare("a", a, "b", b, noise=0.0045, seeds_a=3, seeds_b=3, noise_dof=10)
+    assert alone.separated and 0.01 < alone.p_value < 0.05
+    family = stats.holm_family([replace(alone, b=f"b{i}") for i in range(6)])
+    assert [c.p_adjusted for c in family] == pytest.approx([6 * alone.p_value] * 6)
+    assert not any(c.separated for c in family)
+    assert {c.family for c in family} == {6}
+    assert f"Holm p={6 * alone.p_value:.3f} over 6" in family[0].describe()
+    assert family[0].describe().endswith("-> within the noise")
 
 
 def test_bootstrap_is_deterministic_and_needs_equal_lengths() -> None:
@@ -133,7 +221,9 @@ def make_row(name: str, *vectors: np.ndarray, flops: int = 100) -> Row:
                for v in vectors], correct=list(vectors))
 
 
-def test_select_separated_winner() -> None:
+def test_select_single_seed_winner_is_untested() -> None:
+    """Formerly "separated ... and beats the base" from the base's two seeds alone: with one
+    seed per candidate nothing is testable and there is no signal."""
     n = 2000
     rows = {r.candidate: r for r in (
         make_row("base", correctness(n, 1000), correctness(n, 1010, offset=3)),
@@ -141,12 +231,14 @@ def test_select_separated_winner() -> None:
         make_row("x", correctness(n, 1200)))}
     selection = select(rows, num_classes=10)
     assert selection.winner.candidate == "w" and selection.runner_up.candidate == "r"
-    assert selection.tied == []
-    assert selection.signal
-    assert selection.verdict.startswith(
-        "winner is separated from the runner-up and beats the base; seed noise measured on "
-        "the base only")  # only the base has two seeds here
+    assert selection.tied == [] and selection.untested == ["r", "x"]
+    assert not selection.signal
+    assert not any(c.separated for c in selection.comparisons)
+    assert selection.verdict.startswith("whether the winner beats the base is untested")
+    assert "seed noise measured on the base only" in selection.verdict
+    assert "1 degree(s) of freedom (t_0.975 = 12.71)" in selection.verdict
     assert selection.seed_std == pytest.approx(stats.seed_std([0.5, 0.505]))
+    assert selection.seed_dof == 1
     assert [c.b for c in selection.comparisons] == ["base", "r", "x"]
 
 
@@ -159,9 +251,11 @@ def test_select_names_the_tied_candidates() -> None:
         make_row("far", correctness(n, 1100)))}
     selection = select(rows, num_classes=10)
     assert selection.winner.candidate == "w"
-    assert selection.tied == ["r"]
+    assert selection.tied == ["r"] and selection.untested == ["far"]
+    assert selection.seed_dof == 3
     assert "statistically tied with 1 candidate(s): r;" in selection.verdict
-    assert "it does clearly beat the base" in selection.verdict
+    assert selection.verdict.startswith("the winner beats the base by 25.00 points")
+    assert "(far) is untested: --repeat-top N (N >= 2)" in selection.verdict
     assert selection.signal  # it beats the base, even if its runner-up is as good
 
 
@@ -189,5 +283,6 @@ def test_select_no_signal_when_everything_is_within_the_seed_noise() -> None:
         make_row("w", correctness(n, 1060), correctness(n, 1090, offset=2)),
         make_row("r", correctness(n, 1040)))}
     selection = select(rows, num_classes=10)
-    assert selection.verdict.startswith("NO SIGNAL: every candidate is within twice the seed")
+    assert selection.verdict.startswith("NOT SEPARATED FROM THE BASE: the winner's")
+    assert "within the noise" in selection.verdict
     assert not selection.signal

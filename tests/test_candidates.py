@@ -1,0 +1,79 @@
+"""Candidates at equal full-size FLOPs: beta solved on measured FLOPs, the window, the proxy."""
+
+from __future__ import annotations
+
+import pytest
+
+from effscale.bases import get_base
+from effscale.budgets import get_budget
+from effscale.candidates import Measure, build_candidates, solve_beta
+from effscale.config import ScalingRules
+from effscale.grid import GridSpec
+from effscale.proxy import proxy_stem_stride
+from effscale.train import Recipe, proxy_config
+
+RULES = ScalingRules()
+
+
+def spec_of(budget_name: str, **changes: object) -> GridSpec:
+    return get_budget(budget_name).grid(**changes)
+
+
+def candidates_of(spec: GridSpec, rtol: float | None = 0.05):
+    full = get_base("b0", 10)
+    recipe = Recipe(stem_stride=proxy_stem_stride(full, spec.base_resolution))
+
+    def to_proxy(config, size):
+        return proxy_config(config.replace(resolution=size), recipe, 10)
+
+    return build_candidates(full, to_proxy, spec.base_resolution, spec, RULES, "torch", rtol)
+
+
+def test_solved_beta_lands_on_the_target_at_full_size() -> None:
+    measure = Measure("torch")
+    full = get_base("b0", 10)
+    beta, why = solve_beta(full, 1.0, 1.0, 2.0, 1.5, RULES, measure)
+    assert why == "" and beta == pytest.approx(1.45, abs=0.01)
+    # alpha = 1.2 alone costs more than nominal (ceil turns every one-block stage into two),
+    # so at gamma = 1.2 no beta >= 1 is left.
+    beta, why = solve_beta(full, 1.2, 1.2, 2.0, 1.5, RULES, measure)
+    assert beta is None and "×2.28" in why
+
+
+def test_demo_trains_one_candidate_per_direction_at_2x() -> None:
+    kept, _ = candidates_of(spec_of("demo"))
+    assert [(c.alpha, c.gamma) for c in kept if not c.is_base] == [
+        (1.0, 1.0), (1.8, 1.0), (1.0, 1.3)]
+    assert all(abs(c.flops_ratio / 2 - 1) <= 0.05 for c in kept if not c.is_base)
+
+
+def test_quick_candidates_cost_2x_within_5_percent_at_full_size_with_three_gammas() -> None:
+    kept, skipped = candidates_of(spec_of("quick"))
+    grid = [c for c in kept if not c.is_base]
+    assert len(grid) == 5
+    for c in grid:
+        assert abs(c.flops_ratio / 2 - 1) <= 0.05, c.key
+        assert c.full_resolution >= 224 and c.resolution <= 32  # real pixels on CIFAR-10
+    assert sorted({c.gamma for c in grid}) == [1.0, 1.15, 1.3]
+    # the proxy's own ratio is shown, not used: resolution-scaled proxies cost less there
+    by_key = {c.key: c for c in grid}
+    assert by_key["a1.00_b1.11_g1.300"].proxy_flops_ratio < 1.8
+    assert all(s.reason for s in skipped)
+
+
+def test_unequal_cost_candidates_are_not_kept() -> None:
+    # NNI's grid point (1.2, 1.3, 1.0) is nominally 2.03 but measures 2.5x at full size:
+    # the old search ranked it first against a 1.92x runner-up. It is left out now.
+    spec = spec_of("quick", beta="grid", step=0.1, gamma_max=1.0, alpha_max=1.2, beta_max=1.4)
+    kept, skipped = candidates_of(spec)
+    assert all(abs(c.flops_ratio / 2 - 1) <= 0.05 for c in kept if not c.is_base)
+    left_out = {s.key: s for s in skipped}
+    assert "a1.20_b1.30_g1.000" in left_out
+    assert left_out["a1.20_b1.30_g1.000"].flops_ratio == pytest.approx(2.52, abs=0.05)
+
+
+def test_standard_grid_keeps_gamma_above_one() -> None:
+    kept, _ = candidates_of(spec_of("standard", alpha_max=1.1, gamma_max=1.3))
+    gammas = {c.gamma for c in kept if not c.is_base}
+    assert len(gammas) >= 3 and max(gammas) > 1.2
+    assert all(c.resolution <= 32 for c in kept)

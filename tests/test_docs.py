@@ -1,0 +1,39 @@
+"""The README's claims that code can check: its budgets table and its first command."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import REPO
+
+from effscale.budgets import BUDGETS, default_budget
+
+README = (REPO / "README.md").read_text()
+
+
+def _budget_rows() -> dict[str, list[str]]:
+    rows = {}
+    for line in README.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and cells[0] in BUDGETS and len(cells) >= 9:
+            rows[cells[0]] = cells
+    return rows
+
+
+@pytest.mark.parametrize("name", list(BUDGETS))
+def test_budgets_table_matches_the_budgets(name: str) -> None:
+    row = _budget_rows()[name]
+    budget = BUDGETS[name]
+    train, val = (re.sub(r"[^0-9all]", "", part.split("(")[0]) for part in row[1].split("/"))
+    assert train == (f"{budget.train_size}" if budget.train_size else "all")
+    assert val == str(budget.val_size)
+    assert row[2] == str(budget.epochs)
+    assert row[3].startswith(f"{budget.resolution}")
+
+
+def test_the_first_command_runs_a_budget_that_learns() -> None:
+    block = README.split("<!-- install -->")[1].split("<!-- /install -->")[0]
+    command = block.split("&&")[-1].strip().strip("`").strip()
+    assert command == "effscale search --dataset synthetic"
+    assert default_budget("synthetic") == "demo" and default_budget("cifar10") == "quick"

@@ -1,0 +1,125 @@
+"""The winner's verdict in :func:`effscale.report.select`: t intervals on the pooled seed
+degrees of freedom, Holm over the winner's comparisons, and no signal unless the winner is
+separated above the base. Synthetic rows: per-seed correctness vectors of known accuracy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from effscale import stats
+from effscale.report import Row, coefficients_document, select
+
+N = 2000
+
+
+def correct(hits: int, n: int = N) -> np.ndarray:
+    """The first ``hits`` of ``n`` examples right."""
+    vector = np.zeros(n, dtype=bool)
+    vector[:hits] = True
+    return vector
+
+
+def row(name: str, hits: list[int], flops: int = 100) -> Row:
+    vectors = [correct(h) for h in hits]
+    return Row(name, {"alpha": 1.2, "beta": 1.1, "gamma": 1.15, "flops": flops,
+                      "flops_ratio": 2.0, "nominal_ratio": 2.0, "resolution": 32},
+               accuracies=[float(v.mean()) for v in vectors], correct=vectors)
+
+
+def rows_of(*items: Row) -> dict[str, Row]:
+    return {r.candidate: r for r in items}
+
+
+def test_one_degree_of_freedom_and_single_seed_candidates_separate_nothing() -> None:
+    """(a) The default quick run: the base under 2 seeds (1 dof), every candidate under one.
+    A 30-point margin is still untestable and there is no signal."""
+    selection = select(rows_of(row("base", [1000, 1010]), row("w", [1600]),
+                               row("r", [1400]), row("x", [1200])), num_classes=10)
+    assert selection.winner.candidate == "w"
+    assert (selection.seed_dof, selection.seed_std) == (1, pytest.approx(0.005 / math.sqrt(2)))
+    assert not any(c.separated for c in selection.comparisons)
+    assert all(c.untestable == stats.NOT_TESTABLE for c in selection.comparisons)
+    assert not selection.signal
+    assert selection.untested == ["r", "x"] and selection.tied == []
+    vs_base = selection.comparisons[0]
+    assert vs_base.b == "base" and vs_base.df == 1 and vs_base.family == 3
+    half = 12.7062 * vs_base.se
+    assert (vs_base.low, vs_base.high) == pytest.approx(
+        (vs_base.margin - half, vs_base.margin + half), rel=1e-4)
+    assert "whether the winner beats the base is untested" in selection.verdict
+    assert "--repeat-top N (N >= 2)" in selection.verdict
+    assert "1 degree(s) of freedom" in selection.verdict
+    assert vs_base.describe().endswith("-> not testable (needs >= 2 seeds on both sides)")
+
+
+def test_winner_below_the_base_is_no_signal() -> None:
+    """(b) Every candidate 10 points below the base, three seeds each: the winner is
+    separated from the base, but below it."""
+    selection = select(rows_of(row("base", [1200, 1210, 1190]), row("w", [1000, 1010, 990]),
+                               row("r", [900, 910, 890])), num_classes=10)
+    vs_base = selection.comparisons[0]
+    assert vs_base.separated and vs_base.margin == pytest.approx(-0.10)
+    assert selection.seed_dof == 6 and vs_base.df == 6
+    assert not selection.signal
+    assert selection.verdict.startswith("the winner does NOT beat the base: it is 10.00 "
+                                        "points BELOW it")
+    assert "it is separated from the runner-up r" in selection.verdict
+
+
+def test_winner_clearly_above_the_base_with_three_seeds_each_is_a_signal() -> None:
+    """(c) The t interval on the pooled dof 6 (t_0.975 = 2.447) and Holm over 2."""
+    selection = select(rows_of(row("base", [1000, 1010, 990]), row("w", [1400, 1410, 1390]),
+                               row("r", [1100, 1110, 1090])), num_classes=10)
+    assert selection.signal
+    assert (selection.seed_dof, selection.seed_std) == (6, pytest.approx(0.005))
+    vs_base, vs_r = selection.comparisons
+    assert (vs_base.b, vs_r.b) == ("base", "r")
+    assert vs_base.margin == pytest.approx(0.20) and vs_base.df == 6
+    se = math.sqrt(vs_base.example_se ** 2 + 0.005 ** 2 * (2 / 3))
+    assert vs_base.se == pytest.approx(se)
+    assert (vs_base.low, vs_base.high) == pytest.approx((0.20 - 2.446912 * se,
+                                                         0.20 + 2.446912 * se), rel=1e-6)
+    assert vs_base.p_value == pytest.approx(stats.t_pvalue(0.20 / se, 6))
+    assert [c.p_adjusted for c in selection.comparisons] == pytest.approx(
+        stats.holm([vs_base.p_value, vs_r.p_value]))
+    assert selection.verdict.startswith("the winner beats the base by 20.00 points")
+    assert "6 degree(s) of freedom (t_0.975 = 2.45)" in selection.verdict
+    doc = coefficients_document(selection, {"base": "b0", "dataset": "synthetic"})
+    assert doc["signal"] is True and doc["seed_dof"] == 6
+    assert doc["holm"].startswith("p-values Holm-adjusted over the 2 comparisons")
+    assert doc["untested_against_winner"] == [] and doc["tied_with_winner"] == []
+
+
+def test_a_margin_significant_alone_is_not_separated_after_holm_over_six() -> None:
+    """(d) The winner against the base and five candidates 1.2 points behind it (three seeds
+    each, seed std 0.5 point on 14 dof): each of those margins has p = 0.019 alone, but
+    Holm over the six comparisons multiplies the smallest of them by 5 -> 0.093."""
+    others = [row(f"c{j}", [1176 - 10, 1176, 1176 + 10], flops=101 + j) for j in range(5)]
+    selection = select(rows_of(row("base", [990, 1000, 1010]), row("w", [1190, 1200, 1210]),
+                               *others), num_classes=10)
+    assert selection.winner.candidate == "w"
+    assert (selection.seed_dof, selection.seed_std) == (14, pytest.approx(0.005))
+    vs_base, *rest = selection.comparisons
+    assert len(rest) == 5 and {c.family for c in selection.comparisons} == {6}
+    alone = stats.compare("w", selection.winner.mean_correct, "c0", others[0].mean_correct,
+                          0.005, seeds_a=3, seeds_b=3, noise_dof=14)
+    assert alone.separated and alone.p_value == pytest.approx(0.0185, abs=5e-4)
+    for c in rest:
+        assert c.margin == pytest.approx(0.012)
+        assert c.p_value == pytest.approx(alone.p_value)
+        assert c.p_adjusted == pytest.approx(5 * alone.p_value)  # rank 2 of 6: x 5
+        assert not c.separated
+    assert vs_base.p_adjusted == pytest.approx(6 * vs_base.p_value)
+    assert vs_base.separated and selection.signal
+    assert selection.tied == ["c0", "c1", "c2", "c3", "c4"]
+    assert "NOT separated from the runner-up: statistically tied with 5 candidate(s): " \
+        "c0, c1, c2, c3, c4" in selection.verdict
+
+
+def test_near_chance_base_is_still_no_signal() -> None:
+    selection = select(rows_of(row("base", [230, 240]), row("w", [1400, 1410])),
+                       num_classes=10)
+    assert not selection.signal and selection.verdict.startswith("NO SIGNAL: the base reached")
