@@ -28,18 +28,9 @@ ATTR = "transfer_top"
 
 def chosen(study: optuna.Study, top: int) -> list[str]:
     """The base and the ``top`` best grid candidates, chosen once and remembered."""
-    stored = study.user_attrs.get(ATTR)
-    if stored is not None:
-        return list(stored)
-    from effscale.report import collect_rows, grid_rows, select
+    from effscale.report import remembered_top
 
-    settings = study.user_attrs["settings"]
-    window = settings.get("flops_window")
-    selection = select(grid_rows(collect_rows(study)), int(settings["num_classes"]),
-                       tuple(window) if window else None)
-    keys = [BASE_KEY] + [row.candidate for row in selection.ranked[:top]]
-    study.set_user_attr(ATTR, keys)
-    return keys
+    return [BASE_KEY] + [k for k in remembered_top(study, ATTR, top) if k != BASE_KEY]
 
 
 def enqueue_check(study: optuna.Study, top: int, factor: int) -> tuple[list[str], float]:

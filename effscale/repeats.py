@@ -25,18 +25,9 @@ def repeat_choices(keys: list[str], repeats: int) -> list[str]:
 def chosen_top(study: optuna.Study, top: int) -> list[str]:
     """The ``top`` best candidates by mean validation accuracy (the report's ranking), chosen
     once and remembered in the study."""
-    stored = study.user_attrs.get(ATTR)
-    if stored is not None:
-        return list(stored)
-    from effscale.report import collect_rows, grid_rows, select
+    from effscale.report import remembered_top
 
-    settings = study.user_attrs["settings"]
-    window = settings.get("flops_window")
-    selection = select(grid_rows(collect_rows(study)), int(settings["num_classes"]),
-                       tuple(window) if window else None)
-    keys = [row.candidate for row in selection.ranked[:top]]
-    study.set_user_attr(ATTR, keys)
-    return keys
+    return remembered_top(study, ATTR, top)
 
 
 def enqueue_top(study: optuna.Study, top: int, repeats: int) -> list[str]:

@@ -294,6 +294,22 @@ def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dic
     return doc
 
 
+def remembered_top(study: optuna.Study, attr: str, top: int) -> list[str]:
+    """The ``top`` best grid candidates by the report's ranking, chosen once and stored in the
+    study's user attribute ``attr``, so a resume or another worker gets the same ones even
+    after later trainings have moved the ranking."""
+    stored = study.user_attrs.get(attr)
+    if stored is not None:
+        return list(stored)
+    settings = study.user_attrs["settings"]
+    window = settings.get("flops_window")
+    selection = select(grid_rows(collect_rows(study)), int(settings["num_classes"]),
+                       tuple(window) if window else None)
+    keys = [row.candidate for row in selection.ranked[:top]]
+    study.set_user_attr(attr, keys)
+    return keys
+
+
 def grid_rows(rows: dict[str, Row]) -> dict[str, Row]:
     """The rows that take part in the ranking: everything but the fidelity check's."""
     return {k: v for k, v in rows.items() if not k.startswith(TRANSFER_PREFIX)}
