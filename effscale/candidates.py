@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from effscale.config import ModelConfig, ScalingRules, dump_config
+from effscale.equal_flops import Measurer
 from effscale.errors import EffscaleError
-from effscale.flops import count_flops
 from effscale.grid import GridSpec, Triple, alpha_gamma_points, feasible_grid
 from effscale.scaling import scale_config
 
@@ -106,35 +106,19 @@ class Skipped:
     proxy_flops_ratio: float | None = None
 
 
-class Measure:
-    """Params and conv+linear FLOPs (the published convention, and what ``effscale derive``
-    and ``compare`` report), each distinct config counted once per process (and cached on
-    disk by :func:`count_flops`)."""
-
-    def __init__(self, counter: str) -> None:
-        self.counter = counter
-        self.seen: dict[tuple[str, ModelConfig], tuple[int, int]] = {}
-
-    def __call__(self, config: ModelConfig, counter: str | None = None) -> tuple[int, int]:
-        counter = counter or self.counter
-        if (counter, config) not in self.seen:
-            report = count_flops(config, config.resolution, counter)
-            self.seen[counter, config] = (report.params, report.flops_conv_linear)
-        return self.seen[counter, config]
-
-
 def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float,
-               beta_max: float, rules: ScalingRules, measure: Measure
+               beta_max: float, rules: ScalingRules, measure: Measurer
                ) -> tuple[float | None, str]:
     """``beta`` in ``[1, beta_max]`` whose full-size model's conv+linear FLOPs are closest to
     ``target`` times the base's, with ``alpha`` and ``gamma`` fixed; ``(None, why)`` when no
-    beta >= 1 can come within a step of it."""
+    beta >= 1 can come within a step of it. ``measure`` should count conv+linear FLOPs with the
+    fast :data:`SOLVE_COUNTER`; the kept model is measured again with the run's counter."""
 
     def build(beta: float) -> ModelConfig:
         return scale_config(full_base, depth=alpha, width=beta, resolution=gamma, rules=rules)
 
-    base_flops = measure(full_base, SOLVE_COUNTER)[1]
-    ratio = lambda b: measure(build(b), SOLVE_COUNTER)[1] / base_flops  # noqa: E731
+    base_flops = measure(full_base).flops
+    ratio = lambda b: measure(build(b)).flops / base_flops  # noqa: E731
     at_one = ratio(1.0)
     if at_one >= target:
         if at_one / target - 1 <= 0.05:
@@ -156,8 +140,8 @@ def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float
     return (short if build(short) == build(best) else best), ""
 
 
-def grid_points(full_base: ModelConfig, spec: GridSpec, rules: ScalingRules, measure: Measure
-                ) -> tuple[list[Triple], list[Skipped]]:
+def grid_points(full_base: ModelConfig, spec: GridSpec, rules: ScalingRules,
+                measure: Measurer) -> tuple[list[Triple], list[Skipped]]:
     """The (alpha, beta, gamma, proxy size) points of ``spec``: solved or NNI's grid."""
     if spec.beta == "grid":
         return feasible_grid(spec), []
@@ -191,11 +175,14 @@ def build_candidates(
 
     ``to_proxy(full_config, size)`` makes the model that is trained from a full-size one.
     """
-    measure = Measure(counter)
-    triples, skipped = grid_points(full_base, spec, rules, measure)
-    base_params, base_flops = measure(full_base)
+    # conv+linear FLOPs, the published convention and what `derive` and `compare` report
+    measure = Measurer(counter, conv_linear=True)
+    triples, skipped = grid_points(full_base, spec, rules,
+                                   Measurer(SOLVE_COUNTER, conv_linear=True))
+    base = measure(full_base)
+    base_params, base_flops = base.params, base.flops
     proxy_base = to_proxy(full_base, base_resolution)
-    _, base_proxy_flops = measure(proxy_base)
+    base_proxy_flops = measure(proxy_base).flops
     base = Candidate(BASE_KEY, 1.0, 1.0, 1.0, base_resolution, proxy_base, base_params,
                      base_flops, 1.0, 1.0, (), full_base.resolution, base_proxy_flops, 1.0)
     groups: dict[str, list[tuple[Triple, ModelConfig, ModelConfig]]] = {}
@@ -207,14 +194,15 @@ def build_candidates(
         groups.setdefault(signature, []).append((triple, full, proxy))
     candidates = [base]
     for done, members in enumerate(groups.values(), 1):
-        params, flops = measure(members[0][1])
+        full_complexity = measure(members[0][1])
+        params, flops = full_complexity.params, full_complexity.flops
         ratio = flops / base_flops
         members.sort(key=lambda m: (abs(m[0].nominal_ratio - ratio), m[0].key))
         triple, full, proxy = members[0]
         candidate = Candidate(
             triple.key, triple.alpha, triple.beta, triple.gamma, triple.resolution, proxy,
             params, flops, ratio, triple.nominal_ratio, tuple(m[0].key for m in members[1:]),
-            full.resolution, measure(proxy)[1], measure(proxy)[1] / base_proxy_flops,
+            full.resolution, measure(proxy).flops, measure(proxy).flops / base_proxy_flops,
         )
         if rtol is not None and abs(ratio / spec.target - 1) > rtol:
             skipped.append(Skipped(candidate.key, f"measures ×{ratio:.3f} at full size, outside "

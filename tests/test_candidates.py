@@ -6,8 +6,9 @@ import pytest
 
 from effscale.bases import get_base
 from effscale.budgets import get_budget
-from effscale.candidates import Measure, build_candidates, solve_beta
+from effscale.candidates import build_candidates, solve_beta
 from effscale.config import ScalingRules
+from effscale.equal_flops import Measurer
 from effscale.grid import GridSpec
 from effscale.proxy import proxy_stem_stride
 from effscale.train import Recipe, proxy_config
@@ -30,7 +31,7 @@ def candidates_of(spec: GridSpec, rtol: float | None = 0.05):
 
 
 def test_solved_beta_lands_on_the_target_at_full_size() -> None:
-    measure = Measure("torch")
+    measure = Measurer("torch", conv_linear=True)
     full = get_base("b0", 10)
     beta, why = solve_beta(full, 1.0, 1.0, 2.0, 1.5, RULES, measure)
     assert why == "" and beta == pytest.approx(1.45, abs=0.01)
