@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 def run(config: str, counter: str, env: dict[str, str]) -> tuple[float, float, int]:
     """(seconds inside the command, peak RSS in MB, exit code) of one `effscale flops` in a
     fresh process (interpreter start-up and imports are reported once, separately)."""
-    code = ("import resource, sys, time; from effscale.cli import main_entry; "
+    code = ("import resource, sys, time; from effscale.cli.main import main_entry; "
             "t = time.perf_counter(); "
             f"rc = main_entry(['flops', {config!r}, '--counter', {counter!r}, '--json']); "
             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,"
@@ -43,7 +43,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "EFFSCALE_CACHE_DIR": cache}
         start = time.perf_counter()
-        idle = subprocess.run([sys.executable, "-c", "import resource, effscale.cli; print("
+        idle = subprocess.run([sys.executable, "-c", "import resource, effscale.cli.main; print("
                                "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
                               env=env, capture_output=True, text=True)
         startup = time.perf_counter() - start

@@ -65,13 +65,13 @@ def memory() -> dict[str, float]:
 
 
 def baseline(queue) -> None:
-    import effscale.data  # noqa: F401
+    import effscale.datasets.images  # noqa: F401
 
     queue.put(memory())
 
 
 def load(folder: str, image_size: int, queue) -> None:
-    from effscale.data import load_dataset
+    from effscale.datasets.images import load_dataset
 
     start = time.perf_counter()
     messages: list[str] = []
@@ -85,12 +85,12 @@ def load(folder: str, image_size: int, queue) -> None:
 def worker(folder: str, image_size: int, train_size: int, barrier, queue) -> None:
     import torch
 
-    from effscale.data import holdout_split, load_dataset
+    from effscale.datasets.images import holdout_split, load_dataset
 
     start = time.perf_counter()
     data = load_dataset(folder, image_size=image_size)
     before = memory()
-    # What effscale.search.load_data does, with the default val size and a quick-budget subset.
+    # What effscale.search.run.load_data does, with the default val size and a quick-budget subset.
     train, val = holdout_split(data, min(5000, len(data) // 5) or 1, seed=0)
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
     small = train.subset(order[:train_size], f":{train_size}")
@@ -141,7 +141,7 @@ def main() -> None:
               f"{disk:.0f} MB) in {time.perf_counter() - start:.1f} s")
 
         base = run(baseline)
-        print(f"baseline process (effscale.data imported): peak RSS {base['maxrss']:.0f} MB, "
+        print(f"baseline process (effscale.datasets.images imported): peak RSS {base['maxrss']:.0f} MB, "
               f"RssAnon {base['RssAnon']:.0f} MB")
 
         first = run(load, str(folder), args.image_size)

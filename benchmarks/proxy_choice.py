@@ -15,13 +15,13 @@ import time
 
 import torch
 
-from effscale.bases import get_base
-from effscale.budgets import get_budget
-from effscale.flops import count_flops
-from effscale.grid import GridSpec
-from effscale.proxy import final_map_size
-from effscale.search import SearchEvents, SearchSettings, load_data
-from effscale.train import Recipe, proxy_config, train_config
+from effscale.experiment.budgets import get_budget
+from effscale.model.bases import get_base
+from effscale.model.flops import count_flops
+from effscale.search.grid import GridSpec
+from effscale.search.run import SearchEvents, SearchSettings, load_data
+from effscale.train.proxy import final_map_size
+from effscale.train.trainer import Recipe, proxy_config, train_config
 
 DESIGNS = [(32, 2, "effscale 0.1's proxy"), (20, 2, "smaller input only"),
            (20, 1, "effscale's proxy")]

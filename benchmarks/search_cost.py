@@ -19,10 +19,10 @@ from pathlib import Path
 
 import optuna
 
-from effscale.budgets import get_budget
-from effscale.cli_search import default_recipe
-from effscale.search import SearchEvents, SearchSettings, run_search
-from effscale.study import open_storage
+from effscale.cli.search import default_recipe
+from effscale.experiment.budgets import get_budget
+from effscale.experiment.study import open_storage
+from effscale.search.run import SearchEvents, SearchSettings, run_search
 
 
 def one(pruner: str, args: argparse.Namespace, out: Path) -> dict:

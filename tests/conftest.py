@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from effscale.cli import main_entry
+from effscale.cli.main import main_entry
 
 CliResult = tuple[int, str, str]
 

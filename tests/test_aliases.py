@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from effscale.aliases import coefficient_aliases, depth_signature, phi_range
-from effscale.bases import get_base
-from effscale.config import ScalingRules
-from effscale.grid import GridSpec
+from effscale.model.bases import get_base
+from effscale.model.config import ScalingRules
+from effscale.search.aliases import coefficient_aliases, depth_signature, phi_range
+from effscale.search.grid import GridSpec
 
 RULES = ScalingRules()
 

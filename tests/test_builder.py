@@ -8,11 +8,11 @@ import torch
 from helpers import CONFIGS
 from torch import nn
 
-from effscale.bases import get_base
-from effscale.blocks import DropPath, MBConv, SqueezeExcite
-from effscale.builder import build_model
-from effscale.config import ModelConfig, load_config
-from effscale.flops import count_params
+from effscale.model.bases import get_base
+from effscale.model.blocks import DropPath, MBConv, SqueezeExcite
+from effscale.model.builder import build_model
+from effscale.model.config import ModelConfig, load_config
+from effscale.model.flops import count_params
 
 NUM_CLASSES = 7
 

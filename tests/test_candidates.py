@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from effscale.bases import get_base
-from effscale.budgets import get_budget
-from effscale.candidates import build_candidates, solve_beta
-from effscale.config import ScalingRules
-from effscale.equal_flops import Measurer
-from effscale.grid import GridSpec
-from effscale.proxy import proxy_stem_stride
-from effscale.train import Recipe, proxy_config
+from effscale.experiment.budgets import get_budget
+from effscale.model.bases import get_base
+from effscale.model.config import ScalingRules
+from effscale.scaling.equal_flops import Measurer
+from effscale.search.candidates import build_candidates, solve_beta
+from effscale.search.grid import GridSpec
+from effscale.train.proxy import proxy_stem_stride
+from effscale.train.trainer import Recipe, proxy_config
 
 RULES = ScalingRules()
 

@@ -11,8 +11,8 @@ import pytest
 import typer
 from helpers import REPO
 
-from effscale.cli import app
-from effscale.config import load_config
+from effscale.cli.main import app
+from effscale.model.config import load_config
 
 Cli = Callable[..., tuple[int, str, str]]
 

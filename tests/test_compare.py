@@ -11,9 +11,10 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from effscale.bases import get_base
-from effscale.config import ScalingRules
-from effscale.equal_flops import (
+from effscale.errors import EffscaleError
+from effscale.model.bases import get_base
+from effscale.model.config import ScalingRules
+from effscale.scaling.equal_flops import (
     DIMENSIONS,
     Measurer,
     fast_multipliers,
@@ -21,7 +22,6 @@ from effscale.equal_flops import (
     solve,
     solve_rule,
 )
-from effscale.errors import EffscaleError
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -114,7 +114,7 @@ def test_compare_end_to_end(cli: Cli, tmp_path: Path) -> None:
         assert abs(float(row["target_error"])) <= 0.032
         assert int(row["resolution"]) <= 32 and float(row["proxy_flops_ratio"]) > 1
     doc = yaml.safe_load((out / "compare.yaml").read_text())
-    from effscale import stats
+    from effscale.experiment import stats
     assert doc["method"] == stats.METHOD
     assert len(doc["comparisons"]) == 4
     assert doc["proxy_stem_stride"] == 1 and doc["seed_std_dof"] == 5  # 5 models x (2-1)
@@ -137,10 +137,10 @@ def test_compare_dry_run_shows_the_models(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_compare_never_prunes_whatever_the_budget_says() -> None:
-    from effscale.budgets import get_budget
-    from effscale.compare import CompareSettings
-    from effscale.search import synchronous_halving
-    from effscale.train import Recipe
+    from effscale.compare.run import CompareSettings
+    from effscale.experiment.budgets import get_budget
+    from effscale.search.run import synchronous_halving
+    from effscale.train.trainer import Recipe
 
     settings = CompareSettings(base="b0", dataset="synthetic", budget=get_budget("standard"),
                                recipe=Recipe())
@@ -157,7 +157,7 @@ def test_compare_on_a_halving_budget_trains_every_model_to_the_end(cli: Cli,
     accuracy, so all five models run all three epochs."""
     import optuna
 
-    from effscale.study import open_storage
+    from effscale.experiment.study import open_storage
 
     out = tmp_path / "run"
     args = ["--dataset", "synthetic", "--budget", "standard", "--resolution", "20",
@@ -177,10 +177,10 @@ def test_compare_on_a_halving_budget_trains_every_model_to_the_end(cli: Cli,
 def test_models_are_solved_at_full_size_and_trained_at_proxy_sizes() -> None:
     """Default budget (smoke, 20 px proxy base): every model within 3.1 % of 2x the base's
     FLOPs measured at full size (224 px), trained at <= 32 px (CIFAR-10's native size)."""
-    from effscale.budgets import get_budget
-    from effscale.compare import CompareSettings, build_models
-    from effscale.proxy import proxy_stem_stride
-    from effscale.train import Recipe
+    from effscale.compare.run import CompareSettings, build_models
+    from effscale.experiment.budgets import get_budget
+    from effscale.train.proxy import proxy_stem_stride
+    from effscale.train.trainer import Recipe
 
     budget = get_budget("smoke")
     settings = CompareSettings(base="b0", dataset="cifar10", budget=budget, recipe=Recipe(),

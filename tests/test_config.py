@@ -11,8 +11,9 @@ import pytest
 import yaml
 from helpers import REPO, shipped_configs
 
-from effscale.bases import BASES
-from effscale.config import (
+from effscale.errors import ConfigError
+from effscale.model.bases import BASES
+from effscale.model.config import (
     Head,
     ModelConfig,
     config_to_dict,
@@ -21,8 +22,7 @@ from effscale.config import (
     parse_yaml,
     save_config,
 )
-from effscale.derive import PAPER_COEFFICIENTS, Coefficients, derive_config, official_config
-from effscale.errors import ConfigError
+from effscale.scaling.derive import PAPER_COEFFICIENTS, Coefficients, derive_config, official_config
 
 
 def _examples() -> list[ModelConfig]:

@@ -19,8 +19,8 @@ import pytest
 import torch
 from PIL import Image
 
-from effscale.data import DATASETS, ImageData, holdout_split, load_dataset
 from effscale.datasets import cifar10, synthetic
+from effscale.datasets.images import DATASETS, ImageData, holdout_split, load_dataset
 from effscale.errors import EffscaleError
 
 ROWS = 20  # images per fake CIFAR-10 batch (the real ones hold 10,000)

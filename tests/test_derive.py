@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from helpers import CONFIGS
 
-from effscale import cli
-from effscale.config import ModelConfig, ScalingRules, load_config, save_config
-from effscale.derive import (
+from effscale.cli import main as cli
+from effscale.errors import EffscaleError
+from effscale.model.config import ModelConfig, ScalingRules, load_config, save_config
+from effscale.model.flops import Complexity, count_flops
+from effscale.scaling.derive import (
     PAPER_COEFFICIENTS,
     Coefficients,
     derive_config,
@@ -20,8 +22,6 @@ from effscale.derive import (
     official_config,
     parse_phis,
 )
-from effscale.errors import EffscaleError
-from effscale.flops import Complexity, count_flops
 
 PAPER = Coefficients(*PAPER_COEFFICIENTS)
 

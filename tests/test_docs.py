@@ -7,7 +7,7 @@ import re
 import pytest
 from helpers import REPO
 
-from effscale.budgets import BUDGETS, default_budget
+from effscale.experiment.budgets import BUDGETS, default_budget
 
 README = (REPO / "README.md").read_text()
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from effscale.bases import get_base
-from effscale.config import ScalingRules
-from effscale.derive import (
+from effscale.errors import EffscaleError
+from effscale.model.bases import get_base
+from effscale.model.config import ScalingRules
+from effscale.scaling.derive import (
     PAPER_COEFFICIENTS,
     Coefficients,
     load_config_matched_s,
     match_flops,
     matched_config,
 )
-from effscale.equal_flops import Measurer, direction_config, solve_direction
-from effscale.errors import EffscaleError
+from effscale.scaling.equal_flops import Measurer, direction_config, solve_direction
 
 PAPER = Coefficients(*PAPER_COEFFICIENTS)
 # Measured (torch counter, conv+linear, 1000 classes): the solved s and the achieved ratio.
@@ -47,7 +47,7 @@ def test_direction_solver_hits_2_to_the_phi_within_3_percent(phi: int,
 
 def test_matched_config_is_importable_without_the_cli_and_records_s(measure: Measurer,
                                                                      tmp_path) -> None:
-    from effscale.config import load_config, save_config
+    from effscale.model.config import load_config, save_config
 
     config, s, ratio = matched_config(PAPER, 1, counter="torch")
     assert config.name == "b1" and config.resolution == 248

@@ -18,12 +18,12 @@ import pytest
 import torch
 from helpers import GOLDEN, GOLDEN_FIELDS, REPO, shipped_configs
 
-from effscale import flops
-from effscale.bases import get_base
-from effscale.builder import build_model
-from effscale.config import ModelConfig, dump_config, load_config
 from effscale.errors import EffscaleError
-from effscale.flops import Complexity, count_activations, count_flops
+from effscale.model import flops
+from effscale.model.bases import get_base
+from effscale.model.builder import build_model
+from effscale.model.config import ModelConfig, dump_config, load_config
+from effscale.model.flops import Complexity, count_activations, count_flops
 
 GOLDEN_DATA: dict[str, dict[str, int]] = json.loads(GOLDEN.read_text())
 FAST_FVCORE_LIMIT = 2e9  # conv+linear multiply-adds

@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from effscale.data import holdout_split, load_dataset
 from effscale.datasets import cache, folder
+from effscale.datasets.images import holdout_split, load_dataset
 from effscale.errors import EffscaleError
 
 
@@ -303,7 +303,7 @@ def test_worker_taking_the_search_subsets_adds_no_private_copy(tmp_path: Path,
     holdout_split(load_dataset(str(root), image_size=128), 30, seed=0)  # 14.7 MB decoded
     program = f"""
 import json, torch
-from effscale.data import holdout_split, load_dataset
+from effscale.datasets.images import holdout_split, load_dataset
 
 def anon():
     for line in open("/proc/self/status"):

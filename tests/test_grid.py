@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from effscale.errors import EffscaleError
-from effscale.grid import GridSpec, axis, feasible_grid, gamma_axis
+from effscale.search.grid import GridSpec, axis, feasible_grid, gamma_axis
 
 # NNI's efficientnet example: alpha in [1, 2], beta and gamma in [1, 1.5], step 0.05,
 # |alpha*beta^2*gamma^2 - 2| < 0.1.

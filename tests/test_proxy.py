@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from effscale.bases import get_base
-from effscale.budgets import BUDGETS
 from effscale.errors import EffscaleError
-from effscale.grid import GridSpec, gamma_axis
-from effscale.proxy import final_map_size, native_size, proxy_stem_stride
-from effscale.search import SearchEvents, SearchSettings, resolve_proxy
-from effscale.train import Recipe
+from effscale.experiment.budgets import BUDGETS
+from effscale.model.bases import get_base
+from effscale.search.grid import GridSpec, gamma_axis
+from effscale.search.run import SearchEvents, SearchSettings, resolve_proxy
+from effscale.train.proxy import final_map_size, native_size, proxy_stem_stride
+from effscale.train.trainer import Recipe
 
 
 @pytest.mark.parametrize(("base", "px", "stride", "final"), [

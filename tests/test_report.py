@@ -1,4 +1,4 @@
-"""The winner's verdict in :func:`effscale.report.select`: t intervals on the pooled seed
+"""The winner's verdict in :func:`effscale.search.report.select`: t intervals on the pooled seed
 degrees of freedom, Holm over the winner's comparisons, and no signal unless the winner is
 separated above the base. Synthetic rows: per-seed correctness vectors of known accuracy."""
 
@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from effscale import stats
-from effscale.report import Row, coefficients_document, select
+from effscale.experiment import stats
+from effscale.search.report import Row, coefficients_document, select
 
 N = 2000
 

@@ -32,10 +32,8 @@ from hypothesis import strategies as st
 from optuna.trial import TrialState
 
 from effscale import atomic
-from effscale.config import load_config
 from effscale.errors import EffscaleError
-from effscale.grid import GridSpec, axis, feasible_grid, gamma_axis
-from effscale.study import (
+from effscale.experiment.study import (
     ITEM_PARAM,
     JOURNAL_NAME,
     FlockLock,
@@ -47,6 +45,8 @@ from effscale.study import (
     release_interrupted,
     repair_journal,
 )
+from effscale.model.config import load_config
+from effscale.search.grid import GridSpec, axis, feasible_grid, gamma_axis
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -71,14 +71,14 @@ def env(_session_cache_dir: Path) -> dict[str, str]:
 
 
 def start(args: list[str], cwd: Path, env: dict[str, str], **extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "effscale.cli", *args], cwd=cwd,
+    return subprocess.Popen([sys.executable, "-m", "effscale.cli.main", *args], cwd=cwd,
                             env={**env, **extra}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str], **extra: str
         ) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "effscale.cli", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "effscale.cli.main", *args], cwd=cwd,
                           env={**env, **extra}, capture_output=True, text=True, timeout=1800)
 
 
@@ -396,7 +396,7 @@ def test_torn_journal_tail_breaks_optuna_and_is_repaired(tmp_path: Path) -> None
 def test_lock_of_a_killed_writer_does_not_stall_others(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from effscale.study import FlockLock; FlockLock(Path(sys.argv[1])).acquire(); "
+         "from effscale.experiment.study import FlockLock; FlockLock(Path(sys.argv[1])).acquire(); "
          "print('held', flush=True); time.sleep(60)", str(tmp_path / "lock")],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -631,7 +631,7 @@ def test_gamma_axis_sizes_are_distinct_multiples_of_the_step(base: int, gamma_ma
 def test_a_worker_process_error_is_one_logged_line_and_its_exit_code(
         caplog: pytest.LogCaptureFixture) -> None:
     from effscale.errors import EffscaleError
-    from effscale.search import exit_worker
+    from effscale.search.run import exit_worker
 
     with caplog.at_level("ERROR", logger="effscale"), pytest.raises(SystemExit) as stop:
         exit_worker(EffscaleError("storage went away"))

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from effscale.bases import efficientnet_b0, resnet50
-from effscale.config import Provenance, ScalingRules
 from effscale.errors import EffscaleError
-from effscale.scaling import round_depth, round_resolution, round_width, scale_config
+from effscale.model.bases import efficientnet_b0, resnet50
+from effscale.model.config import Provenance, ScalingRules
+from effscale.scaling.compound import round_depth, round_resolution, round_width, scale_config
 
 # (channels, divisor, expected). Rule: max(d, int(c + d/2) // d * d), plus d if below 0.9 c.
 ROUND_WIDTH_CASES = [

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from effscale.config import load_config
-from effscale.report import Row, select
-from effscale.scaling import round_resolution
+from effscale.model.config import load_config
+from effscale.scaling.compound import round_resolution
+from effscale.search.report import Row, select
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ SMOKE = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size"
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str, str]:
-    from effscale.cli import main_entry
+    from effscale.cli.main import main_entry
 
     out = tmp_path_factory.mktemp("run") / "smoke"
     import contextlib
@@ -170,7 +170,7 @@ def test_repeat_top_trains_the_best_again_under_more_seeds(tmp_path: Path, cli) 
     resume of the finished run trains nothing more."""
     import optuna
 
-    from effscale.study import item_of, open_storage, split_item
+    from effscale.experiment.study import item_of, open_storage, split_item
 
     out = tmp_path / "top"
     code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--out", out)
@@ -213,7 +213,7 @@ def test_repeat_top_seeds_are_never_pruned_by_halving(tmp_path: Path, cli) -> No
     candidates that already finished and must train in full, not race each other."""
     import optuna
 
-    from effscale.study import item_of, open_storage, split_item
+    from effscale.experiment.study import item_of, open_storage, split_item
 
     out = tmp_path / "halving-top"
     code, _, stderr = cli(*SMOKE, "--pruner", "halving", "--epochs", "3",
@@ -251,7 +251,7 @@ def test_dry_run_json_is_the_feasible_set_at_equal_full_size_cost(cli) -> None:
 def test_fidelity_check_retrains_the_base_and_top_k_longer(tmp_path: Path, cli) -> None:
     import optuna
 
-    from effscale.study import item_of, open_storage
+    from effscale.experiment.study import item_of, open_storage
 
     out = tmp_path / "check"
     code, _, stderr = cli("search", "--dataset", "synthetic", "--budget", "smoke",

@@ -10,9 +10,9 @@ import torch
 from helpers import CONFIGS
 
 from effscale import load_config
-from effscale.config import Head
 from effscale.errors import EffscaleError
-from effscale.segmentation import (
+from effscale.model.config import Head
+from effscale.train.segmentation import (
     make_shapes_dataset,
     mean_iou,
     segmentation_config,

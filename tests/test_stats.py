@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from effscale import stats
-from effscale.report import Row, select
+from effscale.experiment import stats
+from effscale.search.report import Row, select
 
 
 def correctness(n: int, hits: int, offset: int = 0) -> np.ndarray:

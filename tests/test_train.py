@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import effscale
-from effscale.bases import get_base
 from effscale.errors import EffscaleError
-from effscale.flops import count_flops
-from effscale.halving import planned_epochs, promote, rung_epochs
+from effscale.experiment.halving import planned_epochs, promote, rung_epochs
+from effscale.model.bases import get_base
+from effscale.model.flops import count_flops
 
 Cli = Callable[..., tuple[int, str, str]]
 TINY = ("--dataset", "synthetic", "--train-size", "64", "--val-size", "32", "--batch-size",
@@ -26,9 +26,9 @@ TINY = ("--dataset", "synthetic", "--train-size", "64", "--val-size", "32", "--b
 
 @pytest.mark.slow
 def test_train_json_and_checkpoint_reproduce_accuracy(cli: Cli, tmp_path: Path) -> None:
-    from effscale.search import SearchEvents, load_data
-    from effscale.single import checkpoint_meta  # noqa: F401  (the module imports cleanly)
-    from effscale.train import evaluate, resize_images
+    from effscale.search.run import SearchEvents, load_data
+    from effscale.train.single import checkpoint_meta  # noqa: F401  (the module imports cleanly)
+    from effscale.train.trainer import evaluate, resize_images
 
     target = tmp_path / "ck" / "b0.pt"
     code, out, err = cli("train", "configs/b0.yaml", *TINY, "--epochs", "2", "--json",
@@ -47,10 +47,10 @@ def test_train_json_and_checkpoint_reproduce_accuracy(cli: Cli, tmp_path: Path) 
     assert (config.num_classes, config.resolution, config.dropout) == (10, 16, 0.0)
     assert not model.training
     # The same split the command trained on: the search's holdout of the same data.
-    from effscale.budgets import get_budget
-    from effscale.cli_search import default_recipe
-    from effscale.grid import GridSpec
-    from effscale.search import SearchSettings
+    from effscale.cli.search import default_recipe
+    from effscale.experiment.budgets import get_budget
+    from effscale.search.grid import GridSpec
+    from effscale.search.run import SearchSettings
 
     budget = get_budget("smoke").override(train_size=64, val_size=32, batch_size=32,
                                           resolution=16, epochs=2)
@@ -152,13 +152,14 @@ def test_rung_synchronous_search_is_order_free(monkeypatch: pytest.MonkeyPatch,
     third, the base runs in full, and the winner is the one a full grid would pick."""
     import optuna
 
-    from effscale import halving, search
-    from effscale.budgets import get_budget
-    from effscale.cli_search import default_recipe
-    from effscale.grid import GridSpec
-    from effscale.search import SearchEvents, SearchSettings
-    from effscale.study import open_storage, open_study
-    from effscale.train import TrainResult
+    from effscale.cli.search import default_recipe
+    from effscale.experiment import halving
+    from effscale.experiment.budgets import get_budget
+    from effscale.experiment.study import open_storage, open_study
+    from effscale.search import run as search
+    from effscale.search.grid import GridSpec
+    from effscale.search.run import SearchEvents, SearchSettings
+    from effscale.train.trainer import TrainResult
 
     budget = get_budget("smoke").override(epochs=9, train_size=64, val_size=32, batch_size=32,
                                           pruner="halving", repeats=1)
@@ -228,7 +229,7 @@ def test_fvcore_missing_falls_back_to_torch(monkeypatch: pytest.MonkeyPatch, cli
 
 
 def test_fvcore_trace_failure_falls_back_to_torch(monkeypatch: pytest.MonkeyPatch) -> None:
-    from effscale import flops
+    from effscale.model import flops
 
     def broken(*args: object) -> None:
         raise RuntimeError("tracing failed")

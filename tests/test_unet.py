@@ -9,11 +9,11 @@ import torch
 from helpers import CONFIGS
 
 from effscale import build_model, count_flops, load_config
-from effscale.bases import get_base
-from effscale.config import Head, ModelConfig
-from effscale.derive import PAPER_COEFFICIENTS, Coefficients, derive_config, with_head
 from effscale.errors import ConfigError
-from effscale.unet import UNet, encoder_steps, encoder_taps, output_stride
+from effscale.model.bases import get_base
+from effscale.model.config import Head, ModelConfig
+from effscale.model.unet import UNet, encoder_steps, encoder_taps, output_stride
+from effscale.scaling.derive import PAPER_COEFFICIENTS, Coefficients, derive_config, with_head
 
 UNET = Head(type="unet")
 NUM_CLASSES = 5  # not the default, so a wrong class count shows

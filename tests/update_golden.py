@@ -11,8 +11,8 @@ import sys
 
 from helpers import GOLDEN, GOLDEN_FIELDS, REPO, shipped_configs
 
-from effscale.config import load_config
-from effscale.flops import count_flops
+from effscale.model.config import load_config
+from effscale.model.flops import count_flops
 
 
 def measure(path: str) -> dict[str, int]:

@@ -1,0 +1,3 @@
+from effscale.cli.main import run
+
+run()

@@ -1,0 +1,479 @@
+"""``effscale search`` and ``effscale report``: flags -> SearchSettings, events -> rich."""
+
+from __future__ import annotations
+
+import json
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from effscale import atomic
+from effscale.cli import render
+from effscale.errors import EffscaleError
+from effscale.experiment.budgets import BUDGETS, default_budget, get_budget
+from effscale.model.config import ScalingRules
+from effscale.search.candidates import Candidate, Skipped
+from effscale.search.run import (
+    SearchEvents,
+    SearchInterrupted,
+    SearchSettings,
+    interrupt_once,
+    run_search,
+)
+from effscale.train.trainer import Recipe
+
+BUDGET_HELP = "; ".join(f"{b.name}: {b.train_size or 'all'} train images, {b.epochs} epochs, "
+                        f"{b.resolution}px, step {b.step} — {b.description}"
+                        for b in BUDGETS.values())
+
+
+class BudgetName(str, Enum):
+    smoke = "smoke"
+    demo = "demo"
+    quick = "quick"
+    standard = "standard"
+    full = "full"
+
+
+class Pruner(str, Enum):
+    none = "none"
+    median = "median"
+    halving = "halving"
+
+
+class BetaMode(str, Enum):
+    solve = "solve"
+    grid = "grid"
+
+
+class Counter(str, Enum):
+    fvcore = "fvcore"
+    torch = "torch"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class RichEvents(SearchEvents):
+    """Live view on a terminal, plain log lines otherwise, nothing with --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.live = render.err.is_terminal and not quiet
+        self.progress: Progress | None = None
+        self.overall = self.current = None
+        self.last_log = 0.0
+
+    def message(self, text: str) -> None:
+        if not self.quiet:
+            render.err.print(text, markup=False, highlight=False)
+
+    def measuring(self, done: int, total: int) -> None:
+        if not self.quiet and (done == total or time.monotonic() - self.last_log > 5):
+            self.last_log = time.monotonic()
+            render.err.print(f"measured FLOPs of {done}/{total} candidate models", markup=False)
+
+    def feasible(self, candidates: list[Candidate], dropped: list[Skipped],
+                 grid_points: int) -> None:
+        if self.quiet:
+            return
+        render.err.print(feasible_table(candidates, dropped, grid_points))
+
+    def _start(self, total: int) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=render.err, transient=False)
+        self.progress.start()
+        self.overall = self.progress.add_task("trainings", total=total)
+        self.current = self.progress.add_task("current", total=1)
+
+    def trial_start(self, item: str, candidate: Candidate, counts: dict[str, int]) -> None:
+        if self.quiet:
+            return
+        if self.live:
+            if self.progress is None:
+                self._start(counts["items"])
+            self.progress.update(self.overall, completed=counts["settled"], total=counts["items"])
+            self.progress.update(self.current, description=f"{item} @{candidate.resolution}px",
+                                 completed=0)
+        else:
+            render.err.print(f"[{counts['settled'] + 1}/{counts['items']}] training {item} "
+                             f"({candidate.params:,} params, FLOPs ×{candidate.flops_ratio:.2f} "
+                             f"at {candidate.full_resolution}px, trained at "
+                             f"{candidate.resolution}px)", markup=False)
+
+    def step(self, epoch: int, epochs: int, step: int, steps: int) -> None:
+        if self.live and self.progress is not None:
+            self.progress.update(self.current, completed=epoch * steps + step,
+                                 total=epochs * steps)
+
+    def epoch_end(self, item: str, epoch: int, epochs: int, accuracy: float) -> None:
+        if self.quiet:
+            return
+        text = f"    {item} epoch {epoch}/{epochs}: val acc {accuracy:.2%}"
+        if self.live and self.progress is not None:
+            self.progress.console.print(text, markup=False)
+        else:
+            render.err.print(text, markup=False)
+
+    def trial_end(self, item: str, outcome: str, accuracy: float | None, seconds: float) -> None:
+        if self.quiet:
+            return
+        text = f"{item}: {outcome}" + (f", val acc {accuracy:.2%}" if accuracy is not None
+                                       else "") + f" ({seconds:.0f} s)"
+        if self.live and self.progress is not None:
+            self.progress.advance(self.overall)
+            self.progress.console.print(text, markup=False)
+        else:
+            render.err.print(text, markup=False)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def feasible_table(candidates: list[Candidate], dropped: list[Skipped], grid_points: int
+                   ) -> Table:
+    table = Table(title=f"feasible set: {len(candidates) - 1} distinct φ=1 models at equal "
+                        f"full-size FLOPs from {grid_points} grid points (+ the base)"
+                        + (f"; {len(dropped)} left out (below)" if dropped else ""),
+                  title_justify="left")
+    for name in ("candidate", "α", "β", "γ", "full px", "FLOPs × (full)", "proxy px",
+                 "FLOPs × (proxy)", "params", "same model as"):
+        table.add_column(name, justify="left" if name in ("candidate", "same model as")
+                         else "right")
+    for c in candidates:
+        table.add_row(c.key, f"{c.alpha:.2f}", f"{c.beta:.3f}", f"{c.gamma:.3f}",
+                      str(c.full_resolution), f"{c.flops_ratio:.3f}", str(c.resolution),
+                      f"{c.proxy_flops_ratio:.2f}", f"{c.params:,}",
+                      ", ".join(c.aliases[:3]) + (" …" if len(c.aliases) > 3 else ""))
+    for d in dropped:
+        table.add_row(f"[dim]{d.key}[/dim]", "", "", "", "",
+                      f"{d.flops_ratio:.3f}" if d.flops_ratio else "", "",
+                      f"{d.proxy_flops_ratio:.2f}" if d.proxy_flops_ratio else "", "",
+                      f"[dim]left out: {d.reason}[/dim]")
+    return table
+
+
+def feasible_document(candidates: list[Candidate], dropped: list[Skipped], settings: Any
+                      ) -> dict[str, Any]:
+    """``--dry-run --json``: the feasible set as one JSON-able object."""
+    from dataclasses import asdict
+
+    from effscale.model.bases import get_base
+    from effscale.search.aliases import coefficient_aliases
+
+    base = get_base(settings.base)
+    rows = []
+    for c in candidates:
+        if c.is_transfer:
+            continue
+        rows.append({
+            "key": c.key, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
+            "kept": True, "reason": "base" if c.is_base else "within the FLOPs window",
+            "full_resolution": c.full_resolution, "proxy_resolution": c.resolution,
+            "params": c.params, "flops_full": c.flops,
+            "flops_ratio_full": round(c.flops_ratio, 4), "proxy_flops": c.proxy_flops,
+            "flops_ratio_proxy": round(c.proxy_flops_ratio, 4),
+            "nominal_ratio": round(c.nominal_ratio, 4), "same_model_grid_points": list(c.aliases),
+            "aliases": None if c.is_base else coefficient_aliases(
+                base, c.alpha, c.beta, c.gamma, settings.grid, settings.rules),
+        })
+    for d in dropped:
+        rows.append({"key": d.key, "kept": False, "reason": d.reason,
+                     "flops_ratio_full": d.flops_ratio, "flops_ratio_proxy": d.proxy_flops_ratio})
+    return {
+        "base": settings.base, "dataset": settings.dataset, "budget": settings.budget.name,
+        "target": settings.grid.target, "flops_tolerance": settings.flops_tolerance,
+        "counter": settings.counter, "grid": asdict(settings.grid),
+        "proxy_stem_stride": settings.recipe.stem_stride,
+        "candidates": rows,
+    }
+
+
+def summary_table(selection: Any, top: int = 8) -> Table:
+    table = Table(title="search result (validation accuracy on the held-out split; cost = "
+                        "FLOPs at full size)", title_justify="left")
+    for name in ("", "candidate", "α", "β", "γ", "full px", "FLOPs × (full)", "proxy px",
+                 "FLOPs × (proxy)", "val acc", "± std", "seeds"):
+        table.add_column(name, justify="left" if name in ("", "candidate") else "right")
+    rows = ([("base", selection.base)] if selection.base and selection.base.completed else [])
+    rows += [("winner" if i == 0 else str(i + 1), r) for i, r in enumerate(selection.ranked[:top])]
+    for label, row in rows:
+        a = row.attrs
+        table.add_row(label, row.candidate, f"{a.get('alpha', 1):.2f}", f"{a.get('beta', 1):.3f}",
+                      f"{a.get('gamma', 1):.3f}", str(a.get("full_resolution", "")),
+                      f"{float(a.get('flops_ratio', 1)):.3f}", str(a.get("resolution", "")),
+                      f"{float(a.get('proxy_flops_ratio', 0)):.2f}", f"{row.mean:.2%}",
+                      f"{row.std:.2%}" if len(row.accuracies) > 1 else "",
+                      str(len(row.accuracies)))
+    return table
+
+
+def print_selection(selection: Any, run_dir: Path) -> None:
+    render.out.print(summary_table(selection))
+    w, base, runner = selection.winner, selection.base, selection.runner_up
+    doc = _coefficients_file(run_dir)
+    say = lambda text: render.out.print(text, markup=False, highlight=False)  # noqa: E731
+    if w is not None:
+        say(f"winner: α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.3f} "
+            f"γ={w.attrs['gamma']:.3f}  val acc {w.mean:.2%}  measured FLOPs "
+            f"×{float(w.attrs['flops_ratio']):.3f} at full size "
+            f"(×{float(w.attrs.get('proxy_flops_ratio', 0)):.2f} at its {w.attrs['resolution']} "
+            f"px proxy; nominal α·β²·γ² = {float(w.attrs['nominal_ratio']):.2f})")
+        if aliases := doc.get("aliases"):
+            parts = [f"{sym} ∈ [{aliases[k]['same_model'][0]:g}, {aliases[k]['same_model'][1]:g}]"
+                     for sym, k in (("α", "alpha"), ("β", "beta"), ("γ", "gamma"))]
+            say("  the same proxy model for " + ", ".join(parts) + f" (α^7 from "
+                f"{aliases['alpha']['at_phi_7'][0]:g} to {aliases['alpha']['at_phi_7'][1]:g})")
+        if base is not None and base.completed:
+            margin = (w.mean - base.mean) * 100
+            say(f"  {'above' if margin >= 0 else 'below'} the base ({base.mean:.2%}) "
+                f"by {abs(margin):.2f} points")
+        if runner is not None:
+            say(f"  ahead of the runner-up {runner.candidate} ({runner.mean:.2%}) by "
+                f"{(w.mean - runner.mean) * 100:+.2f} points")
+    for comparison in selection.comparisons[:3]:
+        say("  " + comparison.describe())
+    if selection.stability:
+        say("  " + stability_line(selection.stability))
+    for row in getattr(selection, "failed", []):
+        say(f"  failed: {row.candidate}: {'; '.join(row.failures)}")
+    say(f"verdict: {selection.verdict}")
+    matched = " configs/matched/" if (run_dir / "configs" / "matched").is_dir() else ""
+    say(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml configs/ "
+        f"(phi 0-7){matched} search.png")
+
+
+def _coefficients_file(run_dir: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        doc = yaml.safe_load((run_dir / "coefficients.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def stability_line(stability: dict[str, Any]) -> str:
+    """One line on how the top-k ranking holds up over seeds."""
+    wins = ", ".join(f"{k} {v}" for k, v in stability["wins"].items())
+    seeds = len(stability["kendall_tau"])
+    return (f"rank stability of the top {len(stability['candidates'])} over seeds: Kendall's τ "
+            f"{stability['mean_kendall_tau']:+.2f} (mean of {seeds} seed pair(s)); "
+            f"wins per seed: {wins}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(help=search.__doc__)(search)
+    app.command(help=report.__doc__)(report)
+
+
+def search(
+    base: Annotated[str, typer.Option(help="Base network: b0, mobilenetv2 or resnet50.")] = "b0",
+    dataset: Annotated[str, typer.Option(
+        help="cifar10, synthetic, or a folder with train/<class>/* images.")] = "synthetic",
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Where cifar10 is looked up / downloaded (default: $EFFSCALE_DATA_DIR or the "
+             "effscale cache).")] = None,
+    budget: Annotated[BudgetName | None, typer.Option(
+        help="Default: demo for the synthetic set, quick otherwise. " + BUDGET_HELP)] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override the budget's epochs.")] = None,
+    train_size: Annotated[int | None, typer.Option(min=1, help="Training images.")] = None,
+    val_size: Annotated[int | None, typer.Option(min=1, help="Held-out validation images.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=2, help="Batch size.")] = None,
+    resolution: Annotated[int | None, typer.Option(
+        min=8, help="Proxy base input size in px (candidates train at it × γ; the cost is "
+                    "always measured at the base's full size, e.g. 224 px for b0).")] = None,
+    alpha_max: Annotated[float | None, typer.Option(help="Largest α on the grid.")] = None,
+    beta_max: Annotated[float, typer.Option(help="Largest β on the grid / solved β.")] = 1.5,
+    gamma_max: Annotated[float | None, typer.Option(help="Largest γ on the grid.")] = None,
+    step: Annotated[float | None, typer.Option(help="Grid step for α (and β with --beta "
+                                               "grid).")] = None,
+    gamma_step: Annotated[float | None, typer.Option(
+        help="γ axis step (NNI-style: the proxy size is rounded to a pixel).")] = None,
+    beta_mode: Annotated[BetaMode, typer.Option(
+        "--beta", help="solve: for each (α, γ), β solved so the full-size model measures "
+                       "2× the base's FLOPs; grid: NNI's α/β/γ grid under --tolerance, then "
+                       "filtered on measured full-size FLOPs.")] = BetaMode.solve,
+    tolerance: Annotated[float, typer.Option(
+        help="--beta grid: keep triples with |α·β²·γ² − 2| < this.")] = 0.1,
+    resolution_step: Annotated[int | None, typer.Option(
+        min=1, help="γ axis in px steps instead of --gamma-step.")] = None,
+    flops_tolerance: Annotated[float | None, typer.Option(
+        help="Keep candidates whose full-size FLOPs ratio is within 2 × (1 ± this) "
+             "(budget's default 0.05; a negative value keeps all).")] = None,
+    allow_upsampling: Annotated[bool, typer.Option(
+        help="Let proxy inputs exceed the dataset's native size (upsampled pixels).")] = False,
+    repeats: Annotated[int | None, typer.Option(
+        min=1, help="Seeds for the base, to measure seed-to-seed noise.")] = None,
+    repeat_top: Annotated[int | None, typer.Option(
+        min=0, help="After the grid, train the N best candidates under the other --repeats "
+                    "seeds too (budget's default; 'separated' needs >= 2 seeds).")] = None,
+    check_transfer: Annotated[int | None, typer.Option(
+        min=0, help="Fidelity check: retrain the base and the top K candidates with 2× the "
+                    "epochs and report Kendall's τ and whether the winner holds (budget's "
+                    "default; 0 turns it off).")] = None,
+    pruner: Annotated[Pruner | None, typer.Option(
+        help="none, median, or halving: every candidate trains 1 epoch, the best third go on "
+             "to 3, and so on (the budget's default).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the split, subset and training.")] = 0,
+    counter: Annotated[Counter, typer.Option(
+        help="FLOP counter for the candidates: fvcore (default) or torch (conv+linear, "
+             "meta device; falls back to it anyway when fvcore is missing).")] = Counter.fvcore,
+    device: Annotated[Device, typer.Option(help="auto uses CUDA when present.")] = Device.auto,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="Torch threads per worker (default: cores ÷ workers).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<time>-<base>-"
+                                             "<dataset>).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="Continue this run directory.")] = None,
+    storage: Annotated[str | None, typer.Option(
+        help="Optuna storage URL (e.g. postgresql://...) shared by many machines.")] = None,
+    study: Annotated[str, typer.Option(help="Study name within --storage.")] = "effscale",
+    quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
+    dry_run: Annotated[bool, typer.Option(
+        help="Show the feasible set and stop: nothing is trained or written.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="With --dry-run: print the feasible set as one JSON object.")] = False,
+) -> None:
+    """The φ=1 grid search over α (depth), β (width), γ (resolution) at 2× the base's FLOPs.
+
+    Candidates are compared at equal cost where the coefficients are used: each is the base
+    at full size (b0: 224 px) scaled by α, β, γ, β solved (by default) so that its measured
+    FLOPs are 2× the base's, kept within ±5 %. Each is trained briefly as a proxy (same depth
+    and width, input = the proxy base size × γ, never above the dataset's native size, stem
+    stride lowered so the final maps stay ≥ 2×2) on a held-out split, with the base under the
+    same budget. Budgets from quick up then retrain the base and the top candidates with 2×
+    the epochs (a fidelity check). Rerunning the same command resumes an unfinished run.
+
+    Verdict: SE = sqrt(SE_examples² + SE_seeds²), where SE_examples comes from a paired
+    bootstrap over validation examples and SE_seeds is the pooled seed-to-seed std (base
+    under --repeats, top candidates under --repeat-top) times sqrt(1/n_a + 1/n_b). The margin
+    gets a 95 % t interval and p-value on the pooled seed degrees of freedom; the winner's
+    comparisons (base and every other candidate) are Holm-corrected together. A margin is
+    separated only when both sides have >= 2 seeds and the Holm p < 0.05; a winner within
+    the noise is reported as tied (named), one with a single seed as untested. The signal
+    is on only when the winner is separated above the base.
+    """
+    if as_json and not dry_run:
+        raise typer.BadParameter("goes with --dry-run", param_hint="--json")
+    if repeat_top and (repeats or get_budget(
+            budget.value if budget else default_budget(dataset)).repeats) < 2:
+        raise typer.BadParameter("needs --repeats 2 or more", param_hint="--repeat-top")
+    chosen = get_budget(budget.value if budget else default_budget(dataset)).override(
+        epochs=epochs, train_size=train_size, val_size=val_size, batch_size=batch_size,
+        resolution=resolution, step=step, gamma_max=gamma_max, repeats=repeats,
+        pruner=pruner.value if pruner else None, resolution_step=resolution_step,
+        flops_tolerance=flops_tolerance, gamma_step=gamma_step, alpha_max=alpha_max,
+        repeat_top=repeat_top, transfer_top=check_transfer)
+    if resolution_step is not None and gamma_step is None:
+        chosen = chosen.override(gamma_step=None)
+    window = None if chosen.flops_tolerance is None or chosen.flops_tolerance < 0 \
+        else chosen.flops_tolerance
+    grid = chosen.grid(beta_max=beta_max, tolerance=tolerance, beta=beta_mode.value)
+    repeat_top = chosen.repeat_top if chosen.repeats >= 2 else 0
+    recipe = default_recipe(chosen)
+    settings = SearchSettings(
+        base=base, dataset=dataset, budget=chosen, grid=grid, recipe=recipe,
+        rules=ScalingRules(), data_dir=str(data_dir) if data_dir else None, seed=seed,
+        device=device.value, flops_tolerance=window, counter=counter.value,
+        out=str(out) if out else None,
+        storage=storage, study=study, workers=workers, threads=threads, repeat_top=repeat_top,
+        allow_upsampling=allow_upsampling)
+    events = RichEvents(quiet or as_json)
+    if not dry_run and not quiet:
+        render.err.print(f"budget {chosen.name}: {chosen.train_size or 'all'} training images, "
+                         f"{chosen.epochs} epochs, proxy base {chosen.resolution} px; expected "
+                         f"wall time {chosen.expected or 'not measured'}", markup=False,
+                         highlight=False)
+    started = time.monotonic()
+    try:
+        with interrupt_once():  # a second Ctrl-C stops at once
+            outcome = run_search(settings, events, str(resume) if resume else None, dry_run)
+    except SearchInterrupted as stop:
+        events.close()
+        counts = stop.counts
+        render.err.print(
+            f"interrupted: {counts['settled']} of {counts['items']} trainings are saved in "
+            f"{stop.run_dir}; the interrupted one will run again. To continue, rerun the same "
+            f"command (or add --resume {stop.run_dir})", markup=False, highlight=False)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        events.close()
+        render.err.print("interrupted before any training started; nothing to resume",
+                         markup=False)
+        raise typer.Exit(130) from None
+    events.close()
+    if dry_run:
+        if as_json:
+            prepared = outcome.prepared
+            render.out.print_json(json.dumps(feasible_document(
+                list(prepared.candidates.values()), prepared.dropped, prepared.settings)))
+            return
+        render.err.print(f"dry run: {outcome.counts['items']} trainings would run in "
+                         f"{outcome.run_dir}", markup=False)
+        return
+    minutes = (time.monotonic() - started) / 60
+    if not outcome.complete:
+        raise EffscaleError(f"{outcome.run_dir}: {outcome.counts['settled']} of "
+                            f"{outcome.counts['items']} trainings settled; rerun to continue", 1)
+    render.err.print(f"search finished in {minutes:.1f} min", markup=False)
+    print_selection(outcome.selection, outcome.run_dir)
+
+
+def default_recipe(budget: Any) -> Recipe:
+    return Recipe(epochs=budget.epochs, batch_size=budget.batch_size)
+
+
+def report(
+    run: Annotated[Path | None, typer.Argument(help="A run directory.")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL.")] = None,
+    study: Annotated[str, typer.Option(help="Study name.")] = "effscale",
+    out: Annotated[Path | None, typer.Option(help="Where to write the outputs (default: the "
+                                             "run directory, or ./report-<study>).")] = None,
+) -> None:
+    """Write a search's outputs (coefficients, trials.csv, configs, plot) from its study, at any
+    time, also while it runs."""
+    import optuna
+
+    from effscale.experiment.study import JOURNAL_NAME, open_storage, progress_counts
+    from effscale.search.report import write_outputs
+
+    if run is None and storage is None:
+        raise EffscaleError("give a run directory or --storage URL --study NAME")
+    if run is not None and not (run / "settings.yaml").is_file():
+        raise EffscaleError(f"{run}: not an effscale run directory (no settings.yaml)")
+    if run is not None and storage is None and not (run / JOURNAL_NAME).is_file():
+        raise EffscaleError(f"{run}: its study is not in the run directory (no {JOURNAL_NAME}); "
+                            "give the search's --storage URL and --study NAME")
+    target = out or run or Path(f"report-{study}")
+    backend = open_storage(storage, run or target, render.err.print)
+    try:
+        loaded = optuna.load_study(study_name=study, storage=backend)
+    except KeyError:
+        raise EffscaleError(f"no study named {study!r} in that storage") from None
+    if "settings" not in loaded.user_attrs:
+        raise EffscaleError(f"study {study!r} was not written by effscale search")
+    atomic.remove_stray_temps(target)
+    atomic.remove_stray_temps(target / "configs")
+    counts = progress_counts(loaded)
+    selection = write_outputs(loaded, target)
+    render.err.print(f"{counts['settled']} of {counts['items']} trainings settled "
+                     f"({counts['running']} running)", markup=False)
+    print_selection(selection, target)

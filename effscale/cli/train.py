@@ -1,0 +1,160 @@
+"""``effscale train CONFIG``: one config through the search's own trainer, with a checkpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from effscale.cli import render
+from effscale.cli.search import BUDGET_HELP, BudgetName, Device, default_recipe
+from effscale.errors import EffscaleError
+from effscale.experiment.budgets import get_budget
+from effscale.model.config import load_config
+from effscale.search.grid import GridSpec
+from effscale.search.run import SearchSettings, set_threads
+from effscale.train.trainer import DivergedError
+
+
+def register(app: typer.Typer) -> None:
+    app.command(help=train.__doc__)(train)
+
+
+def train(
+    config: Annotated[Path, typer.Argument(help="A model config YAML file.")],
+    dataset: Annotated[str, typer.Option(
+        help="cifar10, synthetic, or a folder with train/<class>/* images.")] = "synthetic",
+    data_dir: Annotated[Path | None, typer.Option(
+        help="Where cifar10 is looked up / downloaded.")] = None,
+    budget: Annotated[BudgetName, typer.Option(help=BUDGET_HELP)] = BudgetName.smoke,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override the budget's epochs.")] = None,
+    train_size: Annotated[int | None, typer.Option(min=1, help="Training images.")] = None,
+    val_size: Annotated[int | None, typer.Option(min=1, help="Held-out validation images.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=2, help="Batch size.")] = None,
+    resolution: Annotated[int | None, typer.Option(
+        min=8, help="Input size in px (default: the budget's proxy size).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the split, subset and training.")] = 0,
+    device: Annotated[Device, typer.Option(help="auto uses CUDA when present.")] = Device.auto,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="Torch threads (default: all cores).")] = None,
+    compile: Annotated[bool, typer.Option(
+        "--compile", help="torch.compile the model (CUDA only; on CPUs it did not pay).")] = False,
+    out: Annotated[Path | None, typer.Option(
+        help="Checkpoint file (default: <config name>-<dataset>.pt).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
+) -> None:
+    """Train one config exactly as `effscale search` trains a candidate, and save a checkpoint.
+
+    Same data split, recipe, seed and budgets (and the same overrides) as the search, so the
+    accuracy is comparable with a search's trials. The checkpoint holds the weights and the
+    config actually trained; load it with `effscale.load_checkpoint(path)`.
+    """
+    from effscale.train.single import train_single
+
+    model_config = load_config(config)
+    chosen = get_budget(budget.value).override(
+        epochs=epochs, train_size=train_size, val_size=val_size, batch_size=batch_size,
+        resolution=resolution)
+    settings = SearchSettings(
+        base=model_config.name, dataset=dataset, budget=chosen,
+        grid=GridSpec(base_resolution=chosen.resolution), recipe=default_recipe(chosen),
+        data_dir=str(data_dir) if data_dir else None, seed=seed, device=device.value,
+        threads=threads)
+    name = Path(dataset).name if dataset not in ("cifar10", "synthetic") else dataset
+    target = out or Path(f"{model_config.name}-{name}.pt")
+    _check_target(target)
+    set_threads(settings)
+    if compile and device.value == "cpu":
+        render.err.print("note: --compile is ignored on the CPU", markup=False)
+    view = _View(quiet)
+    try:
+        run = train_single(model_config, settings, checkpoint=target, compile_model=compile,
+                           message=view.message, progress=view.step, on_epoch=view.epoch)
+    except DivergedError as exc:
+        raise EffscaleError(f"{config}: {exc}", 1) from None
+    finally:
+        view.close()
+    result = run.result
+    summary = {
+        "config": str(config), "name": model_config.name, "dataset": dataset,
+        "budget": chosen.name, "device": run.device, "resolution": result.resolution,
+        "epochs": result.epochs_run, "batch_size": chosen.batch_size,
+        "train_images": len(run.train), "val_images": len(run.val), "seed": seed,
+        "val_accuracy": result.val_accuracy,
+        "val_accuracy_per_epoch": result.val_accuracy_per_epoch,
+        "train_loss_per_epoch": result.train_loss_per_epoch,
+        "epoch_seconds": [round(s, 3) for s in result.epoch_seconds],
+        "train_seconds": round(result.train_seconds, 3),
+        "val_seconds": round(result.val_seconds, 3),
+        "images_per_second": round(result.images_per_second, 1),
+        "compiled": bool(result.extra.get("compiled")), "checkpoint": str(target),
+    }
+    if as_json:
+        render.out.print_json(json.dumps(summary))
+        return
+    render.out.print(_epoch_table(summary))
+    render.out.print(f"{model_config.name} @ {result.resolution}px on {dataset}: val acc "
+                     f"{result.val_accuracy:.2%} after {result.epochs_run} epoch(s), "
+                     f"{result.images_per_second:,.0f} img/s; checkpoint {target}",
+                     markup=False, highlight=False)
+
+
+def _check_target(target: Path) -> None:
+    if target.is_dir():
+        raise EffscaleError(f"--out {target}: is a directory; give a file name")
+    parent = target.parent
+    if parent.exists() and not parent.is_dir():
+        raise EffscaleError(f"--out {target}: {parent} is not a directory")
+
+
+def _epoch_table(summary: dict) -> Table:
+    table = Table(title=f"{summary['name']} @ {summary['resolution']}px, "
+                        f"{summary['train_images']} train / {summary['val_images']} val images",
+                  title_justify="left")
+    for name in ("epoch", "train loss", "val acc", "seconds", "img/s"):
+        table.add_column(name, justify="right")
+    batch_images = summary["train_images"] // summary["batch_size"] * summary["batch_size"]
+    for i, (loss, acc, secs) in enumerate(zip(summary["train_loss_per_epoch"],
+                                              summary["val_accuracy_per_epoch"],
+                                              summary["epoch_seconds"], strict=True)):
+        table.add_row(str(i + 1), f"{loss:.4f}", f"{acc:.2%}", f"{secs:.1f}",
+                      f"{batch_images / secs:,.0f}" if secs else "")
+    return table
+
+
+class _View:
+    """A progress bar on a terminal, one line per epoch otherwise, nothing with --quiet."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress: Progress | None = None
+        self.task = None
+        if not quiet and render.err.is_terminal:
+            self.progress = Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), console=render.err, transient=True)
+
+    def message(self, text: str) -> None:
+        if not self.quiet:
+            render.err.print(text, markup=False, highlight=False)
+
+    def step(self, epoch: int, epochs: int, step: int, steps: int) -> None:
+        if self.progress is None:
+            return
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("training", total=epochs * steps)
+        self.progress.update(self.task, completed=epoch * steps + step)
+
+    def epoch(self, epoch: int, accuracy: float) -> None:
+        if not self.quiet:
+            console = self.progress.console if self.progress is not None else render.err
+            console.print(f"epoch {epoch}: val acc {accuracy:.2%}", markup=False)
+
+    def close(self) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.stop()

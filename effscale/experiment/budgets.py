@@ -1,0 +1,116 @@
+"""Search budgets: how much data, how many epochs, which grid. Explicit flags override them.
+
+Times are measured wall clock for ``--base b0`` on 2 CPU cores (see README for the runs
+behind them). Every budget but smoke keeps only candidates within +-5 % of 2x the base's
+FLOPs measured at full size, and trains at proxy sizes at or below the dataset's native size
+(a 20 px base with stem stride 1, so b0's final maps are 2x2; see effscale.train.proxy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from effscale.errors import EffscaleError
+from effscale.search.grid import GridSpec
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One preset. ``train_size``/``val_size`` of 0 mean "all that the dataset has".
+
+    ``flops_tolerance`` is relative: a candidate is kept when its full-size FLOPs ratio is
+    within ``target x (1 +- flops_tolerance)``; ``None`` keeps every candidate.
+    ``repeat_top``: the best N candidates get the other seeds too (for a tested verdict).
+    ``transfer_top``/``transfer_factor``: the fidelity check retrains the base and the top k
+    candidates with ``transfer_factor`` times the epochs (0: no check).
+    """
+
+    name: str
+    train_size: int
+    val_size: int
+    epochs: int
+    batch_size: int
+    resolution: int
+    step: float
+    gamma_max: float
+    repeats: int
+    pruner: str
+    flops_tolerance: float | None
+    resolution_step: int | None
+    description: str
+    gamma_step: float | None = None
+    alpha_max: float = 2.0
+    repeat_top: int = 0
+    transfer_top: int = 0
+    transfer_factor: int = 2
+    expected: str = ""
+
+    def override(self, **changes: object) -> Budget:
+        """A copy with the non-``None`` values in ``changes`` applied."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def grid(self, **changes: object) -> GridSpec:
+        """The budget's grid (alpha/gamma axes, proxy base size), with ``changes`` applied."""
+        spec = GridSpec(alpha_max=self.alpha_max, gamma_max=self.gamma_max, step=self.step,
+                        base_resolution=self.resolution, resolution_step=self.resolution_step,
+                        gamma_step=self.gamma_step)
+        return replace(spec, **changes)
+
+
+BUDGETS: dict[str, Budget] = {
+    "smoke": Budget(
+        "smoke", train_size=512, val_size=256, epochs=1, batch_size=64, resolution=20,
+        step=0.4, gamma_max=1.4, gamma_step=0.2, repeats=1, pruner="none",
+        flops_tolerance=0.05, resolution_step=None,
+        description="plumbing check: seconds on any CPU; accuracies are meaningless",
+        expected="under a minute",
+    ),
+    "demo": Budget(
+        "demo", train_size=1280, val_size=500, epochs=3, batch_size=32, resolution=20,
+        step=0.8, gamma_max=1.3, gamma_step=0.3, alpha_max=1.8, repeats=2, pruner="none",
+        flops_tolerance=0.05, resolution_step=None, repeat_top=2,
+        description="the embedded synthetic set, learned for real in under 3 minutes on a "
+                    "CPU: width-only, depth-only and resolution+width at 2x full-size FLOPs",
+        expected="under 3 min on 2 CPU cores (2 min 50 s measured from an empty cache)",
+    ),
+    "quick": Budget(
+        "quick", train_size=10000, val_size=5000, epochs=3, batch_size=64, resolution=20,
+        step=0.4, gamma_max=1.3, gamma_step=0.15, alpha_max=1.8, repeats=2, pruner="none",
+        flops_tolerance=0.05, resolution_step=None, repeat_top=2, transfer_top=3,
+        description="coarse grid (alpha 1/1.4/1.8, gamma 1/1.15/1.3 = 20/23/26 px under "
+                    "CIFAR's native 32), beta solved to 2x full-size FLOPs: 5 candidates; the "
+                    "best 2 get a second seed; fidelity check: base and top 3 retrained for "
+                    "6 epochs",
+        expected="about 40 min on 2 idle CPU cores (CIFAR-10, b0: 39.5 min measured; 16 of "
+                 "them the fidelity check); not measured on a GPU",
+    ),
+    "standard": Budget(
+        "standard", train_size=45000, val_size=5000, epochs=10, batch_size=128, resolution=22,
+        step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=3, pruner="halving",
+        flops_tolerance=0.05, resolution_step=None, repeat_top=3, transfer_top=5,
+        description="NNI-like grid (alpha step 0.1, gamma step 0.05 = 22..32 px), beta solved; "
+                    "for GPUs",
+        expected="hours on a CPU; not yet measured on a GPU",
+    ),
+    "full": Budget(
+        "full", train_size=0, val_size=5000, epochs=30, batch_size=128, resolution=22,
+        step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=3, pruner="halving",
+        flops_tolerance=0.05, resolution_step=None, repeat_top=3, transfer_top=5,
+        description="for GPUs: all training images, 30 epochs, the standard grid",
+        expected="not yet measured",
+    ),
+}
+
+# The budget a search runs when none is given: one that learns on the dataset.
+DEFAULT_BUDGETS = {"synthetic": "demo"}
+DEFAULT_BUDGET = "quick"
+
+
+def default_budget(dataset: str) -> str:
+    return DEFAULT_BUDGETS.get(dataset, DEFAULT_BUDGET)
+
+
+def get_budget(name: str) -> Budget:
+    if name not in BUDGETS:
+        raise EffscaleError(f"unknown budget {name!r} (valid: {', '.join(BUDGETS)})")
+    return BUDGETS[name]

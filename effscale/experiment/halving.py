@@ -1,0 +1,190 @@
+"""Rung-synchronous successive halving over epochs (Jamieson & Talwalkar 2016).
+
+Every candidate trains to the first rung (1 epoch); only the best ``1/eta`` of them continue
+to the next rung (``eta`` epochs), and so on up to the budget's epochs. The base is trained
+in full first and never pruned: it is the reference the verdict compares against. The extra
+seeds of ``--repeat-top`` (candidates that already finished in full) are not pruned either.
+
+Note:
+    optuna's ``SuccessiveHalvingPruner`` is asynchronous: a trial is compared with the trials
+    that reached its rung *so far*, so the first trials of a search are never pruned and the
+    outcome depends on the order. Here a rung is decided only once every candidate has reached
+    it, so the order does not matter. Candidates wait between rungs as paused
+    :class:`~effscale.train.trainer.ProxyTrainer` objects in memory (about 16 bytes per parameter);
+    the schedule of every run still spans the full budget, so a promoted candidate ends
+    exactly where an unpruned training would have. With several workers or a shared
+    ``--storage`` the search falls back to optuna's asynchronous pruner.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import optuna
+import torch
+
+from effscale.experiment.stats import pack_correct
+from effscale.experiment.study import (
+    ITEM_PARAM,
+    claim_next,
+    progress_counts,
+    release_interrupted,
+    split_item,
+)
+from effscale.train.trainer import DivergedError, ProxyTrainer, resize_images
+
+if TYPE_CHECKING:
+    from effscale.search.run import Prepared, SearchEvents
+
+ETA = 3
+
+
+def rung_epochs(epochs: int, eta: int = ETA, min_epochs: int = 1) -> list[int]:
+    """Epochs at which candidates are compared: ``min_epochs * eta**k`` below ``epochs``,
+    then ``epochs`` itself (the last rung is the full training)."""
+    if epochs < 1 or eta < 2 or min_epochs < 1:
+        raise ValueError(f"need epochs >= 1, eta >= 2, min_epochs >= 1; got {epochs}, {eta}, "
+                         f"{min_epochs}")
+    rungs, rung = [], min_epochs
+    while rung < epochs:
+        rungs.append(rung)
+        rung *= eta
+    return [*rungs, epochs]
+
+
+def promote(scores: dict[str, float], eta: int = ETA) -> list[str]:
+    """The best ``ceil(n / eta)`` keys by score (at least one), best first; ties keep the
+    earlier key, so the choice never depends on dict order of equal scores alone."""
+    keep = max(1, math.ceil(len(scores) / eta))
+    ranked = sorted(scores, key=lambda k: (-scores[k], k))
+    return ranked[:keep]
+
+
+def planned_epochs(candidates: int, epochs: int, eta: int = ETA) -> int:
+    """Training epochs halving spends on ``candidates`` (a full grid spends candidates*epochs)."""
+    total, alive, done = 0, candidates, 0
+    for rung in rung_epochs(epochs, eta):
+        total += alive * (rung - done)
+        done = rung
+        alive = max(1, math.ceil(alive / eta))
+    return total
+
+
+class _Pending:
+    """A claimed candidate trial and its paused trainer."""
+
+    def __init__(self, trial: optuna.Trial, item: str) -> None:
+        self.trial, self.item = trial, item
+        self.trainer: ProxyTrainer | None = None
+        self.started = time.perf_counter()
+
+
+def work_synchronous(prepared: Prepared, study: optuna.Study, device: torch.device,
+                     events: SearchEvents, run_trial: Callable[..., Any]) -> None:
+    """Train the base items (and any repeat seeds) in full with ``run_trial``, then every
+    claimed seed-0 candidate rung by rung."""
+    pending: list[_Pending] = []
+    while (trial := claim_next(study)) is not None:
+        item = trial.suggest_categorical(ITEM_PARAM, prepared.choices or prepared.items)
+        key, seed_index = split_item(item)
+        if prepared.candidates[key].is_base or seed_index > 0 \
+                or prepared.candidates[key].is_transfer:
+            # The base, and --repeat-top's extra seeds of finished winners, train in full.
+            run_trial(prepared, study, trial, device, events)
+        else:
+            pending.append(_Pending(trial, item))
+    try:
+        _run_rungs(prepared, study, device, events, pending)
+    except KeyboardInterrupt:
+        for entry in pending:
+            if entry.trial is not None:
+                release_interrupted(study, entry.trial, "interrupted by Ctrl-C")
+        raise
+
+
+def _run_rungs(prepared: Prepared, study: optuna.Study, device: torch.device,
+               events: SearchEvents, pending: list[_Pending]) -> None:
+    settings = prepared.settings
+    resized: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for rung in rung_epochs(settings.recipe.epochs):
+        for entry in list(pending):
+            if not _advance(prepared, study, device, events, entry, rung, resized):
+                pending.remove(entry)
+        if rung == settings.recipe.epochs or not pending:
+            break
+        scores = {e.item: e.trainer.result.val_accuracy for e in pending}  # type: ignore[union-attr]
+        keep = set(promote(scores))
+        for entry in [e for e in pending if e.item not in keep]:
+            pending.remove(entry)
+            accuracy = scores[entry.item]
+            entry.trial.set_user_attr("failure_kind", "pruned")
+            entry.trial.set_user_attr("train_seconds", round(entry.trainer.result.train_seconds, 2))
+            entry.trial.set_user_attr("val_seconds", round(entry.trainer.result.val_seconds, 2))
+            study.tell(entry.trial, state=optuna.trial.TrialState.PRUNED)
+            events.trial_end(entry.item, f"pruned after epoch {rung} at {accuracy:.3f} (not in "
+                             f"the best {len(keep)} of {len(scores)})", None,
+                             time.perf_counter() - entry.started)
+    for entry in pending:
+        _complete(study, events, entry)
+
+
+def _advance(prepared: Prepared, study: optuna.Study, device: torch.device,
+             events: SearchEvents, entry: _Pending, rung: int,
+             resized: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> bool:
+    """Train ``entry`` up to epoch ``rung``; False (and the trial told) when it failed."""
+    from effscale.search.run import seed_for
+
+    key, seed_index = split_item(entry.item)
+    candidate, settings = prepared.candidates[key], prepared.settings
+    events.trial_start(entry.item, candidate, progress_counts(study))
+    try:
+        if entry.trainer is None:
+            for name, value in candidate.summary().items():
+                entry.trial.set_user_attr(name, value)
+            entry.trial.set_user_attr("candidate", key)
+            entry.trial.set_user_attr("seed", seed_for(settings, seed_index))
+            entry.trial.set_user_attr("val_size", len(prepared.val))
+            if candidate.resolution not in resized:  # resize once per size, not per candidate
+                resized[candidate.resolution] = (
+                    resize_images(prepared.train.images, candidate.resolution),
+                    resize_images(prepared.val.images, candidate.resolution))
+            train_x, val_x = resized[candidate.resolution]
+            entry.trainer = ProxyTrainer(
+                candidate.config, train_x, prepared.train.labels, val_x, prepared.val.labels,
+                recipe=settings.recipe, resolution=candidate.resolution,
+                num_classes=len(prepared.train.classes), device=device,
+                seed=seed_for(settings, seed_index))
+        trainer = entry.trainer
+        while trainer.result.epochs_run < rung:
+            accuracy = trainer.run_epoch(events.step)
+            entry.trial.report(accuracy, trainer.result.epochs_run)
+            events.epoch_end(entry.item, trainer.result.epochs_run, settings.recipe.epochs,
+                             accuracy)
+    except (DivergedError, RuntimeError) as exc:
+        kind = "diverged" if isinstance(exc, DivergedError) else "error"
+        entry.trial.set_user_attr("failure_kind", kind)
+        entry.trial.set_user_attr("failure", f"{exc}"[:500])
+        study.tell(entry.trial, state=optuna.trial.TrialState.FAIL)
+        events.trial_end(entry.item, f"{kind}: {str(exc)[:120]}", None,
+                         time.perf_counter() - entry.started)
+        return False
+    return True
+
+
+def _complete(study: optuna.Study, events: SearchEvents, entry: _Pending) -> None:
+    result = entry.trainer.finish()  # type: ignore[union-attr]
+    result.extra.pop("model")
+    trial = entry.trial
+    trial.set_user_attr("val_correct", pack_correct(result.extra["val_correct"].numpy()))
+    for name in ("val_accuracy_per_epoch", "train_loss_per_epoch", "train_accuracy_per_epoch"):
+        trial.set_user_attr(name, [round(v, 5) for v in getattr(result, name)])
+    trial.set_user_attr("train_seconds", round(result.train_seconds, 2))
+    trial.set_user_attr("val_seconds", round(result.val_seconds, 2))
+    trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
+    study.tell(trial, result.val_accuracy)
+    entry.trainer = None
+    events.trial_end(entry.item, "complete", result.val_accuracy,
+                     time.perf_counter() - entry.started)

@@ -1,0 +1,273 @@
+"""From coefficients (alpha, beta, gamma) and phi to a scaled config; the published B0-B7 table."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from effscale import __version__
+from effscale.errors import EffscaleError
+from effscale.model.bases import get_base
+from effscale.model.config import Head, ModelConfig, Provenance, ScalingRules, read_yaml_file
+from effscale.scaling.compound import (
+    check_coefficients,
+    compound_multipliers,
+    flops_factor,
+    scale_config,
+)
+
+if TYPE_CHECKING:
+    from effscale.model.flops import Complexity
+    from effscale.scaling.equal_flops import Measurer
+
+PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
+MATCH_TOLERANCE = 0.03  # --match-flops: a matched B_phi within 3 % of 2**phi x B0
+DRIFT_TOLERANCE = 0.10  # warn when measured B1/B0 is more than 10 % from 2
+MATCHED_SOURCE = "derive-matched"  # provenance.source prefix; the solved s follows
+
+# EfficientNet's published table: (width, depth, resolution, dropout).
+OFFICIAL_TABLE: dict[int, tuple[float, float, int, float]] = {
+    0: (1.0, 1.0, 224, 0.2), 1: (1.0, 1.1, 240, 0.2), 2: (1.1, 1.2, 260, 0.3),
+    3: (1.2, 1.4, 300, 0.3), 4: (1.4, 1.8, 380, 0.4), 5: (1.6, 2.2, 456, 0.4),
+    6: (1.8, 2.6, 528, 0.5), 7: (2.0, 3.1, 600, 0.5),
+}
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Compound-scaling coefficients: depth ``alpha``, width ``beta``, resolution ``gamma``."""
+
+    alpha: float
+    beta: float
+    gamma: float
+    base: str | None = None
+    source: str = "paper"
+
+    @property
+    def flops_factor(self) -> float:
+        return flops_factor(self.alpha, self.beta, self.gamma)
+
+    def drift_warning(self) -> str | None:
+        """A warning when alpha*beta^2*gamma^2 is more than 10 % away from 2."""
+        factor = self.flops_factor
+        if abs(factor - 2.0) > 0.2:
+            return (f"alpha*beta^2*gamma^2 = {factor:.3f} is more than 10 % from 2: "
+                    f"FLOPs will grow by about {factor:.2f}^phi, not 2^phi")
+        return None
+
+
+def load_coefficients(path: str | Path) -> Coefficients:
+    """Read ``alpha``, ``beta``, ``gamma`` (and ``base`` if present) from a YAML file,
+    such as the ``coefficients.yaml`` a search writes."""
+    data = read_yaml_file(path)
+    if not isinstance(data, dict):
+        raise EffscaleError(f"{path}: expected a mapping with alpha, beta and gamma")
+    values = []
+    for key in ("alpha", "beta", "gamma"):
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise EffscaleError(f"{path}: {key} must be a number, got {value!r}")
+        if not math.isfinite(value) or value < 1:
+            raise EffscaleError(f"{path}: {key} must be a finite number >= 1, got {value}")
+        values.append(float(value))
+    base = data.get("base")
+    return Coefficients(*values, base=base if isinstance(base, str) else None, source=str(path))
+
+
+_NUMBER = r"-?\d+(?:\.\d+)?"
+_RANGE = re.compile(rf"^\s*({_NUMBER})\s*(?:(?:-|\.\.|:)\s*({_NUMBER}))?\s*$")
+
+
+def parse_phis(text: str) -> list[float]:
+    """``"7"`` -> [7]; ``"0-7"`` -> [0..7]; ``"-2-1"`` -> [-2..1]; ``"0.5,1.5"`` -> both.
+
+    A range steps by 1 from its start and includes its end when reached.
+    """
+    phis: list[float] = []
+    for part in str(text).split(","):
+        match = _RANGE.match(part)
+        if not match:
+            raise EffscaleError(f"--phi must be a number, a range like 0-7 or a comma list, "
+                                f"got {text!r}")
+        start = float(match.group(1))
+        end = float(match.group(2)) if match.group(2) is not None else start
+        if end < start:
+            raise EffscaleError(f"--phi range {part.strip()!r} ends before it starts")
+        if end - start > 100:
+            raise EffscaleError(f"--phi range {part.strip()!r} is too long (over 100 values)")
+        steps = int(math.floor(end - start + 1e-9))
+        phis.extend(start + i for i in range(steps + 1))
+    return phis
+
+
+def phi_label(phi: float) -> str:
+    """``7.0`` -> ``"7"``, ``0.5`` -> ``"0.5"``, ``-1.0`` -> ``"-1"``."""
+    return f"{phi:g}"
+
+
+def derived_name(base: str, phi: float) -> str:
+    """``b0`` at phi 3 is ``b3``; other bases are ``resnet50`` at 0 and ``resnet50-phi2`` above."""
+    if base == "b0":
+        return f"b{phi_label(phi)}"
+    return base if phi == 0 else f"{base}-phi{phi_label(phi)}"
+
+
+def derive_config(
+    coefficients: Coefficients, phi: float, base: str = "b0", num_classes: int = 1000,
+    rules: ScalingRules | None = None, head: Head | None = None,
+) -> ModelConfig:
+    """The base scaled by ``alpha**phi``, ``beta**phi``, ``gamma**phi`` under ``rules``,
+    with ``head`` (see :func:`with_head`) when one is given."""
+    check_coefficients(coefficients.alpha, coefficients.beta, coefficients.gamma)
+    if not math.isfinite(phi):
+        raise EffscaleError(f"--phi must be a finite number, got {phi}")
+    rules = rules or ScalingRules()
+    base_config = get_base(base, num_classes)
+    depth, width, resolution = compound_multipliers(
+        coefficients.alpha, coefficients.beta, coefficients.gamma, phi
+    )
+    provenance = Provenance(
+        base=base, depth_multiplier=round(depth, 6), width_multiplier=round(width, 6),
+        resolution_multiplier=round(resolution, 6), rules=rules, tool_version=__version__,
+        phi=phi, alpha=coefficients.alpha, beta=coefficients.beta, gamma=coefficients.gamma,
+        source="derive",
+    )
+    config = scale_config(base_config, depth=depth, width=width, resolution=resolution,
+                          rules=rules, name=derived_name(base, phi), provenance=provenance)
+    return config if head is None else with_head(config, head)
+
+
+def with_head(config: ModelConfig, head: Head) -> ModelConfig:
+    """``config`` with another head. A UNet's name gains ``-unet`` (``b4-unet``), so its file
+    sits beside the classifier's instead of replacing it. Decoder widths are not scaled."""
+    if head == config.head:
+        return config
+    name = f"{config.name}-unet" if head.type == "unet" else config.name.removesuffix("-unet")
+    return config.replace(head=head, name=name)
+
+
+def official_config(index: int, num_classes: int = 1000) -> ModelConfig:
+    """EfficientNet-B``index`` from the published table (not from the coefficients)."""
+    if index not in OFFICIAL_TABLE:
+        raise EffscaleError(f"the official table has B0-B7, not B{index}")
+    width, depth, resolution, dropout = OFFICIAL_TABLE[index]
+    rules = ScalingRules()
+    provenance = Provenance(
+        base="b0", depth_multiplier=depth, width_multiplier=width,
+        resolution_multiplier=round(resolution / 224, 6), rules=rules,
+        tool_version=__version__, phi=float(index), source="official-table",
+    )
+    config = scale_config(get_base("b0", num_classes), depth=depth, width=width,
+                          resolution_px=resolution, rules=rules, name=f"b{index}",
+                          provenance=provenance)
+    return config.replace(dropout=dropout)
+
+
+
+# --------------------------------------------------------------------------- matched FLOPs
+
+
+@dataclass(frozen=True)
+class Matched:
+    """B_phi solved along the coefficients to ``2**phi`` times B0's measured FLOPs."""
+
+    phi: float
+    s: float  # the "effective phi": depth alpha**s, width beta**s, resolution gamma**s
+    config: ModelConfig
+    complexity: Complexity
+    base_flops: int
+
+    @property
+    def ratio(self) -> float:
+        """Measured FLOPs over the base's (both at full size)."""
+        return self.complexity.flops / self.base_flops
+
+    @property
+    def target(self) -> float:
+        return 2.0 ** self.phi
+
+    @property
+    def error(self) -> float:
+        """Measured ratio over ``2**phi``, minus 1 (0.03 = 3 % above)."""
+        return self.ratio / self.target - 1
+
+    @property
+    def within_tolerance(self) -> bool:
+        return abs(self.error) <= MATCH_TOLERANCE
+
+
+def matched_source(s: float) -> str:
+    """The provenance ``source`` of a matched config: ``derive-matched s=1.073412``."""
+    return f"{MATCHED_SOURCE} s={s:.6f}"
+
+
+def load_config_matched_s(config: ModelConfig) -> float | None:
+    """The solved s of a matched config (from its provenance), or ``None``."""
+    return matched_s(config.provenance)
+
+
+def matched_s(provenance: Provenance | None) -> float | None:
+    """The solved s recorded by :func:`matched_source`, or ``None`` for other configs."""
+    if provenance is None or not provenance.source.startswith(MATCHED_SOURCE + " s="):
+        return None
+    return float(provenance.source.removeprefix(MATCHED_SOURCE + " s="))
+
+
+def match_flops(
+    coefficients: Coefficients, phi: float, base: str = "b0", num_classes: int = 1000,
+    rules: ScalingRules | None = None, counter: str = "fvcore", head: Head | None = None,
+    measure: Measurer | None = None,
+) -> Matched:
+    """B_phi along the coefficients with ``s`` solved so that its MEASURED FLOPs (conv+linear,
+    at full size: the base at its own resolution, b0 at 224 px) are closest to ``2**phi``
+    times the base's. Rounding may leave no config within :data:`MATCH_TOLERANCE`; the
+    achieved figure is in the result (``ratio``, ``error``), never adjusted.
+
+    ``measure`` shares measurements between calls (a :class:`~effscale.scaling.equal_flops.Measurer`
+    with ``conv_linear=True``); ``count_flops`` caches on disk either way.
+    """
+    from effscale.scaling.equal_flops import Measurer, solve_direction
+
+    check_coefficients(coefficients.alpha, coefficients.beta, coefficients.gamma)
+    if not math.isfinite(phi):
+        raise EffscaleError(f"--phi must be a finite number, got {phi}")
+    rules = rules or ScalingRules()
+    measure = measure or Measurer(counter, conv_linear=True)
+    base_config = get_base(base, num_classes)
+    attach = (lambda c: c) if head is None else (lambda c: with_head(c, head))
+    target = 2.0 ** phi * measure(attach(base_config)).flops
+    coeffs = (coefficients.alpha, coefficients.beta, coefficients.gamma)
+    solved = solve_direction(base_config, coeffs, target, rules, measure,
+                             name=derived_name(base, phi), build=attach)
+    s = solved.multiplier
+    provenance = Provenance(
+        base=base, depth_multiplier=round(solved.depth, 6),
+        width_multiplier=round(solved.width, 6), resolution_multiplier=round(solved.resolution, 6),
+        rules=rules, tool_version=__version__, phi=phi, alpha=coefficients.alpha,
+        beta=coefficients.beta, gamma=coefficients.gamma, source=matched_source(s),
+    )
+    config = solved.config.replace(provenance=provenance)
+    return Matched(phi, s, config, solved.complexity, solved.base_flops)
+
+
+def matched_config(
+    coefficients: Coefficients, phi: float, base: str = "b0", num_classes: int = 1000,
+    rules: ScalingRules | None = None, counter: str = "fvcore",
+) -> tuple[ModelConfig, float, float]:
+    """``(config, s, ratio)``: B_phi matched to ``2**phi`` x B0's measured full-size FLOPs
+    (see :func:`match_flops`); ``ratio`` is the achieved measured ratio, which may be off by
+    more than 3 % when rounding allows nothing closer."""
+    matched = match_flops(coefficients, phi, base, num_classes, rules, counter)
+    return matched.config, matched.s, matched.ratio
+
+
+def measured_drift_warning(b1_over_b0: float) -> str | None:
+    """A warning when the measured B1/B0 FLOPs ratio is more than 10 % away from 2."""
+    if abs(b1_over_b0 / 2.0 - 1) > DRIFT_TOLERANCE:
+        return (f"measured FLOPs of B1 are {b1_over_b0:.2f}x B0's (full size), more than 10 % "
+                f"from 2: rounding makes the family grow by about {b1_over_b0:.2f}^phi, not "
+                "2^phi; --match-flops solves each B_phi to 2^phi x B0")
+    return None

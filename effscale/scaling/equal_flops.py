@@ -1,0 +1,236 @@
+"""Models scaled along one rule to a target of MEASURED FLOPs (EfficientNet's Table 3 setup).
+
+Each rule maps one multiplier ``m`` to a config: depth-only (repeats x m), width-only
+(channels x m), resolution-only (input size x m) and Dollár et al.'s "fast" rule (FLOPs scale
+``s``: depth ``s**((1-a)/2)``, width ``s**(a/2)``, resolution ``s**((1-a)/4)``).
+
+Note:
+    Rounding (ceil of repeats, channels to multiples of 8, input size to multiples of the
+    resolution step) makes measured FLOPs a step function of the multiplier, and at small
+    proxy sizes the steps are large: B0 at 40 px measures 2.5x the FLOPs of 32 px, because
+    the last stages' 1x1 maps become 2x2. :func:`solve` therefore bisects over the multiplier
+    with the rounding in place, measures only distinct configs, and keeps whichever of the
+    two configs around the target is closer to it (in log ratio). Callers report the
+    achieved ratio; it may miss the target by more than any tolerance when no config lies
+    closer.
+
+A coefficient *direction* (alpha, beta, gamma) is one more rule: depth ``alpha**s``, width
+``beta**s``, resolution ``gamma**s``, with ``s`` the "effective phi". :func:`solve_direction`
+solves ``s`` so that the measured FLOPs hit a target (``effscale derive --match-flops`` and
+``effscale compare`` use it at full size: B0 at 224 px and ``2**phi`` times its FLOPs).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from effscale.errors import EffscaleError
+from effscale.model.config import ModelConfig, ScalingRules
+from effscale.model.flops import Complexity, count_flops
+from effscale.scaling.compound import scale_config
+
+DIMENSIONS = ("depth", "width", "resolution")
+FAST_A = 0.8
+MAX_MULTIPLIER = 64.0
+RTOL = 0.005  # stop at a config this close to the target
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """One model of a comparison: its multipliers, config and measured complexity."""
+
+    name: str
+    multiplier: float  # the solved (or given) single multiplier; phi for compound
+    depth: float
+    width: float
+    resolution: float
+    config: ModelConfig
+    complexity: Complexity
+    base_flops: int
+    target_flops: int
+
+    @property
+    def ratio(self) -> float:
+        """Measured FLOPs over the base's."""
+        return self.complexity.flops / self.base_flops
+
+    @property
+    def target_error(self) -> float:
+        """Measured FLOPs over the target, minus 1 (0.03 = 3 % above the target)."""
+        return self.complexity.flops / self.target_flops - 1
+
+
+def fast_multipliers(s: float, a: float = FAST_A) -> tuple[float, float, float]:
+    """Dollár et al. 2021 "fast" scaling for FLOPs scale ``s``: mostly width, some depth and
+    resolution; ``d * w**2 * r**2 == s``."""
+    if not 0 <= a <= 1:
+        raise EffscaleError(f"--fast-a must be in [0, 1], got {a}")
+    return s ** ((1 - a) / 2), s ** (a / 2), s ** ((1 - a) / 4)
+
+
+def rule_multipliers(rule: str, m: float, fast_a: float = FAST_A) -> tuple[float, float, float]:
+    """(depth, width, resolution) multipliers of ``rule`` at its single multiplier ``m``."""
+    if rule == "depth":
+        return m, 1.0, 1.0
+    if rule == "width":
+        return 1.0, m, 1.0
+    if rule == "resolution":
+        return 1.0, 1.0, m
+    if rule == "fast":
+        return fast_multipliers(m, fast_a)
+    raise EffscaleError(f"unknown rule {rule!r} (valid: {', '.join((*DIMENSIONS, 'fast'))})")
+
+
+def scaled_config(base: ModelConfig, rule: str, m: float, rules: ScalingRules,
+                  fast_a: float = FAST_A) -> ModelConfig:
+    depth, width, resolution = rule_multipliers(rule, m, fast_a)
+    return scale_config(base, depth=depth, width=width, resolution=resolution, rules=rules,
+                        name=f"{base.name}-{rule}")
+
+
+class Measurer:
+    """FLOPs of configs, each distinct config measured once (``count_flops`` also caches on
+    disk). Name and provenance do not change FLOPs, so configs that differ only there share
+    one measurement.
+
+    ``conv_linear=True`` counts convolutions and linear layers only (the published figures'
+    convention, and what ``effscale derive`` shows): the returned complexity's ``flops`` is
+    then its ``flops_conv_linear``. ``count`` replaces :func:`count_flops` (tests, the CLI).
+    """
+
+    def __init__(self, counter: str = "fvcore", conv_linear: bool = False,
+                 count: Callable[[ModelConfig, int, str], Complexity] | None = None) -> None:
+        self.counter = counter
+        self.conv_linear = conv_linear
+        self.count = count or count_flops
+        self.measured: dict[ModelConfig, Complexity] = {}
+
+    def __call__(self, config: ModelConfig) -> Complexity:
+        key = config.replace(name="-", provenance=None)
+        if key not in self.measured:
+            complexity = self.count(key, key.resolution, self.counter)
+            if self.conv_linear:
+                complexity = replace(complexity, flops=complexity.flops_conv_linear)
+            self.measured[key] = complexity
+        return self.measured[key]
+
+
+def solve(build: Callable[[float], ModelConfig], target: float, measure: Measurer,
+          rtol: float = RTOL, max_multiplier: float = MAX_MULTIPLIER) -> tuple[float, ModelConfig]:
+    """The multiplier whose built config's measured FLOPs is closest to ``target``.
+
+    Assumes FLOPs never fall as the multiplier grows. The bracket ``lo`` (below the target) /
+    ``hi`` (at or above it) shrinks by interpolating log FLOPs over log multiplier (kept
+    within the middle 80 % of the bracket, so it never stalls); a point that builds the same
+    config as an end moves that end without a measurement. It stops early at a config within
+    ``rtol`` of the target, else when the bracket is two adjacent steps, and returns the
+    closer of the two.
+    """
+    flops = lambda m: measure(build(m)).flops  # noqa: E731
+    lo, hi = 1.0, 2.0
+    while flops(lo) >= target:
+        lo, hi = lo / 2, lo
+        if lo < 1 / max_multiplier:
+            return hi, build(hi)  # even the smallest model is above the target
+    while flops(hi) < target:
+        lo, hi = hi, hi * 2
+        if hi > max_multiplier:
+            raise EffscaleError(f"no multiplier up to {max_multiplier:g} reaches "
+                                f"{target:,.0f} FLOPs")
+    for _ in range(100):
+        if abs(flops(hi) / target - 1) <= rtol or hi - lo <= 1e-7 * hi:
+            break
+        low_flops, high_flops = flops(lo), flops(hi)
+        t = math.log(target / low_flops) / math.log(high_flops / low_flops)
+        mid = lo * (hi / lo) ** min(0.9, max(0.1, t))
+        config = build(mid)
+        if config == build(lo):
+            lo = mid
+        elif config == build(hi) or measure(config).flops >= target:
+            hi = mid
+        else:
+            lo = mid
+            if abs(measure(config).flops / target - 1) <= rtol:
+                break
+    return min(((lo, build(lo)), (hi, build(hi))),
+               key=lambda mc: abs(math.log(measure(mc[1]).flops / target)))
+
+
+def solve_rule(base: ModelConfig, rule: str, target: float, rules: ScalingRules,
+               measure: Measurer, fast_a: float = FAST_A) -> Scaled:
+    """``base`` scaled by ``rule`` to the measured FLOPs closest to ``target``."""
+    m, config = solve(lambda x: scaled_config(base, rule, x, rules, fast_a), target, measure)
+    depth, width, resolution = rule_multipliers(rule, m, fast_a)
+    return Scaled(rule, m, depth, width, resolution, config.replace(name=rule),
+                  measure(config), measure(base).flops, round(target))
+
+
+def compound(base: ModelConfig, alpha: float, beta: float, gamma: float, phi: float,
+             rules: ScalingRules, measure: Measurer, target: float | None = None) -> Scaled:
+    """``base`` scaled by ``alpha**phi``, ``beta**phi``, ``gamma**phi`` (not solved: its
+    measured FLOPs are what they are; by default they are the target for the others)."""
+    depth, width, resolution = alpha ** phi, beta ** phi, gamma ** phi
+    config = scale_config(base, depth=depth, width=width, resolution=resolution, rules=rules,
+                          name="compound")
+    complexity = measure(config)
+    return Scaled("compound", phi, depth, width, resolution, config, complexity,
+                  measure(base).flops, round(target or complexity.flops))
+
+
+def base_model(base: ModelConfig, measure: Measurer, target: float) -> Scaled:
+    config = base.replace(name="base")
+    return Scaled("base", 0.0, 1.0, 1.0, 1.0, config, measure(config), measure(base).flops,
+                  round(target))
+
+
+def direction_multipliers(coefficients: tuple[float, float, float], s: float
+                          ) -> tuple[float, float, float]:
+    """(depth, width, resolution) = (alpha**s, beta**s, gamma**s)."""
+    alpha, beta, gamma = coefficients
+    return alpha ** s, beta ** s, gamma ** s
+
+
+def direction_config(base: ModelConfig, coefficients: tuple[float, float, float], s: float,
+                     rules: ScalingRules, name: str | None = None) -> ModelConfig:
+    depth, width, resolution = direction_multipliers(coefficients, s)
+    return scale_config(base, depth=depth, width=width, resolution=resolution, rules=rules,
+                        name=name or base.name)
+
+
+def solve_direction(base: ModelConfig, coefficients: tuple[float, float, float], target: float,
+                    rules: ScalingRules, measure: Measurer, name: str = "compound",
+                    build: Callable[[ModelConfig], ModelConfig] | None = None) -> Scaled:
+    """``base`` scaled along ``coefficients`` (depth ``alpha**s``, width ``beta**s``,
+    resolution ``gamma**s``) to the measured FLOPs closest to ``target``.
+
+    The returned :class:`Scaled` has ``multiplier`` = the solved ``s`` ("effective phi"),
+    its ``ratio`` over the base's measured FLOPs and its ``target_error``, which may exceed
+    any tolerance when rounding leaves no config closer. ``build`` post-processes each config
+    before it is measured (``derive`` attaches a UNet head there).
+    """
+    alpha, beta, gamma = coefficients
+    factor = alpha * beta ** 2 * gamma ** 2
+    if factor <= 1 + 1e-9:
+        raise EffscaleError(f"coefficients {alpha:g}/{beta:g}/{gamma:g} do not grow FLOPs "
+                            "(alpha*beta^2*gamma^2 = 1): no multiple of the base's FLOPs can be "
+                            "matched along them")
+    post = build or (lambda c: c)
+    log_factor = math.log(factor)
+
+    # ``solve`` bisects a positive multiplier in log space; the nominal FLOPs factor
+    # m = factor**s makes log m linear in s, as log FLOPs roughly is.
+    def s_of(m: float) -> float:
+        return math.log(m) / log_factor
+
+    def config_at(m: float) -> ModelConfig:
+        return post(direction_config(base, coefficients, s_of(m), rules, name))
+
+    base_flops = measure(post(base)).flops
+    reach = max(MAX_MULTIPLIER, 16 * target / base_flops, 16 * base_flops / target)
+    m, config = solve(config_at, target, measure, max_multiplier=reach)
+    s = s_of(m)
+    depth, width, resolution = direction_multipliers(coefficients, s)
+    return Scaled(name, s, depth, width, resolution, config, measure(config), base_flops,
+                  round(target))

@@ -1,0 +1,220 @@
+"""Grid points -> candidates: full-size models at equal measured FLOPs, and their proxies.
+
+A candidate is defined where its coefficients are used: the base at its full resolution (b0
+at 224 px) scaled by depth ``alpha``, width ``beta`` and resolution ``gamma`` through the same
+:func:`effscale.scaling.compound.scale_config` as ``effscale derive``. Its cost is that model's
+measured FLOPs over the base's, and only candidates within ``rtol`` of the target (2x by
+default, +-5 %) are kept and ranked. The proxy that is trained is the same depth and width at
+a small input (``base proxy size x gamma``, see :mod:`effscale.train.proxy`); its own FLOPs ratio
+is measured too and shown, as the proxy's distortion, never used as the cost.
+
+Two ways to pick the points (``GridSpec.beta``):
+
+- ``solve`` (default): for every ``(alpha, gamma)`` on the grid, ``beta`` is solved on
+  measured full-size FLOPs (bisection with the rounding in place), so every candidate costs
+  the target, up to the width-rounding staircase.
+- ``grid``: NNI's grid of ``(alpha, beta, gamma)`` with ``|alpha beta^2 gamma^2 - 2| < tol``,
+  then filtered on measured full-size FLOPs.
+
+Grid points whose proxy model is identical (ceil rounding makes alpha = 1.8, 1.9 and 2.0 add
+the same blocks to b0) are trained once; the point kept is the one whose nominal ratio is
+closest to the measured one, and the others are listed as its aliases.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from effscale.errors import EffscaleError
+from effscale.model.config import ModelConfig, ScalingRules, dump_config
+from effscale.scaling.compound import scale_config
+from effscale.scaling.equal_flops import Measurer
+from effscale.search.grid import GridSpec, Triple, alpha_gamma_points, feasible_grid
+
+BASE_KEY = "base"
+TRANSFER_PREFIX = "transfer/"
+SOLVE_COUNTER = "torch"  # conv+linear on the meta device: ~0.3 s a model, where fvcore takes ~6
+BISECTIONS = 14
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model to train: a grid point (or the base) as built for the proxy.
+
+    ``flops``/``flops_ratio`` are measured on the FULL-size model (the cost the coefficients
+    carry); ``proxy_flops``/``proxy_flops_ratio`` on the proxy that is trained.
+    """
+
+    key: str
+    alpha: float
+    beta: float
+    gamma: float
+    resolution: int
+    config: ModelConfig
+    params: int
+    flops: int
+    flops_ratio: float
+    nominal_ratio: float
+    aliases: tuple[str, ...] = field(default=())
+    full_resolution: int = 0
+    proxy_flops: int = 0
+    proxy_flops_ratio: float = 0.0
+    epochs_factor: int = 1  # >1: a fidelity-check retraining under a longer schedule
+
+    @property
+    def is_base(self) -> bool:
+        return self.key == BASE_KEY
+
+    @property
+    def is_transfer(self) -> bool:
+        return self.key.startswith(TRANSFER_PREFIX)
+
+    def summary(self) -> dict:
+        """Plain numbers for trials.csv and trial user attributes."""
+        stage_depths = [s.repeats for s in self.config.stages]
+        return {
+            "alpha": self.alpha, "beta": self.beta, "gamma": self.gamma,
+            "depth_multiplier": self.alpha, "width_multiplier": self.beta,
+            "resolution": self.resolution, "full_resolution": self.full_resolution,
+            "params": self.params, "flops": self.flops,
+            "flops_ratio": round(self.flops_ratio, 4),
+            "proxy_flops": self.proxy_flops,
+            "proxy_flops_ratio": round(self.proxy_flops_ratio, 4),
+            "nominal_ratio": round(self.nominal_ratio, 4),
+            "blocks": sum(stage_depths), "aliases": ",".join(self.aliases),
+            "epochs_factor": self.epochs_factor,
+        }
+
+    def for_transfer(self, factor: int) -> Candidate:
+        """The same model as a fidelity-check item, trained ``factor`` times longer."""
+        return replace(self, key=transfer_key(self.key), epochs_factor=factor)
+
+
+def transfer_key(key: str) -> str:
+    return TRANSFER_PREFIX + key
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A grid point or model that is not trained, and why (for the feasible-set report)."""
+
+    key: str
+    reason: str
+    flops_ratio: float | None = None
+    proxy_flops_ratio: float | None = None
+
+
+def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float,
+               beta_max: float, rules: ScalingRules, measure: Measurer
+               ) -> tuple[float | None, str]:
+    """``beta`` in ``[1, beta_max]`` whose full-size model's conv+linear FLOPs are closest to
+    ``target`` times the base's, with ``alpha`` and ``gamma`` fixed; ``(None, why)`` when no
+    beta >= 1 can come within a step of it. ``measure`` should count conv+linear FLOPs with the
+    fast :data:`SOLVE_COUNTER`; the kept model is measured again with the run's counter."""
+
+    def build(beta: float) -> ModelConfig:
+        return scale_config(full_base, depth=alpha, width=beta, resolution=gamma, rules=rules)
+
+    base_flops = measure(full_base).flops
+    ratio = lambda b: measure(build(b)).flops / base_flops  # noqa: E731
+    at_one = ratio(1.0)
+    if at_one >= target:
+        if at_one / target - 1 <= 0.05:
+            return 1.0, ""
+        return None, f"costs ×{at_one:.2f} at full size already with β = 1"
+    if ratio(beta_max) < target:
+        return None, f"needs β > --beta-max {beta_max:g} to reach ×{target:g}"
+    lo, hi = 1.0, beta_max
+    for _ in range(BISECTIONS):
+        mid = (lo + hi) / 2
+        if build(mid) == build(lo) or ratio(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    best = min((lo, hi), key=lambda b: abs(math.log(ratio(b) / target)))
+    # Report beta to 3 decimals when that builds the same model (it does unless a channel
+    # count changes within 0.0005 of it).
+    short = round(best, 3)
+    return (short if build(short) == build(best) else best), ""
+
+
+def grid_points(full_base: ModelConfig, spec: GridSpec, rules: ScalingRules,
+                measure: Measurer) -> tuple[list[Triple], list[Skipped]]:
+    """The (alpha, beta, gamma, proxy size) points of ``spec``: solved or NNI's grid."""
+    if spec.beta == "grid":
+        return feasible_grid(spec), []
+    triples, skipped = [], []
+    for alpha, gamma, size in alpha_gamma_points(spec):
+        beta, why = solve_beta(full_base, alpha, gamma, spec.target, spec.beta_max, rules,
+                               measure)
+        if beta is None:
+            skipped.append(Skipped(f"a{alpha:.2f}_g{gamma:.3f}", why))
+        else:
+            triples.append(Triple(alpha, beta, gamma, size))
+    if not triples:
+        raise EffscaleError(f"no (alpha, gamma) on the grid has a beta in [1, {spec.beta_max:g}]"
+                            f" that costs ×{spec.target:g}; raise --beta-max or lower "
+                            "--alpha-max/--gamma-max")
+    return triples, skipped
+
+
+def build_candidates(
+    full_base: ModelConfig,
+    to_proxy: Callable[[ModelConfig, int], ModelConfig],
+    base_resolution: int,
+    spec: GridSpec,
+    rules: ScalingRules,
+    counter: str = "fvcore",
+    rtol: float | None = 0.05,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[Candidate], list[Skipped]]:
+    """The base plus one candidate per distinct proxy model within ``rtol`` of the target
+    full-size FLOPs ratio (``None``: keep all), and what was left out and why.
+
+    ``to_proxy(full_config, size)`` makes the model that is trained from a full-size one.
+    """
+    # conv+linear FLOPs, the published convention and what `derive` and `compare` report
+    measure = Measurer(counter, conv_linear=True)
+    triples, skipped = grid_points(full_base, spec, rules,
+                                   Measurer(SOLVE_COUNTER, conv_linear=True))
+    base = measure(full_base)
+    base_params, base_flops = base.params, base.flops
+    proxy_base = to_proxy(full_base, base_resolution)
+    base_proxy_flops = measure(proxy_base).flops
+    base = Candidate(BASE_KEY, 1.0, 1.0, 1.0, base_resolution, proxy_base, base_params,
+                     base_flops, 1.0, 1.0, (), full_base.resolution, base_proxy_flops, 1.0)
+    groups: dict[str, list[tuple[Triple, ModelConfig, ModelConfig]]] = {}
+    for triple in triples:
+        full = scale_config(full_base, depth=triple.alpha, width=triple.beta,
+                            resolution=triple.gamma, rules=rules, name=triple.key)
+        proxy = to_proxy(full, triple.resolution)
+        signature = dump_config(proxy.replace(name="-"))
+        groups.setdefault(signature, []).append((triple, full, proxy))
+    candidates = [base]
+    for done, members in enumerate(groups.values(), 1):
+        full_complexity = measure(members[0][1])
+        params, flops = full_complexity.params, full_complexity.flops
+        ratio = flops / base_flops
+        members.sort(key=lambda m: (abs(m[0].nominal_ratio - ratio), m[0].key))
+        triple, full, proxy = members[0]
+        candidate = Candidate(
+            triple.key, triple.alpha, triple.beta, triple.gamma, triple.resolution, proxy,
+            params, flops, ratio, triple.nominal_ratio, tuple(m[0].key for m in members[1:]),
+            full.resolution, measure(proxy).flops, measure(proxy).flops / base_proxy_flops,
+        )
+        if rtol is not None and abs(ratio / spec.target - 1) > rtol:
+            skipped.append(Skipped(candidate.key, f"measures ×{ratio:.3f} at full size, outside "
+                                   f"×{spec.target:g} ± {rtol:.0%}", ratio,
+                                   candidate.proxy_flops_ratio))
+        else:
+            candidates.append(candidate)
+        if progress is not None:
+            progress(done, len(groups))
+    if len(candidates) == 1:
+        window = f" ± {rtol:.0%}" if rtol is not None else ""
+        raise EffscaleError(
+            f"no candidate measures ×{spec.target:g}{window} at full size "
+            f"({len(skipped)} left out); widen --flops-tolerance or use --beta solve")
+    return candidates, skipped

@@ -1,0 +1,127 @@
+"""The search picture: accuracy vs measured FLOPs, and accuracy over the alpha-beta plane."""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from effscale.search.report import Row, Selection
+
+
+def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, Any]) -> bytes:
+    """PNG bytes with two panels; the base and the winner are marked.
+
+    Left: accuracy against the FLOPs ratio measured at full size (the cost the coefficients
+    carry, with the equal-cost window shaded), each candidate's ratio at its proxy shown as a
+    hollow marker joined to it (the proxy's distortion). Right: accuracy over the alpha-gamma
+    plane (beta is solved or read off the label).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = [r for r in rows.values() if r.completed and r.candidate != "base"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
+    ratios = [float(r.attrs["flops_ratio"]) for r in done]
+    accs = [r.mean * 100 for r in done]
+    errs = [r.std * 100 for r in done]
+    window = settings.get("flops_window")
+    if window:
+        left.axvspan(window[0], window[1], color="tab:green", alpha=0.1,
+                     label="equal-cost window (full size)")
+    for r, acc in zip(done, accs):
+        proxy = float(r.attrs.get("proxy_flops_ratio") or 0)
+        if proxy:
+            left.plot([proxy, float(r.attrs["flops_ratio"])], [acc, acc], color="grey",
+                      linewidth=0.8, alpha=0.6)
+            left.plot([proxy], [acc], "o", markerfacecolor="none", color="grey", alpha=0.8)
+    left.errorbar(ratios, accs, yerr=errs if any(errs) else None, fmt="o", color="tab:blue",
+                  alpha=0.8, label="φ=1 candidates (hollow: ratio at the proxy)")
+    base, winner = selection.base, selection.winner
+    if base is not None and base.completed:
+        left.errorbar([1.0], [base.mean * 100], yerr=[base.std * 100] if base.std else None,
+                      fmt="s", color="black", markersize=9, label="base (φ=0)")
+    if winner is not None:
+        left.plot([float(winner.attrs["flops_ratio"])], [winner.mean * 100], marker="*",
+                  color="tab:red", markersize=18, linestyle="none",
+                  label=f"winner α={winner.attrs['alpha']:.2f} β={winner.attrs['beta']:.3f} "
+                        f"γ={winner.attrs['gamma']:.3f}")
+    chance = 100.0 / int(settings["num_classes"])
+    left.axhline(chance, color="tab:orange", linestyle=":", linewidth=1, label="chance")
+    left.set_xlabel("FLOPs ÷ base FLOPs (measured; filled: full size, hollow: proxy)")
+    left.set_ylabel("validation accuracy (%)")
+    left.set_title(f"{settings['base']} on {settings['dataset']} ({settings['budget']} budget)")
+    left.legend(fontsize=8, loc="best")
+    left.grid(alpha=0.3)
+    if done:
+        points = right.scatter([float(r.attrs["alpha"]) for r in done],
+                               [float(r.attrs["gamma"]) for r in done], c=accs, cmap="viridis",
+                               s=160, edgecolors="black")
+        for r in done:
+            right.annotate(f"β={float(r.attrs['beta']):.2f}\n{r.mean:.1%}",
+                           (float(r.attrs["alpha"]), float(r.attrs["gamma"])),
+                           textcoords="offset points", xytext=(8, 4), fontsize=7)
+        fig.colorbar(points, ax=right, label="validation accuracy (%)")
+        if winner is not None:
+            right.scatter([float(winner.attrs["alpha"])], [float(winner.attrs["gamma"])],
+                          marker="*", s=400, color="tab:red", edgecolors="white")
+    right.margins(x=0.2, y=0.15)
+    right.set_xlabel("α (depth)")
+    right.set_ylabel("γ (resolution)")
+    right.set_title("accuracy over the α-γ plane, all at equal full-size FLOPs")
+    right.grid(alpha=0.3)
+    fig.suptitle(selection.verdict[:150], fontsize=8)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def plot_compare(result: Any) -> bytes:
+    """PNG bytes for ``effscale compare``: accuracy ± seed std per model (bars, measured FLOPs
+    ratio on each) and accuracy against measured FLOPs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = result.settings
+    colors = {"base": "black", "compound": "tab:red", "depth": "tab:blue", "width": "tab:green",
+              "resolution": "tab:purple", "fast": "tab:orange"}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
+    names, means, stds = [], [], []
+    for model, row in result.rows:
+        done = row is not None and row.completed
+        names.append(f"{model.name}\n×{model.ratio:.2f} FLOPs")
+        means.append(row.mean * 100 if done else 0.0)
+        stds.append(row.std * 100 if done else 0.0)
+        if done:
+            right.errorbar([model.complexity.flops / 1e6], [row.mean * 100],
+                           yerr=[row.std * 100] if row.std else None, fmt="o", markersize=8,
+                           color=colors.get(getattr(model, "kind", model.name), "grey"),
+                           label=model.name)
+    left.bar(range(len(names)), means, yerr=stds, capsize=4,
+             color=[colors.get(getattr(m, "kind", m.name), "grey") for m, _ in result.rows])
+    left.set_xticks(range(len(names)), names, fontsize=8)
+    if any(means):
+        low = min(m for m in means if m) - 3 * max([*stds, 1.0])
+        left.set_ylim(max(0.0, low), max(means) + 3 * max([*stds, 1.0]))
+    left.set_ylabel("validation accuracy (%), mean ± seed std")
+    left.set_title(f"{settings['base']} at φ={settings['phi']:g} on {settings['dataset']} "
+                   f"({settings['budget']} budget)")
+    left.grid(axis="y", alpha=0.3)
+    right.set_xlabel("measured MFLOPs (full size)")
+    right.set_ylabel("validation accuracy (%)")
+    right.set_title("accuracy against measured FLOPs")
+    right.grid(alpha=0.3)
+    if result.rows and any(r is not None and r.completed for _, r in result.rows):
+        right.legend(fontsize=8, loc="best")
+    fig.suptitle("equal-FLOPs comparison: compound vs single-dimension scaling", fontsize=10)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

@@ -1,0 +1,82 @@
+"""Train one config with exactly the proxy trainer and budgets that ``effscale search`` uses.
+
+This module never prints: progress goes through callbacks, and the CLI (``effscale train``)
+renders it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from effscale.datasets.images import ImageData
+from effscale.model.checkpoint import save_checkpoint
+from effscale.model.config import ModelConfig
+from effscale.search.run import SearchEvents, SearchSettings, load_data, seed_for
+from effscale.train.proxy import proxy_stem_stride
+from effscale.train.trainer import (
+    ProgressFn,
+    TrainResult,
+    proxy_config,
+    resolve_device,
+    train_config,
+)
+
+
+@dataclass
+class SingleRun:
+    """One finished training: what it measured and the config the checkpoint holds."""
+
+    result: TrainResult
+    trained_config: ModelConfig
+    train: ImageData
+    val: ImageData
+    device: str
+    checkpoint: Path | None
+
+
+def train_single(
+    config: ModelConfig, settings: SearchSettings, *, checkpoint: Path | None,
+    compile_model: bool = False, message: Callable[[str], None] | None = None,
+    progress: ProgressFn | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> SingleRun:
+    """Train ``config`` at ``settings.budget.resolution`` on the search's data split with the
+    search's recipe and seed, and save a checkpoint (weights + the config actually trained:
+    the dataset's classes, the proxy resolution, no proxy dropout) when ``checkpoint`` is set.
+    """
+    events = SearchEvents()
+    if message is not None:
+        events.message = message  # type: ignore[method-assign]
+    train, val = load_data(settings, events)
+    device = resolve_device(settings.device)
+    resolution = settings.budget.resolution
+    num_classes = len(train.classes)
+    if settings.recipe.stem_stride is None:  # the search's proxy convention (effscale.train.proxy)
+        settings = replace(settings, recipe=replace(
+            settings.recipe, stem_stride=proxy_stem_stride(config, resolution)))
+    result = train_config(
+        config, train.images, train.labels, val.images, val.labels, recipe=settings.recipe,
+        resolution=resolution, num_classes=num_classes, device=device,
+        seed=seed_for(settings, 0), progress=progress, on_epoch=on_epoch,
+        compile_model=compile_model,
+    )
+    trained = proxy_config(config, settings.recipe, num_classes).replace(resolution=resolution)
+    model = result.extra.pop("model")
+    if checkpoint is not None:
+        save_checkpoint(checkpoint, trained, model, checkpoint_meta(settings, result, train, val))
+    return SingleRun(result, trained, train, val, str(device), checkpoint)
+
+
+def checkpoint_meta(settings: SearchSettings, result: TrainResult, train: ImageData,
+                    val: ImageData) -> dict[str, Any]:
+    return {
+        "dataset": settings.dataset, "budget": settings.budget.name,
+        "train_fingerprint": train.fingerprint, "val_fingerprint": val.fingerprint,
+        "recipe": settings.recipe.to_dict(), "seed": seed_for(settings, 0),
+        "val_accuracy": result.val_accuracy,
+        "val_accuracy_per_epoch": list(result.val_accuracy_per_epoch),
+        "epochs": result.epochs_run,
+    }
