@@ -141,8 +141,8 @@ def main() -> None:
               f"{disk:.0f} MB) in {time.perf_counter() - start:.1f} s")
 
         base = run(baseline)
-        print(f"baseline process (effscale.datasets.images imported): peak RSS {base['maxrss']:.0f} MB, "
-              f"RssAnon {base['RssAnon']:.0f} MB")
+        print(f"baseline process (effscale.datasets.images imported): peak RSS "
+              f"{base['maxrss']:.0f} MB, RssAnon {base['RssAnon']:.0f} MB")
 
         first = run(load, str(folder), args.image_size)
         print(f"load, empty cache (decode {first['rows']} images at {args.image_size} px into "

@@ -16,10 +16,11 @@ import time
 import torch
 
 from effscale.experiment.budgets import get_budget
+from effscale.experiment.data import load_data
+from effscale.experiment.events import RunEvents
+from effscale.experiment.settings import RunSettings
 from effscale.model.bases import get_base
 from effscale.model.flops import count_flops
-from effscale.search.grid import GridSpec
-from effscale.search.run import SearchEvents, SearchSettings, load_data
 from effscale.train.proxy import final_map_size
 from effscale.train.trainer import Recipe, proxy_config, train_config
 
@@ -39,10 +40,9 @@ def main() -> None:
     budget = get_budget("quick")
     if args.quick:
         budget = budget.override(train_size=512, val_size=256, epochs=1)
-    settings = SearchSettings(base="b0", dataset=dataset, budget=budget,
-                              grid=GridSpec(base_resolution=32), recipe=Recipe(),
-                              data_dir=args.data_dir)
-    train, val = load_data(settings, SearchEvents())
+    settings = RunSettings(base="b0", dataset=dataset, budget=budget, recipe=Recipe(),
+                           data_dir=args.data_dir)
+    train, val = load_data(settings, RunEvents(), 32)
     base = get_base("b0", len(train.classes))
     print(f"b0 on {dataset}: {len(train)} train / {len(val)} val images, {budget.epochs} "
           f"epochs, torch {torch.__version__}, {torch.get_num_threads()} threads")

@@ -19,10 +19,11 @@ from pathlib import Path
 
 import optuna
 
-from effscale.cli.search import default_recipe
-from effscale.experiment.budgets import get_budget
-from effscale.experiment.study import open_storage
-from effscale.search.run import SearchEvents, SearchSettings, run_search
+from effscale.experiment.budgets import budget_recipe, get_budget
+from effscale.experiment.events import RunEvents
+from effscale.experiment.storage import open_storage
+from effscale.search.grid import budget_grid
+from effscale.search.run import SearchSettings, run_search
 
 
 def one(pruner: str, args: argparse.Namespace, out: Path) -> dict:
@@ -31,27 +32,28 @@ def one(pruner: str, args: argparse.Namespace, out: Path) -> dict:
         batch_size=args.batch_size, repeats=args.repeats,
         transfer_top=0)  # the pruners are compared on the grid alone
     tolerance = budget.flops_tolerance
-    grid = budget.grid()
+    grid = budget_grid(budget)
     settings = SearchSettings(
-        base="b0", dataset=args.dataset, budget=budget, grid=grid, recipe=default_recipe(budget),
+        base="b0", dataset=args.dataset, budget=budget, grid=grid, recipe=budget_recipe(budget),
         data_dir=args.data_dir, flops_tolerance=tolerance, counter=args.counter,
         out=str(out), threads=args.threads)
     start = time.perf_counter()
-    outcome = run_search(settings, SearchEvents())
+    outcome = run_search(settings, RunEvents())
     wall = time.perf_counter() - start
     study = optuna.load_study(study_name=settings.study, storage=open_storage(None, out))
     trials = study.get_trials(deepcopy=False)
     epochs = sum(len(t.intermediate_values) for t in trials)
     train = sum(float(t.user_attrs.get("train_seconds", 0.0))
                 + float(t.user_attrs.get("val_seconds", 0.0)) for t in trials)
-    winner = outcome.selection.winner if outcome.selection else None
+    selection = outcome.result
+    winner = selection.winner if selection else None
     return {"pruner": pruner, "epochs": epochs, "wall": wall, "train": train,
             "winner": winner.candidate if winner else "-",
             "acc": winner.mean if winner else float("nan"),
-            "base_std": getattr(outcome.selection.base, "std", float("nan"))
-            if outcome.selection and outcome.selection.base else float("nan"),
+            "base_std": getattr(selection.base, "std", float("nan"))
+            if selection and selection.base else float("nan"),
             "trials": len(trials),
-            "tied": list(outcome.selection.tied) if outcome.selection else []}
+            "tied": list(selection.tied) if selection else []}
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from effscale.model.bases import get_base
 from effscale.model.config import ScalingRules
 from effscale.scaling.equal_flops import Measurer
 from effscale.search.candidates import build_candidates, solve_beta
-from effscale.search.grid import GridSpec
+from effscale.search.grid import GridSpec, budget_grid
 from effscale.train.proxy import proxy_stem_stride
 from effscale.train.trainer import Recipe, proxy_config
 
@@ -17,7 +17,7 @@ RULES = ScalingRules()
 
 
 def spec_of(budget_name: str, **changes: object) -> GridSpec:
-    return get_budget(budget_name).grid(**changes)
+    return budget_grid(get_budget(budget_name), **changes)
 
 
 def candidates_of(spec: GridSpec, rtol: float | None = 0.05):

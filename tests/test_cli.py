@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,130 @@ def test_command_help(cli: Cli, command: tuple[str, ...]) -> None:
 def test_version(cli: Cli) -> None:
     code, out, _ = cli("--version")
     assert (code, out) == (0, "effscale 0.1.0\n")
+
+
+# --------------------------------------------------------------------------- shared options
+
+# Flags that genuinely mean different things in different commands: flag -> the aliases of
+# effscale.cli.options that declare its meanings, each with its own help text. Any other flag
+# that several commands share must read the same in all of them.
+MEANINGS = {
+    "--out": ("RunDirOut", "ReportOut", "CheckpointOut", "ConfigDirOut"),
+    "--resolution": ("ProxyResolution", "TrainResolution"),  # flops: TrainResolution's text
+    "--repeats": ("BaseRepeats", "ModelRepeats"),  # search: the base's seeds; compare: all
+    "--json": ("AsJson", "DryRunJson"),
+    "--phi": ("PhiTarget", "Phis"),  # compare: a float target; derive: values to write
+    "--coefficients": ("CoefficientSets", "CoefficientsFile"),
+    "--beta": ("BetaModeOpt", "BetaCoefficient"),  # search: solve|grid; derive: a float
+}
+
+
+def _command(path: tuple[str, ...]) -> Any:
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return command
+
+
+def _flag(param: Any) -> str:
+    """``--data-dir`` for an option, ``CONFIG`` for an argument."""
+    longs = [opt for opt in param.opts if opt.startswith("--")]
+    return longs[0] if longs else param.name.upper()
+
+
+def _help_by_flag() -> dict[str, dict[str, str]]:
+    """flag -> {command: its help text}, over every command of the app."""
+    found: dict[str, dict[str, str]] = {}
+    for path in COMMANDS:
+        for param in getattr(_command(path), "params", []):
+            found.setdefault(_flag(param), {})[" ".join(path)] = param.help or ""
+    return found
+
+
+SHARED = {flag: helps for flag, helps in _help_by_flag().items() if len(helps) > 1}
+
+
+def _drift(helps: dict[str, str]) -> str:
+    return "; ".join(f"{command}: {text!r}" for command, text in sorted(helps.items()))
+
+
+def test_a_shared_option_reads_the_same_in_every_command() -> None:
+    drifted = {flag: _drift(helps) for flag, helps in SHARED.items()
+               if flag not in MEANINGS and len(set(helps.values())) > 1}
+    assert not drifted, "shared options whose help differs between commands (declare them " \
+        "once in effscale/cli/options.py):\n" + "\n".join(f"{flag}: {why}"
+                                                          for flag, why in drifted.items())
+
+
+def _alias_help(name: str) -> str:
+    from effscale.cli import options
+
+    return typing.get_args(getattr(options, name))[1].help
+
+
+@pytest.mark.parametrize("flag", list(MEANINGS))
+def test_a_flag_with_several_meanings_has_one_text_per_meaning(flag: str) -> None:
+    texts = {name: _alias_help(name) for name in MEANINGS[flag]}
+    assert len(set(texts.values())) == len(texts), f"{flag}: two meanings with one text"
+    used = SHARED.get(flag, {})
+    assert len(set(used.values())) > 1, f"{flag} reads the same everywhere: drop it from MEANINGS"
+    stray = {command: text for command, text in used.items() if text not in texts.values()}
+    assert not stray, f"{flag}: help not from {', '.join(MEANINGS[flag])}: {_drift(stray)}"
+
+
+def _annotation_infos(path: tuple[str, ...]) -> dict[str, Any]:
+    """Parameter name -> the typer.Option/Argument object in its ``Annotated`` hint."""
+    name = path[0]
+    info = next(c for c in app.registered_commands
+                if (c.name or c.callback.__name__.replace("_", "-")) == name)
+    hints = typing.get_type_hints(info.callback, include_extras=True)
+    return {param: hint.__metadata__[0] for param, hint in hints.items()
+            if hasattr(hint, "__metadata__")}
+
+
+def test_shared_options_are_declared_once_in_the_options_module() -> None:
+    from effscale.cli import options
+
+    declared = {id(typing.get_args(alias)[1]) for alias in vars(options).values()
+                if typing.get_origin(alias) is typing.Annotated}
+    inline = []
+    for path in COMMANDS:
+        infos = _annotation_infos(path)
+        for param in getattr(_command(path), "params", []):
+            flag = _flag(param)
+            if flag in SHARED and id(infos.get(param.name)) not in declared:
+                inline.append(f"{' '.join(path)} {flag}")
+    assert not inline, "shared options declared in a command instead of effscale.cli.options: " \
+        + ", ".join(inline)
+
+
+README = (REPO / "README.md").read_text()
+# A help text quoted in the README: "- `--flag ...`: text" or "| `--flag ...` | text |".
+_QUOTED = re.compile(r"^\s*(?:[-*]|\|)\s*`(--[a-z][a-z-]*)[^`]*`\s*[:|]\s*(.+?)\s*\|?\s*$",
+                     re.MULTILINE)
+# A command line in the README: `effscale CMD ...` up to a backtick, a comment or the line end
+# (continuation lines joined).
+_COMMAND_LINE = re.compile(r"\beffscale ([a-z][a-z-]*)([^`#\n]*)")
+
+
+def test_the_readme_quotes_help_texts_as_the_cli_prints_them() -> None:
+    helps = _help_by_flag()
+    for flag, text in _QUOTED.findall(README):
+        assert flag in helps, f"the README quotes {flag}, which no command has"
+        assert text in helps[flag].values(), f"README on {flag}: {text!r}; the CLI: " \
+            + _drift(helps[flag])
+
+
+def test_the_readme_uses_only_flags_its_commands_have() -> None:
+    names = {path[0]: path for path in COMMANDS if len(path) == 1}
+    lines = _COMMAND_LINE.findall(README.replace("\\\n", " "))
+    checked = [(name, rest) for name, rest in lines if name in names]
+    assert len(checked) >= 8  # the README's examples were found at all
+    for name, rest in checked:
+        params = _command(names[name]).params
+        flags = {flag for p in params for flag in (*p.opts, *p.secondary_opts)} | {"--help"}
+        for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest):
+            assert flag in flags, f"README: effscale {name} {rest.strip()}: no {flag}"
 
 
 @pytest.fixture

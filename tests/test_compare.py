@@ -137,17 +137,16 @@ def test_compare_dry_run_shows_the_models(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_compare_never_prunes_whatever_the_budget_says() -> None:
-    from effscale.compare.run import CompareSettings
+    from effscale.compare.settings import CompareSettings
     from effscale.experiment.budgets import get_budget
-    from effscale.search.run import synchronous_halving
+    from effscale.experiment.pruning import synchronous_halving
     from effscale.train.trainer import Recipe
 
     settings = CompareSettings(base="b0", dataset="synthetic", budget=get_budget("standard"),
                                recipe=Recipe())
     assert get_budget("standard").pruner == "halving"
     assert settings.budget.pruner == "none"
-    assert settings.search_settings().budget.pruner == "none"
-    assert not synchronous_halving(settings.search_settings())
+    assert not synchronous_halving(settings)
 
 
 @pytest.mark.slow
@@ -157,7 +156,7 @@ def test_compare_on_a_halving_budget_trains_every_model_to_the_end(cli: Cli,
     accuracy, so all five models run all three epochs."""
     import optuna
 
-    from effscale.experiment.study import open_storage
+    from effscale.experiment.storage import open_storage
 
     out = tmp_path / "run"
     args = ["--dataset", "synthetic", "--budget", "standard", "--resolution", "20",
@@ -177,7 +176,8 @@ def test_compare_on_a_halving_budget_trains_every_model_to_the_end(cli: Cli,
 def test_models_are_solved_at_full_size_and_trained_at_proxy_sizes() -> None:
     """Default budget (smoke, 20 px proxy base): every model within 3.1 % of 2x the base's
     FLOPs measured at full size (224 px), trained at <= 32 px (CIFAR-10's native size)."""
-    from effscale.compare.run import CompareSettings, build_models
+    from effscale.compare.models import build_models
+    from effscale.compare.settings import CompareSettings
     from effscale.experiment.budgets import get_budget
     from effscale.train.proxy import proxy_stem_stride
     from effscale.train.trainer import Recipe
@@ -187,21 +187,22 @@ def test_models_are_solved_at_full_size_and_trained_at_proxy_sizes() -> None:
                                counter="torch", single=("depth", "width", "resolution", "fast"))
     assert settings.recipe.stem_stride == proxy_stem_stride(get_base("b0"), budget.resolution)
     models = build_models(settings, num_classes=10)
-    assert [m.name for m in models] == ["base", "compound", "depth", "width", "resolution",
+    assert [m.full.name for m in models] == ["base", "compound", "depth", "width", "resolution",
                                         "fast"]
     base = models[0]
-    assert base.config.resolution == 224 and base.px == budget.resolution
+    assert base.full.config.resolution == 224 and base.px == budget.resolution
     # measured (torch counter, 10 classes): what the solver honestly achieves
-    measured = {m.name: (round(m.ratio, 3), m.config.resolution, m.px) for m in models}
+    measured = {m.full.name: (round(m.full.ratio, 3), m.full.config.resolution, m.px)
+                for m in models}
     assert measured["compound"] == (2.062, 248, 22)
     assert measured["resolution"][1:] == (312, 28)
     for m in models[1:]:
         assert m.target_ratio == 2.0
-        assert abs(m.target_error) <= 0.032, (m.name, m.ratio)
-        assert m.px == round(budget.resolution * m.config.resolution / 224)
+        assert abs(m.full.target_error) <= 0.032, (m.full.name, m.full.ratio)
+        assert m.px == round(budget.resolution * m.full.config.resolution / 224)
         assert m.px <= 32
         assert m.proxy_config.stem_stride == settings.recipe.stem_stride
-        assert m.proxy_config.stages == m.config.stages  # same depth and width
+        assert m.proxy_config.stages == m.full.config.stages  # same depth and width
     assert models[1].s == pytest.approx(0.6119, abs=1e-3)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import CONFIGS
 
-from effscale.cli import main as cli
+from effscale.cli import derive as cli
 from effscale.errors import EffscaleError
 from effscale.model.config import ModelConfig, ScalingRules, load_config, save_config
 from effscale.model.flops import Complexity, count_flops
@@ -62,6 +62,10 @@ def test_parse_phis_rejects(text: str, message: str) -> None:
 def test_derived_names() -> None:
     assert [derived_name("b0", p) for p in (3.0, 0.5, -1.0)] == ["b3", "b0.5", "b-1"]
     assert [derived_name("resnet50", p) for p in (0.0, 2.0)] == ["resnet50", "resnet50-phi2"]
+    # Registered bases: letters-then-0 number their family like b0; other names add -phi.
+    assert [derived_name("lite0", p) for p in (0.0, 2.0)] == ["lite0", "lite2"]
+    assert [derived_name("toy", p) for p in (0.0, 1.0, -1.0)] == ["toy", "toy-phi1", "toy-phi-1"]
+    assert derived_name("mobilenetv2", 1.0) == "mobilenetv2-phi1"
 
 
 def test_derive_b4_multipliers() -> None:

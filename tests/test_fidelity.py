@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from effscale.experiment.results import Row
 from effscale.search.fidelity import describe, summarize
-from effscale.search.report import Row
 
 
 def _row(name: str, *accuracies: float) -> Row:

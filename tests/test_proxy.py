@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from effscale.datasets.registry import native_size
 from effscale.errors import EffscaleError
 from effscale.experiment.budgets import BUDGETS
+from effscale.experiment.events import RunEvents
 from effscale.model.bases import get_base
-from effscale.search.grid import GridSpec, gamma_axis
-from effscale.search.run import SearchEvents, SearchSettings, resolve_proxy
-from effscale.train.proxy import final_map_size, native_size, proxy_stem_stride
+from effscale.search.grid import GridSpec, budget_grid, gamma_axis
+from effscale.search.run import SearchSettings, resolve_proxy
+from effscale.train.proxy import final_map_size, proxy_stem_stride
 from effscale.train.trainer import Recipe
 
 
@@ -29,7 +31,7 @@ def test_stem_stride_keeps_final_maps_at_least_2x2(px: int, stride: int) -> None
 @pytest.mark.parametrize("name", ["smoke", "demo", "quick", "standard", "full"])
 def test_every_budget_trains_on_real_pixels_of_cifar10(name: str) -> None:
     budget = BUDGETS[name]
-    spec = budget.grid()
+    spec = budget_grid(budget)
     assert max(px for _, px in gamma_axis(spec)) <= native_size("cifar10")
     assert final_map_size(get_base("b0"), budget.resolution,
                           proxy_stem_stride(get_base("b0"), budget.resolution)) >= 2
@@ -45,7 +47,7 @@ def _settings(resolution: int, gamma_max: float, upsampling: bool = False) -> Se
 
 def test_gamma_axis_is_capped_at_the_native_size() -> None:
     messages: list[str] = []
-    events = SearchEvents()
+    events = RunEvents()
     events.message = messages.append  # type: ignore[method-assign]
     resolved = resolve_proxy(_settings(24, 1.5), events)
     assert max(px for _, px in gamma_axis(resolved.grid)) <= 32
@@ -55,6 +57,6 @@ def test_gamma_axis_is_capped_at_the_native_size() -> None:
 
 def test_a_base_above_the_native_size_is_refused_unless_asked() -> None:
     with pytest.raises(EffscaleError, match="native 32 px"):
-        resolve_proxy(_settings(40, 1.2), SearchEvents())
-    resolved = resolve_proxy(_settings(40, 1.2, upsampling=True), SearchEvents())
+        resolve_proxy(_settings(40, 1.2), RunEvents())
+    resolved = resolve_proxy(_settings(40, 1.2, upsampling=True), RunEvents())
     assert resolved.recipe.stem_stride == 2

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from effscale.experiment import stats
-from effscale.search.report import Row, coefficients_document, select
+from effscale.experiment.results import Row
+from effscale.search.report import coefficients_document
+from effscale.search.results import select
 
 N = 2000
 

@@ -33,18 +33,15 @@ from optuna.trial import TrialState
 
 from effscale import atomic
 from effscale.errors import EffscaleError
-from effscale.experiment.study import (
+from effscale.experiment.queue import (
     ITEM_PARAM,
-    JOURNAL_NAME,
-    FlockLock,
     claim_next,
     item_of,
-    open_storage,
     open_study,
     recover_dead_workers,
     release_interrupted,
-    repair_journal,
 )
+from effscale.experiment.storage import JOURNAL_NAME, FlockLock, open_storage, repair_journal
 from effscale.model.config import load_config
 from effscale.search.grid import GridSpec, axis, feasible_grid, gamma_axis
 
@@ -396,7 +393,8 @@ def test_torn_journal_tail_breaks_optuna_and_is_repaired(tmp_path: Path) -> None
 def test_lock_of_a_killed_writer_does_not_stall_others(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from effscale.experiment.study import FlockLock; FlockLock(Path(sys.argv[1])).acquire(); "
+         "from effscale.experiment.storage import FlockLock; "
+         "FlockLock(Path(sys.argv[1])).acquire(); "
          "print('held', flush=True); time.sleep(60)", str(tmp_path / "lock")],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
@@ -631,7 +629,7 @@ def test_gamma_axis_sizes_are_distinct_multiples_of_the_step(base: int, gamma_ma
 def test_a_worker_process_error_is_one_logged_line_and_its_exit_code(
         caplog: pytest.LogCaptureFixture) -> None:
     from effscale.errors import EffscaleError
-    from effscale.search.run import exit_worker
+    from effscale.experiment.workers import exit_worker
 
     with caplog.at_level("ERROR", logger="effscale"), pytest.raises(SystemExit) as stop:
         exit_worker(EffscaleError("storage went away"))

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from effscale.errors import EffscaleError
 from effscale.model.bases import efficientnet_b0, resnet50
 from effscale.model.config import Provenance, ScalingRules
-from effscale.scaling.compound import round_depth, round_resolution, round_width, scale_config
+from effscale.model.rounding import round_depth, round_resolution, round_width
+from effscale.scaling.compound import scale_config
 
 # (channels, divisor, expected). Rule: max(d, int(c + d/2) // d * d), plus d if below 0.9 c.
 ROUND_WIDTH_CASES = [

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
+from effscale.experiment.results import Row
 from effscale.model.config import load_config
-from effscale.scaling.compound import round_resolution
-from effscale.search.report import Row, select
+from effscale.model.rounding import round_resolution
+from effscale.search.results import select
 
 pytestmark = pytest.mark.slow
 
@@ -170,7 +171,8 @@ def test_repeat_top_trains_the_best_again_under_more_seeds(tmp_path: Path, cli) 
     resume of the finished run trains nothing more."""
     import optuna
 
-    from effscale.experiment.study import item_of, open_storage, split_item
+    from effscale.experiment.queue import item_of, split_item
+    from effscale.experiment.storage import open_storage
 
     out = tmp_path / "top"
     code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--out", out)
@@ -213,7 +215,8 @@ def test_repeat_top_seeds_are_never_pruned_by_halving(tmp_path: Path, cli) -> No
     candidates that already finished and must train in full, not race each other."""
     import optuna
 
-    from effscale.experiment.study import item_of, open_storage, split_item
+    from effscale.experiment.queue import item_of, split_item
+    from effscale.experiment.storage import open_storage
 
     out = tmp_path / "halving-top"
     code, _, stderr = cli(*SMOKE, "--pruner", "halving", "--epochs", "3",
@@ -251,7 +254,8 @@ def test_dry_run_json_is_the_feasible_set_at_equal_full_size_cost(cli) -> None:
 def test_fidelity_check_retrains_the_base_and_top_k_longer(tmp_path: Path, cli) -> None:
     import optuna
 
-    from effscale.experiment.study import item_of, open_storage
+    from effscale.experiment.queue import item_of
+    from effscale.experiment.storage import open_storage
 
     out = tmp_path / "check"
     code, _, stderr = cli("search", "--dataset", "synthetic", "--budget", "smoke",

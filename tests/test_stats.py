@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from effscale.experiment import stats
-from effscale.search.report import Row, select
+from effscale.experiment.results import Row
+from effscale.search.results import select
 
 
 def correctness(n: int, hits: int, offset: int = 0) -> np.ndarray:

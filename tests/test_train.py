@@ -26,8 +26,8 @@ TINY = ("--dataset", "synthetic", "--train-size", "64", "--val-size", "32", "--b
 
 @pytest.mark.slow
 def test_train_json_and_checkpoint_reproduce_accuracy(cli: Cli, tmp_path: Path) -> None:
-    from effscale.search.run import SearchEvents, load_data
-    from effscale.train.single import checkpoint_meta  # noqa: F401  (the module imports cleanly)
+    from effscale.experiment.data import load_data
+    from effscale.experiment.events import RunEvents
     from effscale.train.trainer import evaluate, resize_images
 
     target = tmp_path / "ck" / "b0.pt"
@@ -47,16 +47,14 @@ def test_train_json_and_checkpoint_reproduce_accuracy(cli: Cli, tmp_path: Path) 
     assert (config.num_classes, config.resolution, config.dropout) == (10, 16, 0.0)
     assert not model.training
     # The same split the command trained on: the search's holdout of the same data.
-    from effscale.cli.search import default_recipe
-    from effscale.experiment.budgets import get_budget
-    from effscale.search.grid import GridSpec
-    from effscale.search.run import SearchSettings
+    from effscale.experiment.budgets import budget_recipe, get_budget
+    from effscale.experiment.settings import RunSettings
 
     budget = get_budget("smoke").override(train_size=64, val_size=32, batch_size=32,
                                           resolution=16, epochs=2)
-    settings = SearchSettings(base="b0", dataset="synthetic", budget=budget, grid=GridSpec(),
-                              recipe=default_recipe(budget))
-    _, val = load_data(settings, SearchEvents())
+    settings = RunSettings(base="b0", dataset="synthetic", budget=budget,
+                           recipe=budget_recipe(budget))
+    _, val = load_data(settings, RunEvents(), 32)
     accuracy, _ = evaluate(model.to(memory_format=torch.channels_last),
                            resize_images(val.images, 16), val.labels, torch.device("cpu"))
     assert accuracy == pytest.approx(doc["val_accuracy"], abs=1e-9)
@@ -152,21 +150,22 @@ def test_rung_synchronous_search_is_order_free(monkeypatch: pytest.MonkeyPatch,
     third, the base runs in full, and the winner is the one a full grid would pick."""
     import optuna
 
-    from effscale.cli.search import default_recipe
-    from effscale.experiment import halving
-    from effscale.experiment.budgets import get_budget
-    from effscale.experiment.study import open_storage, open_study
-    from effscale.search import run as search
+    from effscale.experiment import engine, halving, runner
+    from effscale.experiment.budgets import budget_recipe, get_budget
+    from effscale.experiment.events import RunEvents
+    from effscale.experiment.pruning import make_pruner
+    from effscale.experiment.queue import open_study
+    from effscale.experiment.storage import open_storage
     from effscale.search.grid import GridSpec
-    from effscale.search.run import SearchEvents, SearchSettings
+    from effscale.search.run import Search, SearchSettings
     from effscale.train.trainer import TrainResult
 
     budget = get_budget("smoke").override(epochs=9, train_size=64, val_size=32, batch_size=32,
                                           pruner="halving", repeats=1)
     settings = SearchSettings(base="b0", dataset="synthetic", budget=budget,
                               grid=GridSpec(step=0.1, gamma_max=1.25, base_resolution=32),
-                              recipe=default_recipe(budget), counter="torch")
-    prepared = search.prepare(settings, tmp_path, SearchEvents())
+                              recipe=budget_recipe(budget), counter="torch")
+    prepared = Search(settings).prepare(RunEvents())
     keys = sorted(k for k in prepared.candidates if k != "base")
     quality = {k: (i * 7919 % 97) / 100 for i, k in enumerate(keys)}  # a scrambled order
     quality["base"] = 0.5
@@ -175,7 +174,7 @@ def test_rung_synchronous_search_is_order_free(monkeypatch: pytest.MonkeyPatch,
         def __init__(self, config, *args, seed: int, **kwargs) -> None:
             self.key = config.name if config.name in quality else "base"
             self.result = TrainResult(0.0, [], [], [], [], 0.0, 0.0, 0, 32)
-            self.result.extra["val_correct"] = torch.ones(4, dtype=torch.bool)
+            self.result.val_correct = torch.ones(4, dtype=torch.bool)
 
         def run_epoch(self, progress=None) -> float:
             self.result.epochs_run += 1
@@ -184,7 +183,7 @@ def test_rung_synchronous_search_is_order_free(monkeypatch: pytest.MonkeyPatch,
             return self.result.val_accuracy
 
         def finish(self) -> TrainResult:
-            self.result.extra["model"] = None
+            self.result.model = None
             return self.result
 
     def fake_train_config(config, *args, **kwargs) -> TrainResult:
@@ -194,10 +193,10 @@ def test_rung_synchronous_search_is_order_free(monkeypatch: pytest.MonkeyPatch,
         return trainer.finish()
 
     monkeypatch.setattr(halving, "ProxyTrainer", FakeTrainer)
-    monkeypatch.setattr(search, "train_config", fake_train_config)
+    monkeypatch.setattr(runner, "train_config", fake_train_config)
     study = open_study(open_storage(None, tmp_path), "t", tmp_path, prepared.identity,
-                       prepared.items, search.make_pruner("halving", 9))
-    search.work(prepared, study, SearchEvents(), wait_for_others=False)
+                       prepared.items, make_pruner("halving"))
+    engine.work(prepared, study, RunEvents(), wait_for_others=False)
 
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -4,147 +4,28 @@ from __future__ import annotations
 
 import json
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from effscale import atomic
+from effscale.cli import options as opt
 from effscale.cli import render
+from effscale.cli.running import RichEvents, dry_run_line, report_end, run_with_progress
 from effscale.errors import EffscaleError
-from effscale.experiment.budgets import BUDGETS, default_budget, get_budget
-from effscale.model.config import ScalingRules
 from effscale.search.candidates import Candidate, Skipped
-from effscale.search.run import (
-    SearchEvents,
-    SearchInterrupted,
-    SearchSettings,
-    interrupt_once,
-    run_search,
-)
-from effscale.train.trainer import Recipe
-
-BUDGET_HELP = "; ".join(f"{b.name}: {b.train_size or 'all'} train images, {b.epochs} epochs, "
-                        f"{b.resolution}px, step {b.step} — {b.description}"
-                        for b in BUDGETS.values())
+from effscale.search.grid import budget_grid
+from effscale.search.run import SearchSettings, run_search
 
 
-class BudgetName(str, Enum):
-    smoke = "smoke"
-    demo = "demo"
-    quick = "quick"
-    standard = "standard"
-    full = "full"
+class SearchEvents(RichEvents):
+    """The live view, plus the feasible set as a table once the candidates are measured."""
 
-
-class Pruner(str, Enum):
-    none = "none"
-    median = "median"
-    halving = "halving"
-
-
-class BetaMode(str, Enum):
-    solve = "solve"
-    grid = "grid"
-
-
-class Counter(str, Enum):
-    fvcore = "fvcore"
-    torch = "torch"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class RichEvents(SearchEvents):
-    """Live view on a terminal, plain log lines otherwise, nothing with --quiet."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.live = render.err.is_terminal and not quiet
-        self.progress: Progress | None = None
-        self.overall = self.current = None
-        self.last_log = 0.0
-
-    def message(self, text: str) -> None:
+    def feasible(self, candidates: list[Any], dropped: list[Any], grid_points: int) -> None:
         if not self.quiet:
-            render.err.print(text, markup=False, highlight=False)
-
-    def measuring(self, done: int, total: int) -> None:
-        if not self.quiet and (done == total or time.monotonic() - self.last_log > 5):
-            self.last_log = time.monotonic()
-            render.err.print(f"measured FLOPs of {done}/{total} candidate models", markup=False)
-
-    def feasible(self, candidates: list[Candidate], dropped: list[Skipped],
-                 grid_points: int) -> None:
-        if self.quiet:
-            return
-        render.err.print(feasible_table(candidates, dropped, grid_points))
-
-    def _start(self, total: int) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=render.err, transient=False)
-        self.progress.start()
-        self.overall = self.progress.add_task("trainings", total=total)
-        self.current = self.progress.add_task("current", total=1)
-
-    def trial_start(self, item: str, candidate: Candidate, counts: dict[str, int]) -> None:
-        if self.quiet:
-            return
-        if self.live:
-            if self.progress is None:
-                self._start(counts["items"])
-            self.progress.update(self.overall, completed=counts["settled"], total=counts["items"])
-            self.progress.update(self.current, description=f"{item} @{candidate.resolution}px",
-                                 completed=0)
-        else:
-            render.err.print(f"[{counts['settled'] + 1}/{counts['items']}] training {item} "
-                             f"({candidate.params:,} params, FLOPs ×{candidate.flops_ratio:.2f} "
-                             f"at {candidate.full_resolution}px, trained at "
-                             f"{candidate.resolution}px)", markup=False)
-
-    def step(self, epoch: int, epochs: int, step: int, steps: int) -> None:
-        if self.live and self.progress is not None:
-            self.progress.update(self.current, completed=epoch * steps + step,
-                                 total=epochs * steps)
-
-    def epoch_end(self, item: str, epoch: int, epochs: int, accuracy: float) -> None:
-        if self.quiet:
-            return
-        text = f"    {item} epoch {epoch}/{epochs}: val acc {accuracy:.2%}"
-        if self.live and self.progress is not None:
-            self.progress.console.print(text, markup=False)
-        else:
-            render.err.print(text, markup=False)
-
-    def trial_end(self, item: str, outcome: str, accuracy: float | None, seconds: float) -> None:
-        if self.quiet:
-            return
-        text = f"{item}: {outcome}" + (f", val acc {accuracy:.2%}" if accuracy is not None
-                                       else "") + f" ({seconds:.0f} s)"
-        if self.live and self.progress is not None:
-            self.progress.advance(self.overall)
-            self.progress.console.print(text, markup=False)
-        else:
-            render.err.print(text, markup=False)
-
-    def close(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
+            render.err.print(feasible_table(candidates, dropped, grid_points))
 
 
 def feasible_table(candidates: list[Candidate], dropped: list[Skipped], grid_points: int
@@ -280,26 +161,12 @@ def stability_line(stability: dict[str, Any]) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(help=search.__doc__)(search)
+    app.command(help=search.__doc__)(opt.grouped(search))
     app.command(help=report.__doc__)(report)
 
 
 def search(
-    base: Annotated[str, typer.Option(help="Base network: b0, mobilenetv2 or resnet50.")] = "b0",
-    dataset: Annotated[str, typer.Option(
-        help="cifar10, synthetic, or a folder with train/<class>/* images.")] = "synthetic",
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Where cifar10 is looked up / downloaded (default: $EFFSCALE_DATA_DIR or the "
-             "effscale cache).")] = None,
-    budget: Annotated[BudgetName | None, typer.Option(
-        help="Default: demo for the synthetic set, quick otherwise. " + BUDGET_HELP)] = None,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Override the budget's epochs.")] = None,
-    train_size: Annotated[int | None, typer.Option(min=1, help="Training images.")] = None,
-    val_size: Annotated[int | None, typer.Option(min=1, help="Held-out validation images.")] = None,
-    batch_size: Annotated[int | None, typer.Option(min=2, help="Batch size.")] = None,
-    resolution: Annotated[int | None, typer.Option(
-        min=8, help="Proxy base input size in px (candidates train at it × γ; the cost is "
-                    "always measured at the base's full size, e.g. 224 px for b0).")] = None,
+    *,
     alpha_max: Annotated[float | None, typer.Option(help="Largest α on the grid.")] = None,
     beta_max: Annotated[float, typer.Option(help="Largest β on the grid / solved β.")] = 1.5,
     gamma_max: Annotated[float | None, typer.Option(help="Largest γ on the grid.")] = None,
@@ -307,10 +174,7 @@ def search(
                                                "grid).")] = None,
     gamma_step: Annotated[float | None, typer.Option(
         help="γ axis step (NNI-style: the proxy size is rounded to a pixel).")] = None,
-    beta_mode: Annotated[BetaMode, typer.Option(
-        "--beta", help="solve: for each (α, γ), β solved so the full-size model measures "
-                       "2× the base's FLOPs; grid: NNI's α/β/γ grid under --tolerance, then "
-                       "filtered on measured full-size FLOPs.")] = BetaMode.solve,
+    beta_mode: opt.BetaModeOpt = opt.BetaMode.solve,
     tolerance: Annotated[float, typer.Option(
         help="--beta grid: keep triples with |α·β²·γ² − 2| < this.")] = 0.1,
     resolution_step: Annotated[int | None, typer.Option(
@@ -318,10 +182,7 @@ def search(
     flops_tolerance: Annotated[float | None, typer.Option(
         help="Keep candidates whose full-size FLOPs ratio is within 2 × (1 ± this) "
              "(budget's default 0.05; a negative value keeps all).")] = None,
-    allow_upsampling: Annotated[bool, typer.Option(
-        help="Let proxy inputs exceed the dataset's native size (upsampled pixels).")] = False,
-    repeats: Annotated[int | None, typer.Option(
-        min=1, help="Seeds for the base, to measure seed-to-seed noise.")] = None,
+    repeats: opt.BaseRepeats = None,
     repeat_top: Annotated[int | None, typer.Option(
         min=0, help="After the grid, train the N best candidates under the other --repeats "
                     "seeds too (budget's default; 'separated' needs >= 2 seeds).")] = None,
@@ -329,28 +190,12 @@ def search(
         min=0, help="Fidelity check: retrain the base and the top K candidates with 2× the "
                     "epochs and report Kendall's τ and whether the winner holds (budget's "
                     "default; 0 turns it off).")] = None,
-    pruner: Annotated[Pruner | None, typer.Option(
+    pruner: Annotated[opt.Pruner | None, typer.Option(
         help="none, median, or halving: every candidate trains 1 epoch, the best third go on "
              "to 3, and so on (the budget's default).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the split, subset and training.")] = 0,
-    counter: Annotated[Counter, typer.Option(
-        help="FLOP counter for the candidates: fvcore (default) or torch (conv+linear, "
-             "meta device; falls back to it anyway when fvcore is missing).")] = Counter.fvcore,
-    device: Annotated[Device, typer.Option(help="auto uses CUDA when present.")] = Device.auto,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")] = 1,
-    threads: Annotated[int | None, typer.Option(
-        min=1, help="Torch threads per worker (default: cores ÷ workers).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<time>-<base>-"
-                                             "<dataset>).")] = None,
-    resume: Annotated[Path | None, typer.Option(help="Continue this run directory.")] = None,
-    storage: Annotated[str | None, typer.Option(
-        help="Optuna storage URL (e.g. postgresql://...) shared by many machines.")] = None,
-    study: Annotated[str, typer.Option(help="Study name within --storage.")] = "effscale",
-    quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
-    dry_run: Annotated[bool, typer.Option(
-        help="Show the feasible set and stop: nothing is trained or written.")] = False,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="With --dry-run: print the feasible set as one JSON object.")] = False,
+    study: opt.StudyName = "effscale",
+    as_json: opt.DryRunJson = False,
+    run: opt.RunOptions,
 ) -> None:
     """The φ=1 grid search over α (depth), β (width), γ (resolution) at 2× the base's FLOPs.
 
@@ -371,14 +216,12 @@ def search(
     the noise is reported as tied (named), one with a single seed as untested. The signal
     is on only when the winner is separated above the base.
     """
-    if as_json and not dry_run:
+    if as_json and not run.dry_run:
         raise typer.BadParameter("goes with --dry-run", param_hint="--json")
-    if repeat_top and (repeats or get_budget(
-            budget.value if budget else default_budget(dataset)).repeats) < 2:
+    if repeat_top and (repeats or run.preset().repeats) < 2:
         raise typer.BadParameter("needs --repeats 2 or more", param_hint="--repeat-top")
-    chosen = get_budget(budget.value if budget else default_budget(dataset)).override(
-        epochs=epochs, train_size=train_size, val_size=val_size, batch_size=batch_size,
-        resolution=resolution, step=step, gamma_max=gamma_max, repeats=repeats,
+    chosen = run.chosen_budget(
+        step=step, gamma_max=gamma_max, repeats=repeats,
         pruner=pruner.value if pruner else None, resolution_step=resolution_step,
         flops_tolerance=flops_tolerance, gamma_step=gamma_step, alpha_max=alpha_max,
         repeat_top=repeat_top, transfer_top=check_transfer)
@@ -386,73 +229,43 @@ def search(
         chosen = chosen.override(gamma_step=None)
     window = None if chosen.flops_tolerance is None or chosen.flops_tolerance < 0 \
         else chosen.flops_tolerance
-    grid = chosen.grid(beta_max=beta_max, tolerance=tolerance, beta=beta_mode.value)
+    grid = budget_grid(chosen, beta_max=beta_max, tolerance=tolerance, beta=beta_mode.value)
     repeat_top = chosen.repeat_top if chosen.repeats >= 2 else 0
-    recipe = default_recipe(chosen)
-    settings = SearchSettings(
-        base=base, dataset=dataset, budget=chosen, grid=grid, recipe=recipe,
-        rules=ScalingRules(), data_dir=str(data_dir) if data_dir else None, seed=seed,
-        device=device.value, flops_tolerance=window, counter=counter.value,
-        out=str(out) if out else None,
-        storage=storage, study=study, workers=workers, threads=threads, repeat_top=repeat_top,
-        allow_upsampling=allow_upsampling)
-    events = RichEvents(quiet or as_json)
-    if not dry_run and not quiet:
+    settings = SearchSettings(**opt.settings_fields(run, chosen), grid=grid,
+                              flops_tolerance=window, study=study, repeat_top=repeat_top)
+    events = SearchEvents(run.quiet or as_json)
+    if not run.dry_run and not run.quiet:
         render.err.print(f"budget {chosen.name}: {chosen.train_size or 'all'} training images, "
                          f"{chosen.epochs} epochs, proxy base {chosen.resolution} px; expected "
                          f"wall time {chosen.expected or 'not measured'}", markup=False,
                          highlight=False)
     started = time.monotonic()
-    try:
-        with interrupt_once():  # a second Ctrl-C stops at once
-            outcome = run_search(settings, events, str(resume) if resume else None, dry_run)
-    except SearchInterrupted as stop:
-        events.close()
-        counts = stop.counts
-        render.err.print(
-            f"interrupted: {counts['settled']} of {counts['items']} trainings are saved in "
-            f"{stop.run_dir}; the interrupted one will run again. To continue, rerun the same "
-            f"command (or add --resume {stop.run_dir})", markup=False, highlight=False)
-        raise typer.Exit(130) from None
-    except KeyboardInterrupt:
-        events.close()
-        render.err.print("interrupted before any training started; nothing to resume",
-                         markup=False)
-        raise typer.Exit(130) from None
-    events.close()
-    if dry_run:
+    outcome = run_with_progress(
+        lambda: run_search(settings, events, run.resume_text(), run.dry_run), events)
+    if run.dry_run:
         if as_json:
             prepared = outcome.prepared
             render.out.print_json(json.dumps(feasible_document(
                 list(prepared.candidates.values()), prepared.dropped, prepared.settings)))
-            return
-        render.err.print(f"dry run: {outcome.counts['items']} trainings would run in "
-                         f"{outcome.run_dir}", markup=False)
+        else:
+            dry_run_line(outcome)
         return
-    minutes = (time.monotonic() - started) / 60
-    if not outcome.complete:
-        raise EffscaleError(f"{outcome.run_dir}: {outcome.counts['settled']} of "
-                            f"{outcome.counts['items']} trainings settled; rerun to continue", 1)
-    render.err.print(f"search finished in {minutes:.1f} min", markup=False)
-    print_selection(outcome.selection, outcome.run_dir)
-
-
-def default_recipe(budget: Any) -> Recipe:
-    return Recipe(epochs=budget.epochs, batch_size=budget.batch_size)
+    report_end(outcome, "search", started)
+    print_selection(outcome.result, outcome.run_dir)
 
 
 def report(
     run: Annotated[Path | None, typer.Argument(help="A run directory.")] = None,
-    storage: Annotated[str | None, typer.Option(help="Optuna storage URL.")] = None,
-    study: Annotated[str, typer.Option(help="Study name.")] = "effscale",
-    out: Annotated[Path | None, typer.Option(help="Where to write the outputs (default: the "
-                                             "run directory, or ./report-<study>).")] = None,
+    storage: opt.Storage = None,
+    study: opt.StudyName = "effscale",
+    out: opt.ReportOut = None,
 ) -> None:
     """Write a search's outputs (coefficients, trials.csv, configs, plot) from its study, at any
     time, also while it runs."""
     import optuna
 
-    from effscale.experiment.study import JOURNAL_NAME, open_storage, progress_counts
+    from effscale.experiment.queue import progress_counts
+    from effscale.experiment.storage import JOURNAL_NAME, open_storage
     from effscale.search.report import write_outputs
 
     if run is None and storage is None:

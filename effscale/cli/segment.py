@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from effscale.cli import options as opt
 from effscale.cli import render
 from effscale.model.config import load_config
 from effscale.train.segmentation import SHAPES, SegmentationResult
@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
 
 
 def segment_demo(
-    config: Annotated[Path, typer.Argument(help="A model config YAML file.")],
+    config: opt.ConfigFile,
     images: Annotated[int, typer.Option(
         min=8, help="Synthetic images; a quarter are held out for the mIoU.")] = 384,
     size: Annotated[int, typer.Option(
@@ -29,16 +29,15 @@ def segment_demo(
     classes: Annotated[int, typer.Option(
         min=2, max=len(SHAPES) + 1,
         help=f"Classes including background (shapes: {', '.join(SHAPES)}).")] = 4,
-    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training images.")] = 6,
-    batch_size: Annotated[int, typer.Option(min=2, help="Batch size.")] = 32,
+    epochs: opt.DemoEpochs = 6,
+    batch_size: opt.DemoBatchSize = 32,
     lr: Annotated[float, typer.Option(min=1e-6, help="Peak AdamW learning rate.")] = 3e-3,
-    seed: Annotated[int, typer.Option(help="Seed for the images and the training.")] = 0,
+    seed: opt.Seed = 0,
     random_colours: Annotated[bool, typer.Option(
         "--random-colours", help="Random shape colours: only the shape tells the class "
                                  "(much harder; needs far more epochs).")] = False,
-    threads: Annotated[int | None, typer.Option(
-        min=1, help="Torch threads (default: torch's; 1 is faster on a busy machine).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    threads: opt.DemoThreads = None,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Train CONFIG as an Eff-UNet on synthetic shapes and compare its mIoU with a baseline.
 

@@ -10,13 +10,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from effscale.cli import options as opt
 from effscale.cli import render
-from effscale.cli.search import BUDGET_HELP, BudgetName, Device, default_recipe
+from effscale.datasets.registry import dataset_label
 from effscale.errors import EffscaleError
-from effscale.experiment.budgets import get_budget
+from effscale.experiment.budgets import budget_recipe, get_budget
+from effscale.experiment.rundir import check_writable_place
+from effscale.experiment.settings import RunSettings
+from effscale.experiment.single import train_single
+from effscale.experiment.workers import interrupt_once, set_threads
 from effscale.model.config import load_config
-from effscale.search.grid import GridSpec
-from effscale.search.run import SearchSettings, set_threads
 from effscale.train.trainer import DivergedError
 
 
@@ -25,28 +28,23 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    config: Annotated[Path, typer.Argument(help="A model config YAML file.")],
-    dataset: Annotated[str, typer.Option(
-        help="cifar10, synthetic, or a folder with train/<class>/* images.")] = "synthetic",
-    data_dir: Annotated[Path | None, typer.Option(
-        help="Where cifar10 is looked up / downloaded.")] = None,
-    budget: Annotated[BudgetName, typer.Option(help=BUDGET_HELP)] = BudgetName.smoke,
-    epochs: Annotated[int | None, typer.Option(min=1, help="Override the budget's epochs.")] = None,
-    train_size: Annotated[int | None, typer.Option(min=1, help="Training images.")] = None,
-    val_size: Annotated[int | None, typer.Option(min=1, help="Held-out validation images.")] = None,
-    batch_size: Annotated[int | None, typer.Option(min=2, help="Batch size.")] = None,
-    resolution: Annotated[int | None, typer.Option(
-        min=8, help="Input size in px (default: the budget's proxy size).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for the split, subset and training.")] = 0,
-    device: Annotated[Device, typer.Option(help="auto uses CUDA when present.")] = Device.auto,
-    threads: Annotated[int | None, typer.Option(
-        min=1, help="Torch threads (default: all cores).")] = None,
+    config: opt.ConfigFile,
+    dataset: opt.Dataset = "synthetic",
+    data_dir: opt.DataDir = None,
+    budget: opt.TrainBudget = opt.BudgetName.smoke,
+    epochs: opt.Epochs = None,
+    train_size: opt.TrainSize = None,
+    val_size: opt.ValSize = None,
+    batch_size: opt.BatchSize = None,
+    resolution: opt.TrainResolution = None,
+    seed: opt.Seed = 0,
+    device: opt.DeviceOpt = opt.Device.auto,
+    threads: opt.TrainThreads = None,
     compile: Annotated[bool, typer.Option(
         "--compile", help="torch.compile the model (CUDA only; on CPUs it did not pay).")] = False,
-    out: Annotated[Path | None, typer.Option(
-        help="Checkpoint file (default: <config name>-<dataset>.pt).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress output.")] = False,
+    out: opt.CheckpointOut = None,
+    as_json: opt.AsJson = False,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Train one config exactly as `effscale search` trains a candidate, and save a checkpoint.
 
@@ -54,27 +52,29 @@ def train(
     accuracy is comparable with a search's trials. The checkpoint holds the weights and the
     config actually trained; load it with `effscale.load_checkpoint(path)`.
     """
-    from effscale.train.single import train_single
-
     model_config = load_config(config)
     chosen = get_budget(budget.value).override(
         epochs=epochs, train_size=train_size, val_size=val_size, batch_size=batch_size,
         resolution=resolution)
-    settings = SearchSettings(
+    settings = RunSettings(
         base=model_config.name, dataset=dataset, budget=chosen,
-        grid=GridSpec(base_resolution=chosen.resolution), recipe=default_recipe(chosen),
+        recipe=budget_recipe(chosen),
         data_dir=str(data_dir) if data_dir else None, seed=seed, device=device.value,
         threads=threads)
-    name = Path(dataset).name if dataset not in ("cifar10", "synthetic") else dataset
-    target = out or Path(f"{model_config.name}-{name}.pt")
+    target = out or Path(f"{model_config.name}-{dataset_label(dataset)}.pt")
     _check_target(target)
     set_threads(settings)
     if compile and device.value == "cpu":
         render.err.print("note: --compile is ignored on the CPU", markup=False)
     view = _View(quiet)
     try:
-        run = train_single(model_config, settings, checkpoint=target, compile_model=compile,
-                           message=view.message, progress=view.step, on_epoch=view.epoch)
+        with interrupt_once():
+            run = train_single(model_config, settings, checkpoint=target,
+                               compile_model=compile, message=view.message,
+                               progress=view.step, on_epoch=view.epoch)
+    except KeyboardInterrupt:
+        render.err.print("interrupted: nothing was saved", markup=False)
+        raise typer.Exit(130) from None
     except DivergedError as exc:
         raise EffscaleError(f"{config}: {exc}", 1) from None
     finally:
@@ -92,7 +92,7 @@ def train(
         "train_seconds": round(result.train_seconds, 3),
         "val_seconds": round(result.val_seconds, 3),
         "images_per_second": round(result.images_per_second, 1),
-        "compiled": bool(result.extra.get("compiled")), "checkpoint": str(target),
+        "compiled": result.compiled, "checkpoint": str(target),
     }
     if as_json:
         render.out.print_json(json.dumps(summary))
@@ -110,6 +110,7 @@ def _check_target(target: Path) -> None:
     parent = target.parent
     if parent.exists() and not parent.is_dir():
         raise EffscaleError(f"--out {target}: {parent} is not a directory")
+    check_writable_place(parent, "--out")
 
 
 def _epoch_table(summary: dict) -> Table:

@@ -1,1 +1,1 @@
-"""Dataset sources behind :mod:`effscale.datasets.images`: each decodes to uint8 arrays, cached once."""
+"""Dataset sources behind :mod:`effscale.datasets.images`: each decodes to uint8 arrays once."""

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from effscale import paths
 from effscale.datasets.cache import Arrays, Progress, cached, source_key
+from effscale.datasets.source import LoadRequest
 from effscale.errors import EffscaleError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -36,6 +38,14 @@ BATCH_ROWS = 10_000
 NUM_CLASSES = 10
 NATIVE_SIZE = 32
 DOWNLOAD_TIMEOUT_S = 60
+
+
+def load_source(request: LoadRequest) -> tuple[Arrays, tuple[str, ...]]:
+    """The registry's loader: :func:`load` with ``data_dir`` defaulting to
+    ``paths.data_dir()``."""
+    where = Path(request.data_dir) if request.data_dir is not None else paths.data_dir()
+    return load(request.split, where, download=request.download, image_size=request.image_size,
+                progress=request.progress)
 
 
 def load(split: str, data_dir: Path, *, download: bool, image_size: int,

@@ -1,4 +1,5 @@
-"""Datasets for the proxy search: CIFAR-10, a synthetic set and image folders, as uint8 tensors.
+"""Datasets for the proxy search: the registered sources (CIFAR-10, a synthetic set, any added
+with :func:`effscale.datasets.registry.register_dataset`) and image folders, as uint8 tensors.
 
     data = load_dataset("cifar10")                 # 50,000 x 3 x 32 x 32, decoded once, cached
     train, val = holdout_split(data, 5_000, seed=0)
@@ -17,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from effscale import paths
-from effscale.datasets import cifar10, folder, synthetic
-from effscale.datasets.cache import Arrays, in_memory, shared_rows, to_tensor
+from effscale.datasets import folder
+from effscale.datasets.cache import Arrays, shared_rows, to_tensor
+from effscale.datasets.registry import dataset_names, get_dataset
+from effscale.datasets.source import LoadRequest
 from effscale.errors import EffscaleError
 
-DATASETS = ("cifar10", "synthetic")  # plus any directory path: an image folder
 SPLITS = ("train", "test")
 
 
@@ -105,30 +106,34 @@ class ImageData:
 def load_dataset(spec: str, split: str = "train", data_dir: Path | None = None, *,
                  download: bool = True, image_size: int = 32, seed: int = 0,
                  progress: Callable[[str], None] | None = None) -> ImageData:
-    """Load ``split`` ("train" or "test") of ``spec``: a name in DATASETS or an image folder.
+    """Load ``split`` ("train" or "test") of ``spec``: a registered dataset name
+    (:func:`~effscale.datasets.registry.dataset_names`) or an image folder.
 
-    ``data_dir`` is where cifar10 is looked up and downloaded to (default
-    ``paths.data_dir()``). Every source is returned at ``image_size`` x ``image_size``:
-    cifar10 is resized from 32 if asked (antialiased bilinear), folders resize the shorter
-    side and crop the centre. ``seed`` only affects synthetic. ``progress`` receives
-    one-line messages about downloading, extracting and decoding.
+    ``data_dir`` is where downloadable sources (cifar10) are looked up and downloaded to
+    (default ``paths.data_dir()``). Every source is returned at ``image_size`` x
+    ``image_size``: cifar10 is resized from 32 if asked (antialiased bilinear), folders resize
+    the shorter side and crop the centre. ``seed`` only affects generated sources (synthetic).
+    ``progress`` receives one-line messages about downloading, extracting and decoding.
     """
     if split not in SPLITS:
         raise EffscaleError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise EffscaleError(f"image size must be a positive integer, got {image_size!r}")
-    if spec == "cifar10":
-        where = Path(data_dir) if data_dir is not None else paths.data_dir()
-        arrays, classes = cifar10.load(split, where, download=download, image_size=image_size,
-                                       progress=progress)
-        return _image_data(arrays, classes, spec)
-    if spec == "synthetic":
-        arrays = in_memory(*synthetic.generate(split, image_size, seed))
-        return _image_data(arrays, synthetic.CLASSES, spec)
+    source = get_dataset(spec)
+    if source is not None:
+        request = LoadRequest(split, image_size, Path(data_dir) if data_dir is not None else None,
+                              download, seed, progress)
+        arrays, classes = source.load(request)
+        shape = tuple(arrays.images.shape)
+        if shape[2:] != (image_size, image_size):
+            raise EffscaleError(f"dataset {spec!r}: its loader returned images of shape "
+                                f"{list(shape)}, not [N, 3, {image_size}, {image_size}]")
+        return _image_data(arrays, tuple(classes), spec)
     root = Path(spec).expanduser()
     if not root.is_dir():
-        raise EffscaleError(f"unknown dataset {spec!r}: expected one of {', '.join(DATASETS)} "
-                            "or a folder of images laid out as train/<class>/*.png")
+        raise EffscaleError(f"unknown dataset {spec!r}: expected one of "
+                            f"{', '.join(dataset_names())} or a folder of images laid out as "
+                            "train/<class>/*.png")
     arrays, classes = folder.load(root, split, image_size, progress)
     return _image_data(arrays, classes, spec)
 

@@ -13,16 +13,29 @@ from collections.abc import Callable
 
 import numpy as np
 
+from effscale.datasets.cache import Arrays, in_memory
+from effscale.datasets.source import LoadRequest
+
 CLASSES = (
     "stripes-vertical", "stripes-horizontal", "stripes-diagonal", "stripes-antidiagonal",
     "checkerboard", "disc", "square", "ring", "plus", "cross",
 )
 SIZES = {"train": 2_000, "test": 500}
+# Drawn at any size; the proxy treats 32 px (CIFAR-10's) as native, so a search on it sees
+# the same sizes as one on CIFAR-10.
+NATIVE_SIZE = 32
 _SPLIT_STREAM = {"train": 0, "test": 1}  # train and test draw from different random streams
 
 # A pattern maps (x, y, per-image parameters) to a signed distance from its edge, in image
 # widths, positive inside; drawing it as clip(distance * size + 0.5) antialiases at any size.
 Pattern = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
+
+
+def load_source(request: LoadRequest) -> tuple[Arrays, tuple[str, ...]]:
+    """The registry's loader: the ``request.split`` drawn at ``request.image_size`` from
+    ``request.seed``, in memory (not cached)."""
+    images, labels = generate(request.split, request.image_size, request.seed)
+    return in_memory(images, labels), CLASSES
 
 
 def generate(split: str, image_size: int, seed: int,

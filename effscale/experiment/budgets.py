@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from effscale.errors import EffscaleError
-from effscale.search.grid import GridSpec
+from effscale.train.trainer import Recipe
 
 
 @dataclass(frozen=True)
@@ -49,12 +49,6 @@ class Budget:
         """A copy with the non-``None`` values in ``changes`` applied."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
-    def grid(self, **changes: object) -> GridSpec:
-        """The budget's grid (alpha/gamma axes, proxy base size), with ``changes`` applied."""
-        spec = GridSpec(alpha_max=self.alpha_max, gamma_max=self.gamma_max, step=self.step,
-                        base_resolution=self.resolution, resolution_step=self.resolution_step,
-                        gamma_step=self.gamma_step)
-        return replace(spec, **changes)
 
 
 BUDGETS: dict[str, Budget] = {
@@ -108,6 +102,11 @@ DEFAULT_BUDGET = "quick"
 
 def default_budget(dataset: str) -> str:
     return DEFAULT_BUDGETS.get(dataset, DEFAULT_BUDGET)
+
+
+def budget_recipe(budget: Budget) -> Recipe:
+    """The training recipe a budget implies (its epochs and batch size; defaults otherwise)."""
+    return Recipe(epochs=budget.epochs, batch_size=budget.batch_size)
 
 
 def get_budget(name: str) -> Budget:

@@ -20,24 +20,28 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 import optuna
 import torch
 
-from effscale.experiment.stats import pack_correct
-from effscale.experiment.study import (
-    ITEM_PARAM,
+from effscale.experiment.events import RunEvents
+from effscale.experiment.plan import Prepared
+from effscale.experiment.queue import (
     claim_next,
     progress_counts,
     release_interrupted,
     split_item,
 )
+from effscale.experiment.runner import (
+    claimed_item,
+    record_failure,
+    record_result,
+    record_start,
+    run_trial,
+    tell,
+)
+from effscale.experiment.settings import seed_for
 from effscale.train.trainer import DivergedError, ProxyTrainer, resize_images
-
-if TYPE_CHECKING:
-    from effscale.search.run import Prepared, SearchEvents
 
 ETA = 3
 
@@ -83,12 +87,12 @@ class _Pending:
 
 
 def work_synchronous(prepared: Prepared, study: optuna.Study, device: torch.device,
-                     events: SearchEvents, run_trial: Callable[..., Any]) -> None:
+                     events: RunEvents) -> None:
     """Train the base items (and any repeat seeds) in full with ``run_trial``, then every
     claimed seed-0 candidate rung by rung."""
     pending: list[_Pending] = []
     while (trial := claim_next(study)) is not None:
-        item = trial.suggest_categorical(ITEM_PARAM, prepared.choices or prepared.items)
+        item = claimed_item(prepared, trial)
         key, seed_index = split_item(item)
         if prepared.candidates[key].is_base or seed_index > 0 \
                 or prepared.candidates[key].is_transfer:
@@ -106,7 +110,7 @@ def work_synchronous(prepared: Prepared, study: optuna.Study, device: torch.devi
 
 
 def _run_rungs(prepared: Prepared, study: optuna.Study, device: torch.device,
-               events: SearchEvents, pending: list[_Pending]) -> None:
+               events: RunEvents, pending: list[_Pending]) -> None:
     settings = prepared.settings
     resized: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     for rung in rung_epochs(settings.recipe.epochs):
@@ -132,21 +136,15 @@ def _run_rungs(prepared: Prepared, study: optuna.Study, device: torch.device,
 
 
 def _advance(prepared: Prepared, study: optuna.Study, device: torch.device,
-             events: SearchEvents, entry: _Pending, rung: int,
+             events: RunEvents, entry: _Pending, rung: int,
              resized: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> bool:
     """Train ``entry`` up to epoch ``rung``; False (and the trial told) when it failed."""
-    from effscale.search.run import seed_for
-
     key, seed_index = split_item(entry.item)
     candidate, settings = prepared.candidates[key], prepared.settings
     events.trial_start(entry.item, candidate, progress_counts(study))
     try:
         if entry.trainer is None:
-            for name, value in candidate.summary().items():
-                entry.trial.set_user_attr(name, value)
-            entry.trial.set_user_attr("candidate", key)
-            entry.trial.set_user_attr("seed", seed_for(settings, seed_index))
-            entry.trial.set_user_attr("val_size", len(prepared.val))
+            record_start(entry.trial, prepared, entry.item)
             if candidate.resolution not in resized:  # resize once per size, not per candidate
                 resized[candidate.resolution] = (
                     resize_images(prepared.train.images, candidate.resolution),
@@ -165,26 +163,15 @@ def _advance(prepared: Prepared, study: optuna.Study, device: torch.device,
                              accuracy)
     except (DivergedError, RuntimeError) as exc:
         kind = "diverged" if isinstance(exc, DivergedError) else "error"
-        entry.trial.set_user_attr("failure_kind", kind)
-        entry.trial.set_user_attr("failure", f"{exc}"[:500])
-        study.tell(entry.trial, state=optuna.trial.TrialState.FAIL)
-        events.trial_end(entry.item, f"{kind}: {str(exc)[:120]}", None,
-                         time.perf_counter() - entry.started)
+        record_failure(study, entry.trial, kind, str(exc), events, entry.item, entry.started)
         return False
     return True
 
 
-def _complete(study: optuna.Study, events: SearchEvents, entry: _Pending) -> None:
+def _complete(study: optuna.Study, events: RunEvents, entry: _Pending) -> None:
     result = entry.trainer.finish()  # type: ignore[union-attr]
-    result.extra.pop("model")
-    trial = entry.trial
-    trial.set_user_attr("val_correct", pack_correct(result.extra["val_correct"].numpy()))
-    for name in ("val_accuracy_per_epoch", "train_loss_per_epoch", "train_accuracy_per_epoch"):
-        trial.set_user_attr(name, [round(v, 5) for v in getattr(result, name)])
-    trial.set_user_attr("train_seconds", round(result.train_seconds, 2))
-    trial.set_user_attr("val_seconds", round(result.val_seconds, 2))
-    trial.set_user_attr("images_per_second", round(result.images_per_second, 1))
-    study.tell(trial, result.val_accuracy)
+    record_result(entry.trial, result)
+    tell(study, entry.trial, result.val_accuracy)
     entry.trainer = None
     events.trial_end(entry.item, "complete", result.val_accuracy,
                      time.perf_counter() - entry.started)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from effscale.scaling.compound import round_width
+from effscale.model.rounding import round_width
 
 ACTIVATION_LAYERS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU, "relu": nn.ReLU, "relu6": nn.ReLU6,

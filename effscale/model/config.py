@@ -20,7 +20,6 @@ from effscale import atomic
 from effscale.errors import ConfigError
 
 BLOCKS = ("mbconv", "bottleneck")
-FAMILIES = ("efficientnet", "mobilenetv2", "resnet")
 ACTIVATIONS = ("silu", "relu", "relu6")
 DEPTH_ROUNDING = ("ceil", "round")
 HEAD_TYPES = ("classifier", "unet")
@@ -88,7 +87,11 @@ class Head:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A whole model. Stem and head widths are explicit so that scaling is visible."""
+    """A whole model. Stem and head widths are explicit so that scaling is visible.
+
+    ``family`` is a free-text label of the lineage (``efficientnet``, ``resnet``, a registered
+    base's own): written to and read from every config file, never used to build the model.
+    """
 
     name: str
     family: str
@@ -321,7 +324,7 @@ def config_from_dict(raw: Any, source: str = "config") -> ModelConfig:
         raise check.fail("stages", "a non-empty list of stage mappings", stages_raw)
     return ModelConfig(
         name=check.text("name", raw["name"]),
-        family=check.choice("family", raw["family"], FAMILIES),
+        family=check.text("family", raw["family"]),
         num_classes=check.integer("num_classes", raw["num_classes"], 1),
         resolution=check.integer("resolution", raw["resolution"], 8, 8192),
         dropout=check.number("dropout", raw["dropout"], 0.0, 1.0, True),

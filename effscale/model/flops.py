@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from effscale import atomic
+from effscale import __version__, atomic
 from effscale.errors import EffscaleError
 from effscale.model.builder import build_model
 from effscale.model.config import ModelConfig, dump_config
+from effscale.paths import flops_cache_dir
 
 COUNTERS = ("fvcore", "torch")
 # fvcore operator names that are convolutions or matrix products.
@@ -176,8 +177,6 @@ def _torch_counter(config: ModelConfig, resolution: int, note: str = "") -> Comp
 
 
 def _cache_path(config: ModelConfig, resolution: int, counter: str) -> Path:
-    from effscale import __version__
-    from effscale.paths import flops_cache_dir
 
     key = f"{_CACHE_VERSION}|{__version__}|{torch.__version__}|{counter}|{resolution}|"
     digest = hashlib.sha256((key + dump_config(config)).encode()).hexdigest()[:24]

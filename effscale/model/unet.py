@@ -1,7 +1,7 @@
 """Eff-UNet: any effscale backbone as the encoder of a U-Net decoder, for segmentation.
 
-The encoder is the config's :class:`~effscale.model.builder.Backbone` (stem and stages, no classifier
-head). Its outputs are read as a ladder of output strides; the deepest feature feeds the
+The encoder is the config's :class:`~effscale.model.backbone.Backbone` (stem and stages, no
+classifier head). Its outputs are read as a ladder of output strides; the deepest feature feeds the
 decoder and one shallower feature per stride is a skip connection (see :func:`encoder_taps`).
 Each decoder block upsamples by two, concatenates its skip and applies two 3x3 conv-BN-ReLU;
 a final 1x1 conv gives ``num_classes`` logits at the input resolution.
@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from effscale.errors import ConfigError
+from effscale.model.backbone import Backbone, init_weights
 from effscale.model.blocks import ConvBNAct
-from effscale.model.builder import Backbone, init_weights
 from effscale.model.config import ModelConfig
 
 

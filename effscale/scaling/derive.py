@@ -6,22 +6,19 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from effscale import __version__
 from effscale.errors import EffscaleError
 from effscale.model.bases import get_base
 from effscale.model.config import Head, ModelConfig, Provenance, ScalingRules, read_yaml_file
+from effscale.model.flops import Complexity
 from effscale.scaling.compound import (
     check_coefficients,
     compound_multipliers,
     flops_factor,
     scale_config,
 )
-
-if TYPE_CHECKING:
-    from effscale.model.flops import Complexity
-    from effscale.scaling.equal_flops import Measurer
+from effscale.scaling.equal_flops import Measurer, solve_direction
 
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
 MATCH_TOLERANCE = 0.03  # --match-flops: a matched B_phi within 3 % of 2**phi x B0
@@ -108,10 +105,20 @@ def phi_label(phi: float) -> str:
     return f"{phi:g}"
 
 
+# A base named like EfficientNet's: letters, then the index 0 (b0, or a registered lite0).
+_INDEXED_BASE = re.compile(r"([A-Za-z]+)0")
+
+
 def derived_name(base: str, phi: float) -> str:
-    """``b0`` at phi 3 is ``b3``; other bases are ``resnet50`` at 0 and ``resnet50-phi2`` above."""
-    if base == "b0":
-        return f"b{phi_label(phi)}"
+    """The name of ``base`` scaled to ``phi``, for any registered base.
+
+    A base named letters-then-0 numbers its family by phi as EfficientNet does: ``b0`` at phi 3
+    is ``b3`` (``b0.5``, ``b-1``), a registered ``lite0`` at 2 is ``lite2``. Any other base
+    keeps its name at phi 0 and adds ``-phi``: ``resnet50``, ``resnet50-phi2``, ``toy-phi-1``.
+    """
+    indexed = _INDEXED_BASE.fullmatch(base)
+    if indexed:
+        return f"{indexed.group(1)}{phi_label(phi)}"
     return base if phi == 0 else f"{base}-phi{phi_label(phi)}"
 
 
@@ -229,8 +236,6 @@ def match_flops(
     ``measure`` shares measurements between calls (a :class:`~effscale.scaling.equal_flops.Measurer`
     with ``conv_linear=True``); ``count_flops`` caches on disk either way.
     """
-    from effscale.scaling.equal_flops import Measurer, solve_direction
-
     check_coefficients(coefficients.alpha, coefficients.beta, coefficients.gamma)
     if not math.isfinite(phi):
         raise EffscaleError(f"--phi must be a finite number, got {phi}")

@@ -10,7 +10,7 @@ build the same proxy model. The interval matters at large phi: 1.8**7 = 61, 1.9*
 from __future__ import annotations
 
 from effscale.model.config import ModelConfig, ScalingRules
-from effscale.scaling.compound import round_depth, round_width
+from effscale.model.rounding import round_depth, round_width
 from effscale.search.grid import GridSpec, axis, gamma_axis
 
 SCAN_STEP = 0.0005

@@ -19,17 +19,16 @@ from typing import Any
 
 import optuna
 
+from effscale.experiment.queue import ITEM_PARAM, item_key, item_states
 from effscale.experiment.stats import kendall_tau
-from effscale.experiment.study import ITEM_PARAM, item_key, item_states
 from effscale.search.candidates import BASE_KEY, TRANSFER_PREFIX, transfer_key
+from effscale.search.results import remembered_top
 
 ATTR = "transfer_top"
 
 
 def chosen(study: optuna.Study, top: int) -> list[str]:
     """The base and the ``top`` best grid candidates, chosen once and remembered."""
-    from effscale.search.report import remembered_top
-
     return [BASE_KEY] + [k for k in remembered_top(study, ATTR, top) if k != BASE_KEY]
 
 

@@ -14,9 +14,10 @@ Note:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from effscale.errors import EffscaleError
+from effscale.experiment.budgets import Budget
 
 BETA_MODES = ("solve", "grid")
 
@@ -138,3 +139,11 @@ def alpha_gamma_points(spec: GridSpec, slack: float = 1.25) -> list[tuple[float,
         raise EffscaleError("no (alpha, gamma) on the grid leaves room for beta >= 1; lower "
                             "--gamma-max or --alpha-max")
     return points
+
+
+def budget_grid(budget: Budget, **changes: object) -> GridSpec:
+    """The budget's grid (alpha/gamma axes, proxy base size), with ``changes`` applied."""
+    spec = GridSpec(alpha_max=budget.alpha_max, gamma_max=budget.gamma_max, step=budget.step,
+                    base_resolution=budget.resolution, resolution_step=budget.resolution_step,
+                    gamma_step=budget.gamma_step)
+    return replace(spec, **changes)

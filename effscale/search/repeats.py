@@ -4,7 +4,7 @@ Note:
     The N are chosen once, from the seed-0 results of a finished grid, and stored in the
     study (user attribute ``repeat_top``), so a resumed or second worker enqueues the same
     items instead of re-choosing from a ranking that the extra seeds have already moved.
-    Items are enqueued through :func:`effscale.experiment.study.open_study`'s machinery; an item
+    Items are enqueued through :func:`effscale.experiment.queue.open_study`'s machinery; an item
     enqueued twice by two machines at once is run once (``claim_next`` fails the duplicate).
 """
 
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import optuna
 
-from effscale.experiment.study import ITEM_PARAM, item_key, item_states
+from effscale.experiment.queue import ITEM_PARAM, item_key, item_states
+from effscale.search.results import remembered_top
 
 ATTR = "repeat_top"
 
@@ -25,8 +26,6 @@ def repeat_choices(keys: list[str], repeats: int) -> list[str]:
 def chosen_top(study: optuna.Study, top: int) -> list[str]:
     """The ``top`` best candidates by mean validation accuracy (the report's ranking), chosen
     once and remembered in the study."""
-    from effscale.search.report import remembered_top
-
     return remembered_top(study, ATTR, top)
 
 

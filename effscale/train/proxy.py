@@ -21,15 +21,10 @@ from __future__ import annotations
 
 import math
 
+from effscale.datasets.registry import native_size
 from effscale.model.config import ModelConfig
 
 MIN_FINAL_MAP = 2
-NATIVE_SIZES = {"cifar10": 32, "synthetic": 32}
-
-
-def native_size(dataset: str) -> int | None:
-    """The dataset's native image size in px, or ``None`` when unknown (image folders)."""
-    return NATIVE_SIZES.get(dataset)
 
 
 def final_map_size(config: ModelConfig, resolution: int, stem_stride: int | None = None) -> int:

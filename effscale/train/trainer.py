@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from effscale.errors import EffscaleError
 from effscale.model.blocks import zero_init_residual_branches
 from effscale.model.builder import build_model
 from effscale.model.config import ModelConfig
@@ -68,7 +69,9 @@ class TrainResult:
     epochs_run: int
     resolution: int
     val_seconds: float = 0.0  # validation passes, not in train_seconds
-    extra: dict = field(default_factory=dict)
+    val_correct: torch.Tensor | None = None  # per validation example, after the last epoch
+    compiled: bool = False
+    model: nn.Module | None = field(default=None, repr=False)  # the trained model
 
 
 class DivergedError(RuntimeError):
@@ -79,13 +82,14 @@ ProgressFn = Callable[[int, int, int, int], None]  # (epoch, epochs, step, steps
 EpochFn = Callable[[int, float], None]  # (epoch, validation accuracy); may raise to stop
 
 
+DEVICES = ("auto", "cpu", "cuda")  # what resolve_device takes
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when present, else CPU."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from effscale.errors import EffscaleError
-
         raise EffscaleError("--device cuda: no CUDA GPU is available (try --device auto)")
     return torch.device(name)
 
@@ -206,7 +210,7 @@ class ProxyTrainer:
         )
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         self.result = TrainResult(0.0, [], [], [], [], 0.0, 0.0, 0, resolution)
-        self.result.extra["compiled"] = self.compiled
+        self.result.compiled = self.compiled
 
     @property
     def done(self) -> bool:
@@ -248,7 +252,7 @@ class ProxyTrainer:
                                   recipe.eval_batch_size)
         result = self.result
         result.val_seconds += time.perf_counter() - val_start
-        result.extra["val_correct"] = hits
+        result.val_correct = hits
         result.train_loss_per_epoch.append(mean_loss)
         result.train_accuracy_per_epoch.append(hit_sum.item() / (self.steps * recipe.batch_size))
         result.val_accuracy_per_epoch.append(accuracy)
@@ -260,7 +264,7 @@ class ProxyTrainer:
         return accuracy
 
     def finish(self) -> TrainResult:
-        self.result.extra["model"] = self.model
+        self.result.model = self.model
         return self.result
 
 

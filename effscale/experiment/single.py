@@ -1,4 +1,5 @@
-"""Train one config with exactly the proxy trainer and budgets that ``effscale search`` uses.
+"""One config trained exactly as the engine trains a work item: the same data split, recipe,
+seed convention, device and threads; the result is a checkpoint instead of a study.
 
 This module never prints: progress goes through callbacks, and the CLI (``effscale train``)
 renders it.
@@ -12,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from effscale.datasets.images import ImageData
+from effscale.datasets.registry import native_size
+from effscale.experiment.data import load_data
+from effscale.experiment.events import RunEvents
+from effscale.experiment.settings import RunSettings, seed_for
 from effscale.model.checkpoint import save_checkpoint
 from effscale.model.config import ModelConfig
-from effscale.search.run import SearchEvents, SearchSettings, load_data, seed_for
 from effscale.train.proxy import proxy_stem_stride
 from effscale.train.trainer import (
+    EpochFn,
     ProgressFn,
     TrainResult,
     proxy_config,
@@ -38,23 +43,22 @@ class SingleRun:
 
 
 def train_single(
-    config: ModelConfig, settings: SearchSettings, *, checkpoint: Path | None,
+    config: ModelConfig, settings: RunSettings, *, checkpoint: Path | None,
     compile_model: bool = False, message: Callable[[str], None] | None = None,
-    progress: ProgressFn | None = None,
-    on_epoch: Callable[[int, float], None] | None = None,
+    progress: ProgressFn | None = None, on_epoch: EpochFn | None = None,
 ) -> SingleRun:
-    """Train ``config`` at ``settings.budget.resolution`` on the search's data split with the
-    search's recipe and seed, and save a checkpoint (weights + the config actually trained:
+    """Train ``config`` at ``settings.budget.resolution`` on the run's data split with the
+    run's recipe and seed, and save a checkpoint (weights + the config actually trained:
     the dataset's classes, the proxy resolution, no proxy dropout) when ``checkpoint`` is set.
     """
-    events = SearchEvents()
+    events = RunEvents()
     if message is not None:
         events.message = message  # type: ignore[method-assign]
-    train, val = load_data(settings, events)
-    device = resolve_device(settings.device)
     resolution = settings.budget.resolution
+    train, val = load_data(settings, events, native_size(settings.dataset) or resolution)
+    device = resolve_device(settings.device)
     num_classes = len(train.classes)
-    if settings.recipe.stem_stride is None:  # the search's proxy convention (effscale.train.proxy)
+    if settings.recipe.stem_stride is None:  # the search's proxy convention (train.proxy)
         settings = replace(settings, recipe=replace(
             settings.recipe, stem_stride=proxy_stem_stride(config, resolution)))
     result = train_config(
@@ -64,13 +68,13 @@ def train_single(
         compile_model=compile_model,
     )
     trained = proxy_config(config, settings.recipe, num_classes).replace(resolution=resolution)
-    model = result.extra.pop("model")
+    model, result.model = result.model, None
     if checkpoint is not None:
         save_checkpoint(checkpoint, trained, model, checkpoint_meta(settings, result, train, val))
     return SingleRun(result, trained, train, val, str(device), checkpoint)
 
 
-def checkpoint_meta(settings: SearchSettings, result: TrainResult, train: ImageData,
+def checkpoint_meta(settings: RunSettings, result: TrainResult, train: ImageData,
                     val: ImageData) -> dict[str, Any]:
     return {
         "dataset": settings.dataset, "budget": settings.budget.name,

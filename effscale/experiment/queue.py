@@ -1,4 +1,4 @@
-"""The optuna study behind a search: storage, fingerprint checks and exactly-once claiming.
+"""The work queue of a search: its items, their states, and exactly-once claiming.
 
 Note:
     Every work item (a candidate and a seed) is enqueued once, when the study is created.
@@ -7,41 +7,29 @@ Note:
     GridSampler is not used: after ``kill -9`` it re-runs points late and, with several
     workers, duplicates the tail of the grid. A trial that was interrupted (Ctrl-C) or whose
     worker died is marked FAIL with its reason and its item is enqueued again, exactly once.
-    A worker is dead when its process is gone (same machine) or its heartbeat is older than
-    ``GRACE_S`` (any machine: optuna's heartbeat on RDB storages, a system attribute on a
-    journal). The journal's write lock is an ``flock``, which the kernel drops with a killed
-    writer, and a torn record a killed writer leaves is cut off before the journal is read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
-import json
 import os
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
-from optuna.storages.journal._file import BaseJournalFileLock
 from optuna.trial import FrozenTrial, TrialState
 
 from effscale.errors import EffscaleError
+from effscale.experiment.heartbeat import GRACE_S, is_rdb
 
 ITEM_PARAM = "item"
-JOURNAL_NAME = "study.journal"
 RETRYABLE = ("interrupted", "worker died")
-# A running trial whose heartbeat is older than GRACE_S is taken to be from a dead worker.
-HEARTBEAT_S = int(os.environ.get("EFFSCALE_HEARTBEAT_S", "10"))
-GRACE_S = int(os.environ.get("EFFSCALE_GRACE_S", "60"))
-CONNECT_TIMEOUT_S = 5
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -52,155 +40,6 @@ def item_key(candidate: str, seed_index: int) -> str:
 def split_item(item: str) -> tuple[str, int]:
     candidate, _, seed = item.rpartition("@")
     return candidate, int(seed)
-
-
-def repair_journal(path: Path) -> int:
-    """Cut torn records (a writer killed mid-append) out of a journal file.
-
-    A torn record is either the last line without its newline, or a line where a later
-    append was glued onto a torn one (``{"op_c{"op_code": ...}``); the glued record is kept.
-    Returns how many torn pieces were cut; they are kept beside the journal as ``.torn``.
-    """
-    if not path.is_file():
-        return 0
-    data = path.read_bytes()
-    kept, torn = [], []
-    lines = data.split(b"\n")
-    for number, line in enumerate(lines):
-        last = number == len(lines) - 1
-        if last and not line:
-            break
-        if not last and _parses(line):
-            kept.append(line)
-            continue
-        start = line.rfind(b'{"op_code"')
-        if not last and start > 0 and _parses(line[start:]):
-            kept.append(line[start:])
-            torn.append(line[:start])
-        else:
-            torn.append(line)
-    if not torn:
-        return 0
-    from effscale import atomic
-
-    atomic.write_bytes(path.parent / (path.name + ".torn"), b"\n".join(torn) + b"\n")
-    atomic.write_bytes(path, b"".join(line + b"\n" for line in kept))
-    return len(torn)
-
-
-def _parses(line: bytes) -> bool:
-    try:
-        json.loads(line)
-    except ValueError:
-        return False
-    return True
-
-
-class FlockLock(BaseJournalFileLock):
-    """The journal's write lock as ``flock`` on a side file.
-
-    optuna's own file locks are files that a killed writer leaves behind, stalling every
-    other worker for their 30 s grace period; the kernel drops an ``flock`` with its process.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = str(path)
-        self._local = threading.local()
-
-    def acquire(self) -> bool:
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._local.fd = fd
-        return True
-
-    def release(self) -> None:
-        fd = getattr(self._local, "fd", None)
-        if fd is not None:
-            self._local.fd = None
-            os.close(fd)  # closing drops the lock
-
-
-def open_storage(url: str | None, run_dir: Path,
-                 notice: Callable[[str], None] | None = None) -> BaseStorage:
-    """The run's storage: a journal file in ``run_dir`` (default) or any optuna storage URL.
-
-    RDB storages (PostgreSQL, MySQL, SQLite) get optuna's heartbeat, recorded by
-    :class:`Heartbeat`, so that trials of a worker that died on any machine are failed and
-    their items enqueued again. A server that cannot be reached fails within seconds.
-    """
-    if url is None:
-        return _journal_storage(run_dir / JOURNAL_NAME, notice)
-    url = _driver_url(url)
-    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith(("postgresql", "mysql")):
-        engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
-    for attempt in range(3):
-        try:
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S, heartbeat_stale_trial_callback=_requeue_stale)
-        except Exception as exc:
-            # Machines starting at once race to create optuna's schema on an empty database;
-            # the loser sees "already exists" and finds the schema there on a second try.
-            if "already exists" in str(exc) and attempt < 2:
-                time.sleep(1.0 + attempt)
-                continue
-            text = " ".join(str(exc).split())
-            first = (text.split(" (Background on this error")[0] or exc.__class__.__name__)
-            raise EffscaleError(f"cannot open storage {_redact(url)}: {first[:300]}",
-                                1) from None
-    raise AssertionError("unreachable")
-
-
-def _journal_storage(path: Path, notice: Callable[[str], None] | None) -> BaseStorage:
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    lock = FlockLock(path.parent / ".journal.lock")
-    if path.is_file():  # under the writers' lock: a record being appended is not torn
-        lock.acquire()
-        try:
-            cut = repair_journal(path)
-        finally:
-            lock.release()
-    else:
-        cut = 0
-    if cut and notice is not None:
-        notice(f"{path}: cut {cut} torn record(s) left by a killed writer (kept in "
-               f"{path.name}.torn)")
-    try:
-        backend = JournalFileBackend(str(path), lock_obj=lock)
-        storage = JournalStorage(backend)
-    except (ValueError, KeyError) as exc:
-        raise EffscaleError(f"{path}: damaged study journal ({exc})", 1) from None
-    except OSError as exc:
-        raise EffscaleError(f"{path}: cannot open the study journal ({exc.strerror})",
-                            1) from None
-    return storage
-
-
-def _driver_url(url: str) -> str:
-    """``postgresql://`` means psycopg2 to SQLAlchemy; use psycopg 3 when that is what is
-    installed, and say what to install when neither is."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise EffscaleError(f"--storage {url!r} is not a URL (e.g. postgresql://user:pass@host/db)")
-    if scheme not in ("postgresql", "postgres"):
-        return url
-    for module, dialect in (("psycopg", "postgresql+psycopg"), ("psycopg2", "postgresql")):
-        if importlib.util.find_spec(module) is not None:
-            return f"{dialect}://{rest}"
-    raise EffscaleError("PostgreSQL storage needs a driver: pip install 'psycopg[binary]'", 1)
-
-
-def _redact(url: str) -> str:
-    """Hide a password in a storage URL before printing it."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
 
 
 @contextlib.contextmanager
@@ -246,7 +85,7 @@ def open_study(
     seed); a different one is refused with what differs.
     """
     # Across machines (RDB) two creators may both enqueue; claim_next drops the duplicates.
-    lock = contextlib.nullcontext() if _is_rdb(storage) else _creation_lock(run_dir)
+    lock = contextlib.nullcontext() if is_rdb(storage) else _creation_lock(run_dir)
     with lock:
         study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                     load_if_exists=True, pruner=pruner)
@@ -314,10 +153,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _is_rdb(storage: BaseStorage) -> bool:
-    return isinstance(storage, optuna.storages.RDBStorage)
-
-
 def _is_stale(trial: FrozenTrial, host: str, now: float) -> bool:
     """A RUNNING trial is stale when its worker's process is gone (same machine), or, on a
     journal, when its heartbeat is older than GRACE_S (any machine; RDB storages use
@@ -339,12 +174,12 @@ def recover_dead_workers(study: optuna.Study) -> list[str]:
     workers notice the same dead one, exactly one of them enqueues the item again.
     """
     storage = study._storage
-    if _is_rdb(storage):
-        optuna.storages.fail_stale_trials(study)  # runs _requeue_stale for each one it failed
+    if is_rdb(storage):
+        optuna.storages.fail_stale_trials(study)  # runs requeue_stale for each one it failed
     recovered = []
     host, now = socket.gethostname(), time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if _is_rdb(storage) and "effscale_worker" not in trial.system_attrs:
+        if is_rdb(storage) and "effscale_worker" not in trial.system_attrs:
             continue  # claimed a moment ago; the heartbeat covers it from here on
         if not _is_stale(trial, host, now):
             continue
@@ -354,7 +189,7 @@ def recover_dead_workers(study: optuna.Study) -> list[str]:
                                         "its worker stopped without finishing it")
         if not _finish(storage, trial._trial_id):
             continue
-        _requeue_stale(study, trial)
+        requeue_stale(study, trial)
         recovered.append(item_of(trial) or "")
     return recovered
 
@@ -367,7 +202,7 @@ def _finish(storage: BaseStorage, trial_id: int) -> bool:
         return False
 
 
-def _requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
+def requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
     """Enqueue a stale trial's item again; called once per trial, by the worker that moved
     it to FAIL (on RDB storages, as optuna's heartbeat-stale callback)."""
     item = item_of(trial)
@@ -428,53 +263,3 @@ def release_interrupted(study: optuna.Study, trial: optuna.Trial, reason: str) -
     item = item_of(frozen)
     if item is not None:
         study.enqueue_trial({ITEM_PARAM: item}, skip_if_exists=False)
-
-
-class Heartbeat:
-    """A background thread that keeps the current trial's heartbeat fresh.
-
-    On RDB storages it records optuna's heartbeat (what ``fail_stale_trials`` reads); on a
-    journal it writes the ``effscale_heartbeat`` system attribute. ``watch_parent`` makes
-    an extra ``--workers`` process interrupt itself when the search that started it is gone.
-    """
-
-    def __init__(self, study: optuna.Study, watch_parent: bool = False) -> None:
-        self.study = study
-        self.trial_id: int | None = None
-        self._parent = os.getppid() if watch_parent else None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="effscale-heartbeat",
-                                        daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-
-    def start(self, trial_id: int) -> None:
-        self.trial_id = trial_id
-        self.beat()
-
-    def beat(self) -> None:
-        trial_id, storage = self.trial_id, self.study._storage
-        if trial_id is None:
-            return
-        with contextlib.suppress(Exception):  # a finished trial or a blip: the next beat retries
-            if _is_rdb(storage):
-                storage.record_heartbeat(trial_id)
-            else:
-                storage.set_trial_system_attr(trial_id, "effscale_heartbeat", time.time())
-
-    def _run(self) -> None:
-        import signal
-
-        last = time.monotonic()
-        while not self._stop.wait(1.0):
-            if self._parent is not None and os.getppid() != self._parent:
-                os.kill(os.getpid(), signal.SIGINT)  # our search was killed: release and stop
-                return
-            if time.monotonic() - last >= HEARTBEAT_S:
-                last = time.monotonic()
-                self.beat()

@@ -1,0 +1,277 @@
+"""The options that several commands share, each declared once: ``Annotated`` aliases with one
+help text, and the choices behind them, built from the library's own registries.
+
+A flag that means one thing everywhere has one help text, true in every command. Where only
+its default differs between commands, the aliases share that text and say the default with
+``show_default`` (``BudgetOpt``/``TrainBudget``). Where a flag genuinely means different things
+(``--out``: a run directory, a report folder, a checkpoint file, a config folder), each
+meaning is its own alias, named for it, with its own text. tests/test_cli.py fails when a
+shared flag's help differs between commands, or is declared outside this module.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, get_type_hints
+
+import typer
+
+from effscale.datasets.registry import DATASET_HELP
+from effscale.experiment.budgets import (
+    BUDGETS,
+    DEFAULT_BUDGET,
+    DEFAULT_BUDGETS,
+    Budget,
+    budget_recipe,
+    default_budget,
+    get_budget,
+)
+from effscale.experiment.pruning import PRUNERS
+from effscale.model.bases import base_names
+from effscale.model.flops import COUNTERS
+from effscale.search.grid import BETA_MODES
+from effscale.train.trainer import DEVICES
+
+
+def choices(name: str, values: Iterable[str]) -> type[Enum]:
+    """A str enum of ``values`` (member name = value), so Typer offers exactly those."""
+    return Enum(name, {value: value for value in values}, type=str, module=__name__)
+
+
+def one_of(names: Iterable[str]) -> str:
+    """``a, b or c``."""
+    *rest, last = names
+    return f"{', '.join(rest)} or {last}" if rest else last
+
+
+BudgetName = choices("BudgetName", BUDGETS)
+Pruner = choices("Pruner", PRUNERS)
+Counter = choices("Counter", COUNTERS)
+Device = choices("Device", DEVICES)
+BetaMode = choices("BetaMode", BETA_MODES)
+
+BUDGET_HELP = "; ".join(f"{b.name}: {b.train_size or 'all'} train images, {b.epochs} epochs, "
+                        f"{b.resolution}px, step {b.step} — {b.description}"
+                        for b in BUDGETS.values())
+DEFAULT_BUDGET_TEXT = ", ".join([*(f"{budget} for the {dataset} set"
+                                   for dataset, budget in DEFAULT_BUDGETS.items()),
+                                 f"{DEFAULT_BUDGET} otherwise"])
+BASE_HELP = f"Base network: {one_of(base_names())}."
+BUDGETS_DEFAULT = "the budget's"
+
+# --------------------------------------------------------------------------- what to train
+
+ConfigFile = Annotated[Path, typer.Argument(help="A model config YAML file.")]
+Base = Annotated[str, typer.Option(help=BASE_HELP)]
+BaseFromCoefficients = Annotated[str | None, typer.Option(
+    help=BASE_HELP, show_default="the coefficients file's base, else b0")]
+Dataset = Annotated[str, typer.Option(help=DATASET_HELP)]
+DataDir = Annotated[Path | None, typer.Option(
+    help="Where cifar10 is looked up / downloaded (default: $EFFSCALE_DATA_DIR or the effscale "
+         "cache).")]
+AllowUpsampling = Annotated[bool, typer.Option(
+    help="Let proxy inputs exceed the dataset's native size (upsampled pixels).")]
+
+# --------------------------------------------------------------------------- budget overrides
+
+# search and compare: the budget depends on the dataset; train: a fixed default.
+BudgetOpt = Annotated[BudgetName | None, typer.Option(
+    help=BUDGET_HELP, show_default=DEFAULT_BUDGET_TEXT)]
+TrainBudget = Annotated[BudgetName, typer.Option(help=BUDGET_HELP)]
+
+EPOCHS_HELP = "Passes over the training images."
+Epochs = Annotated[int | None, typer.Option(min=1, help=EPOCHS_HELP,
+                                            show_default=BUDGETS_DEFAULT)]
+DemoEpochs = Annotated[int, typer.Option(min=1, help=EPOCHS_HELP)]  # segment-demo: no budget
+TrainSize = Annotated[int | None, typer.Option(min=1, help="Training images.",
+                                               show_default=BUDGETS_DEFAULT)]
+ValSize = Annotated[int | None, typer.Option(min=1, help="Held-out validation images.",
+                                             show_default=BUDGETS_DEFAULT)]
+BatchSize = Annotated[int | None, typer.Option(min=2, help="Batch size.",
+                                               show_default=BUDGETS_DEFAULT)]
+DemoBatchSize = Annotated[int, typer.Option(min=2, help="Batch size.")]
+Seed = Annotated[int, typer.Option(
+    help="Seed for the data (split, subset or generated images) and the training.")]
+
+# --resolution: the proxy base size the grid scales (search, compare), or the input size
+# itself (train: trained at; flops: measured at).
+ProxyResolution = Annotated[int | None, typer.Option(
+    min=8, help="Proxy base input size in px: each model trains at it × its resolution "
+                "multiplier (γ); the cost is always measured at the base's full size, e.g. "
+                "224 px for b0.", show_default=BUDGETS_DEFAULT)]
+INPUT_RESOLUTION_HELP = "Input size in px."
+TrainResolution = Annotated[int | None, typer.Option(
+    min=8, help=INPUT_RESOLUTION_HELP, show_default="the budget's proxy size")]
+MeasuredResolution = Annotated[int | None, typer.Option(
+    min=8, help=INPUT_RESOLUTION_HELP, show_default="the config's")]
+
+# --repeats: search seeds the base (and --repeat-top's candidates), compare every model.
+BaseRepeats = Annotated[int | None, typer.Option(
+    min=1, help="Seeds for the base, to measure seed-to-seed noise.",
+    show_default=BUDGETS_DEFAULT)]
+ModelRepeats = Annotated[int | None, typer.Option(min=1, help="Seeds per model.",
+                                                  show_default=BUDGETS_DEFAULT)]
+
+# --------------------------------------------------------------------------- scaling
+
+CounterOpt = Annotated[Counter, typer.Option(
+    help="FLOP counter: fvcore (traces a real forward pass) or torch (FlopCounterMode on the "
+         "meta device: conv+linear only, fast and light for big models; used anyway when "
+         "fvcore is missing or cannot trace).")]
+# --phi: compare's one target, derive's list of configs to write.
+PhiTarget = Annotated[float, typer.Option(
+    help="Compound coefficient: target FLOPs ≈ 2^φ × the base (1: ≈2×, 2: ≈4×).")]
+Phis = Annotated[str, typer.Option(
+    help="Compound coefficient(s) to write: one value (7, 0.5, -1), a range (0-7) or a comma "
+         "list.")]
+# --coefficients: compare's repeatable, named sets; derive's one file.
+CoefficientSets = Annotated[list[str] | None, typer.Option(
+    help="A coefficients.yaml (from a search) to compare, as PATH or NAME=PATH; repeat for "
+         "several sets. A file's model is named NAME, else after the file (its folder's name "
+         "for coefficients.yaml). Default: the paper's 1.2/1.1/1.15.")]
+CoefficientsFile = Annotated[Path | None, typer.Option(
+    help="A coefficients.yaml written by `effscale search`.")]
+# --beta: search's way of choosing β, derive's width coefficient.
+BetaModeOpt = Annotated[BetaMode, typer.Option(
+    "--beta", help="solve: for each (α, γ), β solved so the full-size model measures 2× the "
+                   "base's FLOPs; grid: NNI's α/β/γ grid under --tolerance, then filtered on "
+                   "measured full-size FLOPs.")]
+BetaCoefficient = Annotated[float | None, typer.Option(help="Width coefficient (>= 1).")]
+
+# --------------------------------------------------------------------------- where it runs
+
+DeviceOpt = Annotated[Device, typer.Option(help="auto uses CUDA when present.")]
+Workers = Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")]
+THREADS_HELP = "Torch threads per training process (1 can be faster on a busy machine)."
+Threads = Annotated[int | None, typer.Option(
+    min=1, help=THREADS_HELP, show_default="the available cores ÷ --workers")]
+TrainThreads = Annotated[int | None, typer.Option(
+    min=1, help=THREADS_HELP, show_default="the available cores")]
+DemoThreads = Annotated[int | None, typer.Option(min=1, help=THREADS_HELP,
+                                                 show_default="torch's")]
+Storage = Annotated[str | None, typer.Option(
+    help="Optuna storage URL (e.g. postgresql://...) shared by many machines.")]
+# The default study name differs (search and report: effscale; compare: effscale-compare).
+StudyName = Annotated[str, typer.Option(
+    help="Optuna study name, within --storage or else the run directory's own journal.")]
+Resume = Annotated[Path | None, typer.Option(help="Continue this run directory.")]
+
+# --------------------------------------------------------------------------- output
+
+# --out: what is written differs by command, and so does the flag's meaning.
+RunDirOut = Annotated[Path | None, typer.Option(
+    help="Run directory (default: a new one under runs/, named after the time, base and "
+         "dataset).")]
+ReportOut = Annotated[Path | None, typer.Option(
+    help="Where to write the outputs (default: the run directory, or ./report-<study>).")]
+CheckpointOut = Annotated[Path | None, typer.Option(
+    help="Checkpoint file (default: <config name>-<dataset>.pt).")]
+ConfigDirOut = Annotated[Path, typer.Option(help="Directory for b{phi}.yaml files.")]
+Quiet = Annotated[bool, typer.Option(help="No progress output.")]
+DryRun = Annotated[bool, typer.Option(
+    help="Build and measure the models, show them and stop: nothing is trained or written.")]
+# --json: a command's result, or (search) the feasible set of a dry run.
+AsJson = Annotated[bool, typer.Option(
+    "--json", help="Print one JSON object on stdout instead of the table; messages go to "
+                   "stderr.")]
+DryRunJson = Annotated[bool, typer.Option(
+    "--json", help="With --dry-run: print the feasible set as one JSON object.")]
+
+
+# --------------------------------------------------------------------------- option groups
+
+
+@dataclass
+class RunOptions:
+    """The options search and compare share: what they train on and how much of it (base,
+    dataset, budget and its overrides), and where and how they run (seed, counter, devices,
+    run directory, storage, output)."""
+
+    base: Base = "b0"
+    dataset: Dataset = "synthetic"
+    data_dir: DataDir = None
+    budget: BudgetOpt = None
+    epochs: Epochs = None
+    train_size: TrainSize = None
+    val_size: ValSize = None
+    batch_size: BatchSize = None
+    resolution: ProxyResolution = None
+    allow_upsampling: AllowUpsampling = False
+
+    seed: Seed = 0
+    counter: CounterOpt = Counter.fvcore
+    device: DeviceOpt = Device.auto
+    workers: Workers = 1
+    threads: Threads = None
+    out: RunDirOut = None
+    resume: Resume = None
+    storage: Storage = None
+    quiet: Quiet = False
+    dry_run: DryRun = False
+
+    def preset(self) -> Budget:
+        """The chosen budget before overrides (the dataset's default when none was given)."""
+        return get_budget(self.budget.value if self.budget else default_budget(self.dataset))
+
+    def chosen_budget(self, **more: object) -> Budget:
+        """The chosen budget with every override given on the command line."""
+        return self.preset().override(
+            epochs=self.epochs, train_size=self.train_size, val_size=self.val_size,
+            batch_size=self.batch_size, resolution=self.resolution, **more)
+
+    def data_dir_text(self) -> str | None:
+        return str(self.data_dir) if self.data_dir else None
+
+    def out_text(self) -> str | None:
+        return str(self.out) if self.out else None
+
+    def resume_text(self) -> str | None:
+        return str(self.resume) if self.resume else None
+
+
+GROUPS = (RunOptions,)
+
+
+def grouped(command: Callable[..., None]) -> Callable[..., None]:
+    """Let a command take whole option groups: a parameter annotated with a group class
+    (``run: RunOptions``) stands for the group's fields, each a Typer option declared once
+    above, and the command receives one group instance. Typer reads the signature this
+    returns."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters, groups = [], {}
+    for param in signature.parameters.values():
+        if param.annotation in GROUPS:
+            group = param.annotation
+            groups[param.name] = group
+            hints = get_type_hints(group, include_extras=True)
+            parameters += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                             default=f.default, annotation=hints[f.name])
+                           for f in fields(group)]
+        else:
+            parameters.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(command)
+    def run(**values: Any) -> None:
+        for name, group in groups.items():
+            values[name] = group(**{f.name: values.pop(f.name) for f in fields(group)})
+        command(**values)
+
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    del run.__wrapped__  # Typer must read the signature above, not the command's own
+    return run
+
+
+def settings_fields(run: RunOptions, budget: Budget) -> dict[str, Any]:
+    """The :class:`~effscale.experiment.settings.RunSettings` fields the options give, for
+    ``budget`` (its recipe included)."""
+    return dict(
+        base=run.base, dataset=run.dataset, budget=budget, recipe=budget_recipe(budget),
+        data_dir=run.data_dir_text(), allow_upsampling=run.allow_upsampling, seed=run.seed,
+        device=run.device.value, counter=run.counter.value, out=run.out_text(),
+        storage=run.storage, workers=run.workers, threads=run.threads)

@@ -1,0 +1,48 @@
+"""Real failures on demand, for the tests of the failure paths (never set by users).
+
+``EFFSCALE_TEST_FAULT="base@0=nan,a2.00_b1.00_g1.000@0=oom"`` makes chosen work items fail for
+real (``nan``: a learning rate that diverges; ``oom``: the allocator error above batch size
+32; ``error``: any other exception). ``EFFSCALE_TEST_STEP_DELAY`` (seconds per step) makes a
+training slow enough for a test to kill it mid-way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from effscale.train.trainer import Recipe
+
+
+def active_faults() -> dict[str, str]:
+    spec = os.environ.get("EFFSCALE_TEST_FAULT", "")
+    return dict(part.split("=", 1) for part in spec.split(",") if "=" in part)
+
+
+def fault_recipe(item: str, recipe: Recipe) -> Recipe:
+    """``recipe``, or for a ``nan`` fault one whose learning rate diverges."""
+    if active_faults().get(item) != "nan":
+        return recipe
+    return replace(recipe, optimizer="sgd", lr=1e12)
+
+
+def with_test_hooks(step: Any, item: str, batch_size: int) -> Any:
+    """The progress callback, plus the ``oom``/``error`` faults and the step delay."""
+    fault = active_faults().get(item)
+    delay = float(os.environ.get("EFFSCALE_TEST_STEP_DELAY", "0") or 0)
+    if fault not in ("oom", "error") and not delay:
+        return step
+
+    def hooked(epoch: int, epochs: int, index: int, steps: int) -> None:
+        if fault == "oom" and batch_size > 32:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if fault == "error":
+            raise ValueError("injected failure")
+        time.sleep(delay)
+        step(epoch, epochs, index, steps)
+
+    return hooked

@@ -1,0 +1,134 @@
+"""A run's directory: where it is, whether it resumes an earlier run, its settings file.
+
+A run directory holds ``settings.yaml`` (the run's settings document, its identity and its
+fingerprint, with a ``status``), the journal of its study unless ``--storage`` is given, and
+the outputs. The fingerprint is a hash of the identity: the part of the settings that must
+match for a run to continue another (data, budget, recipe, grid ... never the devices).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from effscale import atomic
+from effscale.errors import EffscaleError
+from effscale.experiment.queue import describe_differences
+
+SETTINGS_FILE = "settings.yaml"
+RUNS = Path("runs")
+
+
+def fingerprint(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stamped_run_dir(*parts: str) -> Path:
+    """``runs/<date>-<time>-<parts joined by ->``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return RUNS / "-".join([stamp, *parts])
+
+
+def find_resumable(runs: Path, run_fingerprint: str) -> Path | None:
+    """The newest unfinished run under ``runs`` whose settings have this fingerprint."""
+    if not runs.is_dir():
+        return None
+    matches = []
+    for settings_file in runs.glob(f"*/{SETTINGS_FILE}"):
+        try:
+            doc = yaml.safe_load(settings_file.read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(doc, dict) and doc.get("fingerprint") == run_fingerprint \
+                and doc.get("status") != "complete":
+            matches.append(settings_file.parent)
+    return max(matches, key=lambda p: p.stat().st_mtime) if matches else None
+
+
+def check_run_dir(run_dir: Path, run_fingerprint: str, identity: dict[str, Any]) -> None:
+    """Refuse a run dir that belongs to a different run."""
+    settings_file = run_dir / SETTINGS_FILE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise EffscaleError(f"{run_dir}: exists and is not a directory")
+    if not settings_file.is_file():
+        if run_dir.is_dir() and any(p for p in run_dir.iterdir() if not p.name.startswith(".")):
+            raise EffscaleError(f"{run_dir}: not empty and not an effscale run; "
+                                "choose another --out")
+        return
+    try:
+        doc = yaml.safe_load(settings_file.read_text()) or {}
+    except yaml.YAMLError:
+        raise EffscaleError(f"{settings_file}: damaged settings file") from None
+    if doc.get("fingerprint") != run_fingerprint:
+        raise EffscaleError(
+            f"{run_dir} belongs to a different run "
+            f"({describe_differences(doc.get('identity') or {}, identity)}); "
+            "choose another --out, or repeat the original settings to resume")
+
+
+def resolve_run_dir(identity: dict[str, Any], *, out: str | None, resume: str | None,
+                    storage: str | None, default: Path) -> tuple[Path, bool]:
+    """``--resume`` / ``--out`` / the newest unfinished run with this identity / ``default``;
+    and whether the run continues an earlier one."""
+    run_fp = fingerprint(identity)
+    if resume:
+        run_dir = Path(resume)
+        check_resume(run_dir)
+        check_run_dir(run_dir, run_fp, identity)
+        return run_dir, True
+    if out:
+        run_dir = Path(out)
+        check_run_dir(run_dir, run_fp, identity)
+        return run_dir, (run_dir / SETTINGS_FILE).is_file()
+    if storage is None and (found := find_resumable(RUNS, run_fp)) is not None:
+        return found, True
+    return default, False
+
+
+def check_resume(run_dir: Path) -> None:
+    if not (run_dir / SETTINGS_FILE).is_file():
+        raise EffscaleError(f"--resume {run_dir}: not an effscale run (no {SETTINGS_FILE})")
+
+
+def check_writable_place(path: Path, flag: str = "--out") -> None:
+    """Before any slow work: ``path`` is (or can become) a directory this process may write.
+
+    Nothing is created: the nearest existing ancestor is checked instead.
+    """
+    if path.exists():
+        if not path.is_dir():
+            raise EffscaleError(f"{flag} {path}: cannot write a run there: it exists and is "
+                                "not a directory", 1)
+        probe = path
+    else:
+        probe = path.parent
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise EffscaleError(f"{flag} {path}: cannot write there: {probe} is not a "
+                                "directory", 1)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise EffscaleError(f"{flag} {path}: cannot write in {probe} (permission denied)", 1)
+
+
+def ensure_writable(run_dir: Path) -> None:
+    """Create ``run_dir`` and prove a file can be written in it."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".effscale-write-probe"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise EffscaleError(f"{run_dir}: cannot write the run directory ({exc.strerror})",
+                            1) from None
+
+
+def write_settings(run_dir: Path, doc: dict[str, Any], status: str) -> None:
+    atomic.write_text(run_dir / SETTINGS_FILE,
+                      yaml.safe_dump({**doc, "status": status}, sort_keys=False))

@@ -1,0 +1,46 @@
+"""What every run of the engine is told: data, budget, recipe, devices and where it lives.
+
+:class:`RunSettings` declares each field once; a search, a comparison and a single training
+extend it with what is theirs. Fields are keyword-only, so an extension may add fields
+without defaults and may change a default (``study``) without restating the field's meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from effscale.experiment.budgets import Budget
+from effscale.model.config import ScalingRules
+from effscale.train.trainer import Recipe
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """The fields search, compare and train share.
+
+    ``budget`` sizes the data split (``train_size``, ``val_size``) and the repeats; the
+    ``recipe`` owns the training schedule (epochs, batch size, optimiser, stem stride).
+    ``out``, ``storage``, ``study``, ``workers``, ``threads`` and ``device`` say where and how
+    the run executes and are never part of its identity.
+    """
+
+    base: str
+    dataset: str
+    budget: Budget
+    recipe: Recipe
+    rules: ScalingRules = field(default_factory=ScalingRules)
+    data_dir: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    counter: str = "fvcore"
+    out: str | None = None
+    storage: str | None = None
+    study: str = "effscale"
+    workers: int = 1
+    threads: int | None = None
+    allow_upsampling: bool = False
+
+
+def seed_for(settings: RunSettings, seed_index: int) -> int:
+    """The training seed of a work item's ``seed_index`` (0: the first seed)."""
+    return settings.seed + 1000 * seed_index

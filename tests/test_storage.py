@@ -1,0 +1,87 @@
+"""The run's storage: RDB storages open quietly and requeue stale trials, the journal's flock
+works across processes, and no optuna-private module is imported."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.exceptions import ExperimentalWarning
+from optuna.trial import TrialState
+
+import effscale.experiment.heartbeat
+import effscale.experiment.queue
+import effscale.experiment.storage
+from effscale.experiment.queue import claim_next, item_of, open_study
+from effscale.experiment.storage import JOURNAL_NAME, open_storage
+
+WRITER = """
+import sys
+from pathlib import Path
+import optuna
+from effscale.experiment.storage import open_storage
+study = optuna.load_study(study_name="effscale", storage=open_storage(None, Path(sys.argv[1])))
+for n in range(int(sys.argv[3])):
+    study.enqueue_trial({"item": f"{sys.argv[2]}{n}@0"}, skip_if_exists=False)
+"""
+
+
+def test_opening_an_rdb_storage_emits_no_experimental_warning(tmp_path: Path) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", tmp_path)
+    assert isinstance(storage, optuna.storages.RDBStorage)
+    assert storage.heartbeat_interval is not None  # the heartbeat is still on, only quiet
+    assert not [w for w in caught if issubclass(w.category, ExperimentalWarning)], \
+        [str(w.message) for w in caught]
+
+
+@pytest.mark.filterwarnings("ignore:.*fail_stale_trials is experimental")
+def test_rdb_stale_trial_callback_requeues_its_item_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """optuna fails a trial whose RDB heartbeat is stale and calls back into the queue, which
+    enqueues its item again."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", tmp_path)
+    monkeypatch.setattr(storage, "grace_period", 1)
+    study = open_study(storage, "effscale", tmp_path, {"id": 1}, ["a@0", "b@0"])
+    trial = claim_next(study)
+    assert trial is not None
+    storage.record_heartbeat(trial._trial_id)  # one beat, then the worker "dies"
+    time.sleep(2.5)
+    optuna.storages.fail_stale_trials(study)
+    optuna.storages.fail_stale_trials(study)  # a second worker noticing it too does nothing
+    assert storage.get_trial(trial._trial_id).state == TrialState.FAIL
+    waiting = Counter(item_of(t) for t in study.get_trials(states=(TrialState.WAITING,)))
+    assert waiting == Counter(["a@0", "b@0"])
+
+
+def test_journal_lock_serialises_writers_in_several_processes(tmp_path: Path) -> None:
+    open_study(open_storage(None, tmp_path), "effscale", tmp_path, {"id": 1}, [])
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), name, "25"])
+               for name in ("a", "b")]
+    assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
+    lines = (tmp_path / JOURNAL_NAME).read_bytes().split(b"\n")
+    assert lines[-1] == b""  # every record whole: no append interleaved with another
+    study = optuna.load_study(study_name="effscale", storage=open_storage(None, tmp_path))
+    items = sorted(item_of(trial) or "" for trial in study.get_trials())
+    assert items == sorted(f"{name}{n}@0" for name in ("a", "b") for n in range(25))
+    assert not (tmp_path / (JOURNAL_NAME + ".torn")).exists()
+
+
+def test_no_private_optuna_module_is_imported() -> None:
+    for module in (effscale.experiment.storage, effscale.experiment.queue,
+                   effscale.experiment.heartbeat):
+        tree = ast.parse(Path(str(module.__file__)).read_text())
+        names = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        names += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                  for alias in node.names]
+        private = [name for name in names
+                   if name.startswith("optuna") and any(p.startswith("_") for p in name.split("."))]
+        assert not private, (module.__name__, private)
