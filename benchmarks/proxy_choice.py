@@ -52,9 +52,8 @@ def main() -> None:
         config = proxy_config(base.replace(resolution=px), recipe, len(train.classes))
         flops = count_flops(config, px, "torch").flops_conv_linear
         start = time.perf_counter()
-        result = train_config(base, train.images, train.labels, val.images, val.labels,
-                              recipe=recipe, resolution=px,
-                              num_classes=len(train.classes), device=torch.device("cpu"))
+        result = train_config(config, train.images, train.labels, val.images, val.labels,
+                              recipe=recipe, device=torch.device("cpu"))
         wall = time.perf_counter() - start
         rows.append((px, stride, note, final_map_size(base, px, stride), flops,
                      result.images_per_second, result.val_accuracy, wall))

@@ -94,9 +94,9 @@ def effscale_loop(config, images: torch.Tensor, labels: torch.Tensor, steps: int
     """img/s of effscale's trainer (one epoch of ``steps`` steps, validation excluded)."""
     recipe = Recipe(epochs=1, batch_size=batch, crop_padding=4)
     n = steps * batch
-    result = train_config(config, images[:n], labels[:n], images[:batch], labels[:batch],
-                          recipe=recipe, resolution=resolution, num_classes=10,
-                          device=device)
+    trained = proxy_config(config.replace(resolution=resolution), recipe, 10)
+    result = train_config(trained, images[:n], labels[:n], images[:batch], labels[:batch],
+                          recipe=recipe, device=device)
     return result.images_per_second
 
 

@@ -33,7 +33,7 @@ def _session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own empty cache, so no test sees another's (or the user's) entries,
     except measured FLOPs: they depend only on the config, and re-measuring full-size models
-    in every search test would cost minutes. tests/test_flops.py, which tests that cache,
+    in every search test would cost minutes. tests/model/test_flops.py, which tests that cache,
     isolates it again."""
     path = tmp_path / "cache"
     monkeypatch.setenv("EFFSCALE_CACHE_DIR", str(path))

@@ -1,7 +1,7 @@
 """Regenerate ``configs/complexity.json``, the golden complexity of every shipped config.
 
 Run ``python tests/update_golden.py`` after a change that is meant to change parameters or
-FLOPs, and commit the new file with that change; ``tests/test_flops.py`` checks it.
+FLOPs, and commit the new file with that change; ``tests/model/test_flops.py`` checks it.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from effscale.compare.run import run_compare
 from effscale.compare.settings import PAPER_SET, SINGLE_RULES, CompareSettings, CompoundSet
 from effscale.errors import EffscaleError
 from effscale.scaling.derive import PAPER_COEFFICIENTS, load_coefficients
-from effscale.scaling.equal_flops import DIMENSIONS, FAST_A
+from effscale.scaling.rules import DIMENSIONS, FAST_A
 
 
 def register(app: typer.Typer) -> None:
@@ -32,8 +32,8 @@ def compare(
                         "'paper' (the default when no --coefficients is given). With one "
                         "coefficient set in all, its model is named 'compound'.")] = False,
     rules: Annotated[str, typer.Option(
-        "--rules", help="Single-dimension models, a comma list of depth, width, resolution, "
-                        "fast; or none.")] = ",".join(DIMENSIONS),
+        "--rules", help=f"Single-dimension models, a comma list of {', '.join(SINGLE_RULES)}; "
+                        "or none.")] = ",".join(DIMENSIONS),
     fast: Annotated[bool, typer.Option(
         help="Also Dollár et al. 2021 fast scaling (same as adding fast to --rules): "
              "d=s^((1-a)/2), w=s^(a/2), r=s^((1-a)/4).")] = False,

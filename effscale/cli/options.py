@@ -5,7 +5,7 @@ A flag that means one thing everywhere has one help text, true in every command.
 its default differs between commands, the aliases share that text and say the default with
 ``show_default`` (``BudgetOpt``/``TrainBudget``). Where a flag genuinely means different things
 (``--out``: a run directory, a report folder, a checkpoint file, a config folder), each
-meaning is its own alias, named for it, with its own text. tests/test_cli.py fails when a
+meaning is its own alias, named for it, with its own text. tests/cli/test_cli.py fails when a
 shared flag's help differs between commands, or is declared outside this module.
 """
 

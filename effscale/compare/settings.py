@@ -10,10 +10,10 @@ from effscale.errors import EffscaleError
 from effscale.experiment.settings import RunSettings
 from effscale.model.bases import get_base
 from effscale.scaling.derive import PAPER_COEFFICIENTS
-from effscale.scaling.equal_flops import DIMENSIONS, FAST_A
+from effscale.scaling.rules import DIMENSIONS, FAST_A, RULES
 from effscale.train.proxy import proxy_stem_stride
 
-SINGLE_RULES = (*DIMENSIONS, "fast")
+SINGLE_RULES = tuple(RULES)
 RESERVED_NAMES = ("base", *SINGLE_RULES)
 
 

@@ -152,9 +152,7 @@ def _advance(prepared: Prepared, study: optuna.Study, device: torch.device,
             train_x, val_x = resized[candidate.resolution]
             entry.trainer = ProxyTrainer(
                 candidate.config, train_x, prepared.train.labels, val_x, prepared.val.labels,
-                recipe=settings.recipe, resolution=candidate.resolution,
-                num_classes=len(prepared.train.classes), device=device,
-                seed=seed_for(settings, seed_index))
+                recipe=settings.recipe, device=device, seed=seed_for(settings, seed_index))
         trainer = entry.trainer
         while trainer.result.epochs_run < rung:
             accuracy = trainer.run_epoch(events.step)

@@ -107,9 +107,8 @@ def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
         try:
             result = train_config(
                 candidate.config, prepared.train.images, prepared.train.labels,
-                prepared.val.images, prepared.val.labels, recipe=recipe,
-                resolution=candidate.resolution, num_classes=prepared.num_classes,
-                device=device, seed=seed_for(settings, seed_index),
+                prepared.val.images, prepared.val.labels, recipe=recipe, device=device,
+                seed=seed_for(settings, seed_index),
                 progress=with_test_hooks(events.step, item, recipe.batch_size),
                 on_epoch=on_epoch,
             )

@@ -61,13 +61,12 @@ def train_single(
     if settings.recipe.stem_stride is None:  # the search's proxy convention (train.proxy)
         settings = replace(settings, recipe=replace(
             settings.recipe, stem_stride=proxy_stem_stride(config, resolution)))
+    trained = proxy_config(config.replace(resolution=resolution), settings.recipe, num_classes)
     result = train_config(
-        config, train.images, train.labels, val.images, val.labels, recipe=settings.recipe,
-        resolution=resolution, num_classes=num_classes, device=device,
-        seed=seed_for(settings, 0), progress=progress, on_epoch=on_epoch,
+        trained, train.images, train.labels, val.images, val.labels, recipe=settings.recipe,
+        device=device, seed=seed_for(settings, 0), progress=progress, on_epoch=on_epoch,
         compile_model=compile_model,
     )
-    trained = proxy_config(config, settings.recipe, num_classes).replace(resolution=resolution)
     model, result.model = result.model, None
     if checkpoint is not None:
         save_checkpoint(checkpoint, trained, model, checkpoint_meta(settings, result, train, val))

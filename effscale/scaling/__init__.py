@@ -1,0 +1,2 @@
+"""Pure multipliers -> configs: compound scaling (``derive``), single-dimension rules, and
+models solved to a target of measured FLOPs."""

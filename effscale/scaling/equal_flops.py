@@ -30,9 +30,8 @@ from effscale.errors import EffscaleError
 from effscale.model.config import ModelConfig, ScalingRules
 from effscale.model.flops import Complexity, count_flops
 from effscale.scaling.compound import scale_config
+from effscale.scaling.rules import FAST_A, rule_multipliers
 
-DIMENSIONS = ("depth", "width", "resolution")
-FAST_A = 0.8
 MAX_MULTIPLIER = 64.0
 RTOL = 0.005  # stop at a config this close to the target
 
@@ -60,27 +59,6 @@ class Scaled:
     def target_error(self) -> float:
         """Measured FLOPs over the target, minus 1 (0.03 = 3 % above the target)."""
         return self.complexity.flops / self.target_flops - 1
-
-
-def fast_multipliers(s: float, a: float = FAST_A) -> tuple[float, float, float]:
-    """Dollár et al. 2021 "fast" scaling for FLOPs scale ``s``: mostly width, some depth and
-    resolution; ``d * w**2 * r**2 == s``."""
-    if not 0 <= a <= 1:
-        raise EffscaleError(f"--fast-a must be in [0, 1], got {a}")
-    return s ** ((1 - a) / 2), s ** (a / 2), s ** ((1 - a) / 4)
-
-
-def rule_multipliers(rule: str, m: float, fast_a: float = FAST_A) -> tuple[float, float, float]:
-    """(depth, width, resolution) multipliers of ``rule`` at its single multiplier ``m``."""
-    if rule == "depth":
-        return m, 1.0, 1.0
-    if rule == "width":
-        return 1.0, m, 1.0
-    if rule == "resolution":
-        return 1.0, 1.0, m
-    if rule == "fast":
-        return fast_multipliers(m, fast_a)
-    raise EffscaleError(f"unknown rule {rule!r} (valid: {', '.join((*DIMENSIONS, 'fast'))})")
 
 
 def scaled_config(base: ModelConfig, rule: str, m: float, rules: ScalingRules,

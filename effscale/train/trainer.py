@@ -187,12 +187,13 @@ class ProxyTrainer:
 
     def __init__(self, config: ModelConfig, train_images: torch.Tensor,
                  train_labels: torch.Tensor, val_images: torch.Tensor, val_labels: torch.Tensor,
-                 *, recipe: Recipe, resolution: int, num_classes: int, device: torch.device,
-                 seed: int = 0, compile_model: bool = False) -> None:
+                 *, recipe: Recipe, device: torch.device, seed: int = 0,
+                 compile_model: bool = False) -> None:
         torch.manual_seed(seed)
         self.recipe, self.device = recipe, device
         self.generator = torch.Generator().manual_seed(seed)
-        self.model = build_model(proxy_config(config, recipe, num_classes)).to(device)
+        resolution = config.resolution
+        self.model = build_model(config).to(device)
         if recipe.zero_init_residual:
             zero_init_residual_branches(self.model)
         self.model = self.model.to(memory_format=torch.channels_last)
@@ -276,8 +277,6 @@ def train_config(
     val_labels: torch.Tensor,
     *,
     recipe: Recipe,
-    resolution: int,
-    num_classes: int,
     device: torch.device,
     seed: int = 0,
     progress: ProgressFn | None = None,
@@ -286,13 +285,17 @@ def train_config(
 ) -> TrainResult:
     """Train ``config`` from scratch on uint8 images and return validation accuracy per epoch.
 
+    ``config`` is the model exactly as trained (:func:`proxy_config` applied by the caller):
+    its ``resolution`` is the input size the images are resized to, its ``num_classes`` the
+    dataset's.
+
     ``on_epoch`` is called after each epoch's validation (a pruner raises from it to stop).
     ``compile_model`` wraps the model in ``torch.compile`` on CUDA (ignored on CPUs, where it
     did not pay). Raises :class:`DivergedError` when the loss stops being finite.
     """
     trainer = ProxyTrainer(config, train_images, train_labels, val_images, val_labels,
-                           recipe=recipe, resolution=resolution, num_classes=num_classes,
-                           device=device, seed=seed, compile_model=compile_model)
+                           recipe=recipe, device=device, seed=seed,
+                           compile_model=compile_model)
     while not trainer.done:
         accuracy = trainer.run_epoch(progress)
         if on_epoch is not None:

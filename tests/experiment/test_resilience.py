@@ -27,6 +27,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from helpers import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from optuna.trial import TrialState
@@ -527,7 +528,7 @@ def _file(d: Path, name: str, text: str, command: str) -> list[str]:
 
 def _cfg(d: Path, line: str) -> list[str]:
     """configs/b0.yaml with ``line`` added (a new or repeated key) or replacing its key."""
-    base = (Path(__file__).resolve().parent.parent / "configs" / "b0.yaml").read_text()
+    base = (REPO / "configs" / "b0.yaml").read_text()
     key = line.split(":")[0]
     text = base + line if key in ("colour", "name") else _replace_key(base, line)
     return _file(d, "c.yaml", text, "flops")

@@ -17,11 +17,11 @@ from effscale.model.config import ScalingRules
 from effscale.scaling.equal_flops import (
     DIMENSIONS,
     Measurer,
-    fast_multipliers,
     rule_multipliers,
     solve,
     solve_rule,
 )
+from effscale.scaling.rules import fast
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -54,7 +54,7 @@ def test_solve_refuses_an_unreachable_target() -> None:
 
 
 def test_fast_rule_multiplies_to_s() -> None:
-    d, w, r = fast_multipliers(2.0)
+    d, w, r = fast(2.0)
     assert d * w ** 2 * r ** 2 == pytest.approx(2.0)
     assert (d, w, r) == pytest.approx((2 ** 0.1, 2 ** 0.4, 2 ** 0.05))
     assert rule_multipliers("width", 1.3) == (1.0, 1.3, 1.0)
