@@ -10,8 +10,8 @@ import effscale
 
 PACKAGE = Path(effscale.__file__).parent
 # Top to bottom; a module may import its own layer or any layer below it.
-LAYERS = ["cli", "compare", "search", "experiment", "train", "scaling", "datasets", "model",
-          "ground"]
+LAYERS = ["cli", "report", "compare", "search", "experiment", "train", "scaling", "datasets",
+          "model", "ground"]
 
 
 def module_name(path: Path) -> str:

@@ -15,6 +15,7 @@ from effscale.cli.running import RichEvents, dry_run_line, report_end, run_with_
 from effscale.compare.run import run_compare
 from effscale.compare.settings import PAPER_SET, SINGLE_RULES, CompareSettings, CompoundSet
 from effscale.errors import EffscaleError
+from effscale.report.html import write_run_report
 from effscale.scaling.derive import PAPER_COEFFICIENTS, load_coefficients
 from effscale.scaling.rules import DIMENSIONS, FAST_A
 
@@ -40,12 +41,15 @@ def compare(
     fast_a: Annotated[float, typer.Option(help="The a of --fast.")] = FAST_A,
     repeats: opt.ModelRepeats = None,
     study: opt.StudyName = "effscale-compare",
+    cost: opt.CostOpt = opt.Cost.flops,
+    cost_batch: opt.CostBatch = None,
     run: opt.RunOptions,
 ) -> None:
     """Compound scaling against depth-, width- and resolution-only scaling at equal FLOPs.
 
     Every model is solved, at FULL size (b0 at 224 px; conv+linear FLOPs), to the same
-    target: 2^φ × the base's measured FLOPs. Compound models scale along their coefficients
+    target: 2^φ × the base's measured FLOPs (or, with --cost latency and the like, 2^φ × the
+    base's cost measured on this device). Compound models scale along their coefficients
     (depth α^s, width β^s, resolution γ^s, s solved); single-dimension models along one
     multiplier; rounding is in place and the achieved ratios are shown. Each model is then
     trained as a proxy: same depth and width, input round(budget resolution × its full-size
@@ -62,8 +66,11 @@ def compare(
     chosen = run.chosen_budget(repeats=repeats)
     compounds = coefficient_sets(coefficients or [], paper)
     single = parse_rules(rules, fast)
+    # Every model's trained weights are kept (RUN/weights/): `effscale cam` draws from them.
     settings = CompareSettings(**opt.settings_fields(run, chosen), phi=phi,
-                               compounds=compounds, single=single, fast_a=fast_a, study=study)
+                               compounds=compounds, single=single, fast_a=fast_a, study=study,
+                               cost=cost.value, cost_batch=cost_batch,
+                               keep_weights=True)
     events = RichEvents(run.quiet)
     started = time.monotonic()
     outcome = run_with_progress(
@@ -72,6 +79,11 @@ def compare(
         render.out.print(compare_table(outcome.prepared.models, None))
         dry_run_line(outcome)
         return
+    try:  # the run's page; a failure is a warning, never the run's
+        write_run_report(outcome.run_dir, settings.storage, settings.study)
+    except Exception as exc:
+        render.err.print(f"warning: report.html not written: {exc.__class__.__name__}: {exc}",
+                         markup=False, highlight=False)
     print_result(outcome)
     report_end(outcome, "compare", started)
 
@@ -117,12 +129,14 @@ def parse_rules(text: str, fast: bool) -> tuple[str, ...]:
 def compare_table(models: list[Any], result: Any) -> Table:
     rows = {m.full.name: r for m, r in result.rows} if result is not None else {}
     target = next((m.target_ratio for m in models), 0.0)
-    table = Table(title=f"equal-FLOPs comparison at {target:.2f}× the base's FLOPs (measured "
+    cost = next((m.full.cost for m in models if m.full.cost != "flops"), None)
+    what = cost or "FLOPs"
+    table = Table(title=f"equal-{what} comparison at {target:.2f}× the base's {what} (measured "
                         "at full size; validation accuracy on the held-out split)",
                   title_justify="left")
     for name in ("model", "s", "depth ×", "width ×", "full px", "proxy px", "blocks",
-                 "params", "GFLOPs full", "FLOPs × full", "vs target", "FLOPs × proxy",
-                 "val acc", "± std", "seeds"):
+                 "params", "GFLOPs full", "FLOPs × full", *([f"{cost} × full"] if cost else []),
+                 "vs target", "FLOPs × proxy", "val acc", "± std", "seeds"):
         table.add_column(name, justify="left" if name == "model" else "right")
     for m in models:
         row = rows.get(m.full.name)
@@ -132,6 +146,7 @@ def compare_table(models: list[Any], result: Any) -> Table:
             f"{m.full.width:.3f}", str(m.full.config.resolution), str(m.px),
             str(sum(s.repeats for s in m.full.config.stages)), f"{m.full.complexity.params:,}",
             f"{m.full.complexity.flops / 1e9:.3f}", f"{m.full.ratio:.3f}",
+            *([f"{m.full.cost_ratio:.3f}"] if cost else []),
             "" if m.kind == "base" else f"{m.full.target_error:+.1%}", f"{m.proxy_ratio:.2f}",
             f"{row.mean:.2%}" if done else "",
             f"{row.std:.2%}" if done and len(row.accuracies) > 1 else "",
@@ -148,4 +163,4 @@ def print_result(outcome: Any) -> None:
         render.out.print("  seed noise not measured (one seed per model): use --repeats 2 or "
                          "more", markup=False, highlight=False)
     render.out.print(f"outputs in {outcome.run_dir}/: settings.yaml compare.csv compare.yaml "
-                     "compare.png", markup=False, highlight=False)
+                     "compare.png report.html weights/", markup=False, highlight=False)

@@ -21,6 +21,7 @@ from effscale.model.config import (
     ScalingRules,
     save_config,
 )
+from effscale.model.cost import TRAIN_BATCH, CostMeter, run_cost_options
 from effscale.model.flops import count_flops
 from effscale.scaling.compound import check_coefficients
 from effscale.scaling.derive import (
@@ -36,6 +37,7 @@ from effscale.scaling.derive import (
     with_head,
 )
 from effscale.scaling.derive import match_flops as match_flops_along
+from effscale.scaling.equal_flops import Measurer
 
 DepthRounding = opt.choices("DepthRounding", DEPTH_ROUNDING)
 HeadType = opt.choices("HeadType", HEAD_TYPES)
@@ -124,6 +126,15 @@ def derive(
              "config's provenance.source) solved so that B_phi's measured full-size FLOPs "
              "are 2^phi x B0's (within 3 %, or a warning with the closest figure rounding "
              "allows).")] = False,
+    match: Annotated[opt.Cost | None, typer.Option(
+        help="Also write a matched family to OUT/matched/, solved (as --match-flops) so that "
+             "each B_phi's measured cost is 2^phi x B0's: within 3 % for flops, params and "
+             "activations, 5 % for latency and train-step (measured on this device). "
+             "--match flops is --match-flops.")] = None,
+    cost: opt.CostOpt = opt.Cost.flops,
+    cost_batch: opt.CostBatch = None,
+    device: opt.DeviceOpt = opt.Device.auto,
+    threads: opt.DemoThreads = None,
     as_json: opt.AsJson = False,
 ) -> None:
     """Write the config for each phi: depth alpha^phi, width beta^phi, resolution gamma^phi.
@@ -133,16 +144,25 @@ def derive(
     full size) against 2^phi, so you can see where rounding drifts from the formula; a
     warning says so when the measured B1/B0 ratio is more than 10 % from 2 (the paper's
     coefficients: 1.92 nominal, 2.23 measured). --match-flops adds the family solved to
-    2^phi x B0's measured FLOPs; --json prints the coefficients, base, counter and rows as one
-    object.
+    2^phi x B0's measured FLOPs, --match COST to 2^phi x B0's COST (e.g. latency on this
+    device); --cost COST (or --match's) adds that cost and its ratio to phi 0 to the table;
+    --json prints the coefficients, base, counter and rows as one object.
     """
-    from effscale.scaling.equal_flops import Measurer
 
     phis = parse_phis(phi)
     rules = _rules(depth_rounding, resolution_multiple, width_divisor, fixed_stem_head)
     coeffs = _coefficients(coefficients, alpha, beta, gamma)
     base_name = base or coeffs.base or "b0"
     head_config = _head(head, decoder_channels, upsampling)
+    if match_flops and match is not None and match.value != "flops":
+        raise EffscaleError(f"--match-flops and --match {match.value} ask for two matched "
+                            "families: give one")
+    matching = "flops" if match_flops else (match.value if match is not None else None)
+    if matching and cost.value not in ("flops", matching):
+        raise EffscaleError(f"--cost {cost.value} and --match {matching} name two costs: "
+                            "the table shows the cost the family is matched on")
+    shown = matching or cost.value
+    match_flops = matching is not None
     if official and match_flops:
         raise EffscaleError("--match-flops solves along coefficients; it does not apply to "
                             "--official")
@@ -150,6 +170,8 @@ def derive(
     # count_flops is looked up here at call time, so tests can replace derive.count_flops.
     measure = Measurer(counter.value, conv_linear=True,
                        count=lambda config, px, name: count_flops(config, px, name))
+    meter = None if shown == "flops" else CostMeter(shown, run_cost_options(
+        shown, cost_batch, TRAIN_BATCH, device.value, threads))
     if official:
         configs = [official_config(_official_index(p), num_classes) for p in phis]
         reference = official_config(0, num_classes)
@@ -170,14 +192,17 @@ def derive(
     matched: list[Matched] = []
     if match_flops:
         matched = [match_flops_along(coeffs, p, base_name, num_classes, rules, counter.value,
-                                     head_config, measure) for p in phis]
+                                     head_config, measure, meter) for p in phis]
+        what = "FLOPs" if shown == "flops" else shown
+        noise = " or noise" if meter is not None and meter.kind.timed else ""
         for m in matched:
             if not m.within_tolerance:
                 render.err.print(
                     f"warning: {m.config.name}: no config along these coefficients lies within "
-                    f"3 % of 2^{phi_label(m.phi)} = {m.target:g}x B0's FLOPs because of "
-                    f"rounding; the closest (s = {m.s:.4f}) measures {m.ratio:.3f}x "
-                    f"({m.error:+.1%})", markup=False)
+                    f"{m.tolerance * 100:g} % of 2^{phi_label(m.phi)} = {m.target:g}x B0's "
+                    f"{what} because of rounding{noise}; the closest (s = {m.s:.4f}) measures "
+                    f"{m.ratio:.3f}x ({m.error:+.1%})", markup=False)
+    costs = _shown_costs(meter, reference, [c for _, c, _ in rows], matched)
     _check_writable(out)
     for _, config, _ in rows:
         save_config(config, out / f"{config.name}.yaml")
@@ -188,9 +213,12 @@ def derive(
     if as_json:
         doc = _derive_json(coeffs, official, rows, matched, ref_flops, base_name,
                            counter.value)
+        if meter is not None:
+            _add_costs_json(doc, meter, costs, ref_flops)
         render.out.print_json(json.dumps(doc))
     else:
-        render.out.print(_derive_table(coeffs, official, rows, ref_flops, base_name, matched))
+        render.out.print(_derive_table(coeffs, official, rows, ref_flops, base_name, matched,
+                                       costs))
     render.err.print(f"wrote {len(rows)} config(s) to {out}/", markup=False)
     if matched:
         render.err.print(f"wrote {len(matched)} matched config(s) to {out / 'matched'}/",
@@ -228,8 +256,49 @@ def _check_writable(out: Path) -> None:
         raise EffscaleError(f"{out}: output directory is not writable", exit_code=1)
 
 
+def _shown_costs(meter: CostMeter | None, reference: ModelConfig, configs: list[ModelConfig],
+                 matched: list[Matched]) -> dict[str, Any] | None:
+    """The shown cost's name, unit, phi-0 value and each row's value (plain rows by config
+    name, matched rows by ``matched/NAME``); ``None`` for FLOPs (the table's own columns)."""
+    if meter is None:
+        return None
+    values = {c.name: meter(c) for c in configs}
+    values.update({f"matched/{m.config.name}": m.cost_value for m in matched})
+    notes = list(dict.fromkeys(meter.notes()))
+    for note in notes:
+        render.err.print(f"warning: {meter.name}: {note}", markup=False)
+    return {"name": meter.name, "unit": meter.unit, "batch": meter.batch,
+            "reference": meter(reference), "values": values, "notes": notes}
+
+
+def _cost_text(value: float, unit: str) -> str:
+    if unit == "s":
+        return f"{value * 1000:.2f} ms"
+    return f"{value / 1e6:.2f}M" if value >= 1e6 else f"{value:,.0f}"
+
+
+def _add_costs_json(doc: dict[str, Any], meter: CostMeter, costs: dict[str, Any] | None,
+                    ref_flops: int) -> None:
+    """``derive --json`` with --cost/--match: the cost's value and ratio to phi 0 per row (a
+    matched row's ``ratio`` is then its cost's, and ``flops_ratio`` its FLOPs')."""
+    if costs is None:
+        return
+    doc["cost"] = {"name": meter.name, "unit": meter.unit, "batch": meter.batch,
+                   "phi0": costs["reference"], "device": next(
+                       (m.device for m in meter.results.values() if m.device), None),
+                   "notes": costs["notes"]}
+    for row in doc["rows"]:
+        value = costs["values"][row["name"]]
+        row.update(cost=value, cost_ratio=round(value / costs["reference"], 6))
+    for row in doc.get("matched", []):
+        value = costs["values"][f"matched/{row['name']}"]
+        row.update(cost=value, cost_ratio=round(value / costs["reference"], 6),
+                   flops_ratio=round(row["flops"] / ref_flops, 6))
+
+
 def _derive_table(coeffs: Coefficients, official: bool, rows: list, ref_flops: int,
-                  base: str, matched: list[Matched] | None = None) -> Any:
+                  base: str, matched: list[Matched] | None = None,
+                  costs: dict[str, Any] | None = None) -> Any:
     from rich.table import Table
 
     if official:
@@ -238,12 +307,14 @@ def _derive_table(coeffs: Coefficients, official: bool, rows: list, ref_flops: i
         title = (f"{base} scaled by alpha={coeffs.alpha:g}, beta={coeffs.beta:g}, "
                  f"gamma={coeffs.gamma:g} (alpha*beta^2*gamma^2 = {coeffs.flops_factor:.3f}; "
                  f"{coeffs.source})")
+    what = costs["name"] if costs else "FLOPs"
     if matched:
-        title += ("; plain: s = phi, matched: s solved so FLOPs = 2^phi x phi 0's "
+        title += (f"; plain: s = phi, matched: s solved so {what} = 2^phi x phi 0's "
                   "(measured at full size)")
     table = Table(title=title, title_justify="left")
+    shown = [what, f"{what} ÷ φ0"] if costs else []
     columns = ["config", *(["family", "s"] if matched else []), "phi", "depth", "width",
-               "res ×", "res px", "params", "FLOPs (conv+fc)", "FLOPs ÷ φ0", "2^φ"]
+               "res ×", "res px", "params", "FLOPs (conv+fc)", "FLOPs ÷ φ0", *shown, "2^φ"]
     for name in columns:
         table.add_column(name, justify="left" if name in ("config", "family") else "right")
     by_phi = {m.phi: m for m in matched or []}
@@ -252,7 +323,8 @@ def _derive_table(coeffs: Coefficients, official: bool, rows: list, ref_flops: i
         cells = [f"{prov.depth_multiplier:.3f}", f"{prov.width_multiplier:.3f}",
                  f"{prov.resolution_multiplier:.3f}", str(config.resolution),
                  f"{report.params:,}", render.giga(report.flops_conv_linear),
-                 f"{report.flops_conv_linear / ref_flops:.2f}", f"{2 ** phi_value:.2f}"]
+                 f"{report.flops_conv_linear / ref_flops:.2f}",
+                 *_cost_cells(costs, config.name), f"{2 ** phi_value:.2f}"]
         if not matched:
             table.add_row(config.name, phi_label(phi_value), *cells)
             continue
@@ -260,13 +332,24 @@ def _derive_table(coeffs: Coefficients, official: bool, rows: list, ref_flops: i
         m = by_phi[phi_value]
         mprov = m.config.provenance
         ratio = f"{m.ratio:.2f}" + ("" if m.within_tolerance else f" ({m.error:+.1%}!)")
+        flops_ratio = f"{m.flops_ratio:.2f}" if costs else ratio
+        cost_cells = _cost_cells(costs, f"matched/{m.config.name}")
+        if costs:
+            cost_cells[-1] = ratio
         table.add_row(
             f"matched/{m.config.name}", "matched", f"{m.s:.3f}", phi_label(phi_value),
             f"{mprov.depth_multiplier:.3f}", f"{mprov.width_multiplier:.3f}",
             f"{mprov.resolution_multiplier:.3f}", str(m.config.resolution),
-            f"{m.complexity.params:,}", render.giga(m.complexity.flops), ratio,
-            f"{2 ** phi_value:.2f}", end_section=True)
+            f"{m.complexity.params:,}", render.giga(m.complexity.flops), flops_ratio,
+            *cost_cells, f"{2 ** phi_value:.2f}", end_section=True)
     return table
+
+
+def _cost_cells(costs: dict[str, Any] | None, key: str) -> list[str]:
+    if not costs:
+        return []
+    value = costs["values"][key]
+    return [_cost_text(value, costs["unit"]), f"{value / costs['reference']:.2f}"]
 
 
 def _derive_json(coeffs: Coefficients, official: bool, rows: list, matched: list[Matched],

@@ -10,6 +10,7 @@ from effscale.cli import options as opt
 from effscale.cli import render
 from effscale.model.config import ModelConfig, load_config
 from effscale.model.flops import count_flops
+from effscale.model.unet import output_stride
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +46,6 @@ def flops(
 
 
 def _unet_padding_note(config: ModelConfig, resolution: int) -> None:
-    from effscale.model.unet import output_stride
 
     stride = output_stride(config)
     if resolution % stride:

@@ -40,9 +40,9 @@ def main(
 
 
 def _register_commands() -> None:
-    from effscale.cli import compare, derive, flops, search, segment, train
+    from effscale.cli import cam, compare, cost, derive, flops, search, segment, train
 
-    for command in (flops, derive, search, compare, train, segment):
+    for command in (flops, cost, derive, search, compare, cam, train, segment):
         command.register(app)
 
 

@@ -32,7 +32,9 @@ from effscale.experiment.budgets import (
     get_budget,
 )
 from effscale.experiment.pruning import PRUNERS
+from effscale.experiment.workers import parse_devices, plan_workers
 from effscale.model.bases import base_names
+from effscale.model.cost import COSTS, DEFAULT_COST, cost_names
 from effscale.model.flops import COUNTERS
 from effscale.search.grid import BETA_MODES
 from effscale.train.trainer import DEVICES
@@ -52,6 +54,7 @@ def one_of(names: Iterable[str]) -> str:
 BudgetName = choices("BudgetName", BUDGETS)
 Pruner = choices("Pruner", PRUNERS)
 Counter = choices("Counter", COUNTERS)
+Cost = choices("Cost", cost_names())
 Device = choices("Device", DEVICES)
 BetaMode = choices("BetaMode", BETA_MODES)
 
@@ -67,6 +70,7 @@ BUDGETS_DEFAULT = "the budget's"
 # --------------------------------------------------------------------------- what to train
 
 ConfigFile = Annotated[Path, typer.Argument(help="A model config YAML file.")]
+RunDirectory = Annotated[Path | None, typer.Argument(help="A run directory.")]
 Base = Annotated[str, typer.Option(help=BASE_HELP)]
 BaseFromCoefficients = Annotated[str | None, typer.Option(
     help=BASE_HELP, show_default="the coefficients file's base, else b0")]
@@ -142,11 +146,30 @@ BetaModeOpt = Annotated[BetaMode, typer.Option(
                    "base's FLOPs; grid: NNI's α/β/γ grid under --tolerance, then filtered on "
                    "measured full-size FLOPs.")]
 BetaCoefficient = Annotated[float | None, typer.Option(help="Width coefficient (>= 1).")]
+# --cost: what models are made equal in (search, compare) or matched on (derive), and shown.
+COST_HELP = (f"What a model costs, measured on the full-size model: {one_of(COSTS)} (default "
+             f"{DEFAULT_COST}: conv+linear FLOPs). The "
+             + " and ".join(n for n in COSTS if COSTS[n].timed)
+             + " costs are timed on this device (median until the spread is under 5 %) and "
+               "cached per device: CPU model, threads, torch version, GPU.")
+CostOpt = Annotated[Cost, typer.Option(help=COST_HELP)]
+CostBatch = Annotated[int | None, typer.Option(
+    min=1, help="Batch size of the timed costs: latency's (default 1) and train-step's "
+                "(default: the training batch size, 64 without a budget).")]
 
 # --------------------------------------------------------------------------- where it runs
 
 DeviceOpt = Annotated[Device, typer.Option(help="auto uses CUDA when present.")]
-Workers = Annotated[int, typer.Option(min=1, help="Worker processes on this machine.")]
+Workers = Annotated[int | None, typer.Option(
+    min=1, help="Worker processes on this machine.",
+    show_default="one per device × --workers-per-device")]
+Devices = Annotated[str | None, typer.Option(
+    help="CUDA GPUs to spread the workers over: auto (every visible GPU) or a comma list such "
+         "as 0,1. Consecutive workers share a GPU: --devices 0,1 --workers 4 runs two on each.",
+    show_default="--device")]
+WorkersPerDevice = Annotated[int | None, typer.Option(
+    min=1, help="Workers (candidates in flight) on each device; several keep a large GPU busy "
+                "with small proxies.", show_default="1, or --workers ÷ the devices")]
 THREADS_HELP = "Torch threads per training process (1 can be faster on a busy machine)."
 Threads = Annotated[int | None, typer.Option(
     min=1, help=THREADS_HELP, show_default="the available cores ÷ --workers")]
@@ -181,6 +204,12 @@ AsJson = Annotated[bool, typer.Option(
                    "stderr.")]
 DryRunJson = Annotated[bool, typer.Option(
     "--json", help="With --dry-run: print the feasible set as one JSON object.")]
+KeepWeights = Annotated[bool, typer.Option(
+    help="Keep each model's trained weights (its first seed) in RUN/weights/<model>.pt, for "
+         "`effscale cam`.")]
+HtmlReport = Annotated[bool, typer.Option(
+    "--html", help="Also write report.html: the run on one self-contained page (partial "
+                   "results while it runs).")]
 
 
 # --------------------------------------------------------------------------- option groups
@@ -206,7 +235,9 @@ class RunOptions:
     seed: Seed = 0
     counter: CounterOpt = Counter.fvcore
     device: DeviceOpt = Device.auto
-    workers: Workers = 1
+    workers: Workers = None
+    devices: Devices = None
+    workers_per_device: WorkersPerDevice = None
     threads: Threads = None
     out: RunDirOut = None
     resume: Resume = None
@@ -269,9 +300,13 @@ def grouped(command: Callable[..., None]) -> Callable[..., None]:
 
 def settings_fields(run: RunOptions, budget: Budget) -> dict[str, Any]:
     """The :class:`~effscale.experiment.settings.RunSettings` fields the options give, for
-    ``budget`` (its recipe included)."""
+    ``budget`` (its recipe included). ``--devices`` is checked here (an error on a machine
+    without CUDA) and the workers counted by :func:`~effscale.experiment.workers.plan_workers`."""
+    devices = parse_devices(run.devices, run.device.value)
+    workers, per_device = plan_workers(run.workers, devices, run.workers_per_device)
     return dict(
         base=run.base, dataset=run.dataset, budget=budget, recipe=budget_recipe(budget),
         data_dir=run.data_dir_text(), allow_upsampling=run.allow_upsampling, seed=run.seed,
         device=run.device.value, counter=run.counter.value, out=run.out_text(),
-        storage=run.storage, workers=run.workers, threads=run.threads)
+        storage=run.storage, workers=workers, devices=devices, workers_per_device=per_device,
+        threads=run.threads)

@@ -15,8 +15,16 @@ from effscale.cli import options as opt
 from effscale.cli import render
 from effscale.cli.running import RichEvents, dry_run_line, report_end, run_with_progress
 from effscale.errors import EffscaleError
+from effscale.experiment.queue import progress_counts
+from effscale.experiment.storage import JOURNAL_NAME
+from effscale.model.bases import get_base
+from effscale.report.html import write_report, write_run_report
+from effscale.report.load import open_run_study
+from effscale.search.aliases import coefficient_aliases
 from effscale.search.candidates import Candidate, Skipped
 from effscale.search.grid import budget_grid
+from effscale.search.pareto import Entry, pareto_tables
+from effscale.search.report import write_outputs
 from effscale.search.run import SearchSettings, run_search
 
 
@@ -34,17 +42,19 @@ def feasible_table(candidates: list[Candidate], dropped: list[Skipped], grid_poi
                         f"full-size FLOPs from {grid_points} grid points (+ the base)"
                         + (f"; {len(dropped)} left out (below)" if dropped else ""),
                   title_justify="left")
-    for name in ("candidate", "α", "β", "γ", "full px", "FLOPs × (full)", "proxy px",
-                 "FLOPs × (proxy)", "params", "same model as"):
+    cost = next((c.cost for c in candidates if c.cost != "flops"), None)
+    for name in ("candidate", "α", "β", "γ", "full px", *([f"{cost} × (full)"] if cost else []),
+                 "FLOPs × (full)", "proxy px", "FLOPs × (proxy)", "params", "same model as"):
         table.add_column(name, justify="left" if name in ("candidate", "same model as")
                          else "right")
     for c in candidates:
         table.add_row(c.key, f"{c.alpha:.2f}", f"{c.beta:.3f}", f"{c.gamma:.3f}",
-                      str(c.full_resolution), f"{c.flops_ratio:.3f}", str(c.resolution),
+                      str(c.full_resolution), *([f"{c.cost_ratio:.3f}"] if cost else []),
+                      f"{c.flops_ratio:.3f}", str(c.resolution),
                       f"{c.proxy_flops_ratio:.2f}", f"{c.params:,}",
                       ", ".join(c.aliases[:3]) + (" …" if len(c.aliases) > 3 else ""))
     for d in dropped:
-        table.add_row(f"[dim]{d.key}[/dim]", "", "", "", "",
+        table.add_row(f"[dim]{d.key}[/dim]", "", "", "", "", *([""] if cost else []),
                       f"{d.flops_ratio:.3f}" if d.flops_ratio else "", "",
                       f"{d.proxy_flops_ratio:.2f}" if d.proxy_flops_ratio else "", "",
                       f"[dim]left out: {d.reason}[/dim]")
@@ -56,8 +66,6 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
     """``--dry-run --json``: the feasible set as one JSON-able object."""
     from dataclasses import asdict
 
-    from effscale.model.bases import get_base
-    from effscale.search.aliases import coefficient_aliases
 
     base = get_base(settings.base)
     rows = []
@@ -72,6 +80,8 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
             "flops_ratio_full": round(c.flops_ratio, 4), "proxy_flops": c.proxy_flops,
             "flops_ratio_proxy": round(c.proxy_flops_ratio, 4),
             "nominal_ratio": round(c.nominal_ratio, 4), "same_model_grid_points": list(c.aliases),
+            **({"cost": c.cost, "cost_full": c.cost_value,
+                "cost_ratio_full": round(c.cost_ratio, 4)} if c.cost != "flops" else {}),
             "aliases": None if c.is_base else coefficient_aliases(
                 base, c.alpha, c.beta, c.gamma, settings.grid, settings.rules),
         })
@@ -81,24 +91,27 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
     return {
         "base": settings.base, "dataset": settings.dataset, "budget": settings.budget.name,
         "target": settings.grid.target, "flops_tolerance": settings.flops_tolerance,
-        "counter": settings.counter, "grid": asdict(settings.grid),
+        "counter": settings.counter, "grid": asdict(settings.grid), "cost": settings.cost,
         "proxy_stem_stride": settings.recipe.stem_stride,
         "candidates": rows,
     }
 
 
 def summary_table(selection: Any, top: int = 8) -> Table:
-    table = Table(title="search result (validation accuracy on the held-out split; cost = "
-                        "FLOPs at full size)", title_justify="left")
-    for name in ("", "candidate", "α", "β", "γ", "full px", "FLOPs × (full)", "proxy px",
-                 "FLOPs × (proxy)", "val acc", "± std", "seeds"):
-        table.add_column(name, justify="left" if name in ("", "candidate") else "right")
     rows = ([("base", selection.base)] if selection.base and selection.base.completed else [])
     rows += [("winner" if i == 0 else str(i + 1), r) for i, r in enumerate(selection.ranked[:top])]
+    cost = next((str(r.attrs["cost"]) for _, r in rows if r.attrs.get("cost")), None)
+    table = Table(title="search result (validation accuracy on the held-out split; cost = "
+                        f"{cost or 'FLOPs'} at full size)", title_justify="left")
+    for name in ("", "candidate", "α", "β", "γ", "full px",
+                 *([f"{cost} × (full)"] if cost else []), "FLOPs × (full)", "proxy px",
+                 "FLOPs × (proxy)", "val acc", "± std", "seeds"):
+        table.add_column(name, justify="left" if name in ("", "candidate") else "right")
     for label, row in rows:
         a = row.attrs
         table.add_row(label, row.candidate, f"{a.get('alpha', 1):.2f}", f"{a.get('beta', 1):.3f}",
                       f"{a.get('gamma', 1):.3f}", str(a.get("full_resolution", "")),
+                      *([f"{float(a.get('cost_ratio', 1)):.3f}"] if cost else []),
                       f"{float(a.get('flops_ratio', 1)):.3f}", str(a.get("resolution", "")),
                       f"{float(a.get('proxy_flops_ratio', 0)):.2f}", f"{row.mean:.2%}",
                       f"{row.std:.2%}" if len(row.accuracies) > 1 else "",
@@ -117,6 +130,9 @@ def print_selection(selection: Any, run_dir: Path) -> None:
             f"×{float(w.attrs['flops_ratio']):.3f} at full size "
             f"(×{float(w.attrs.get('proxy_flops_ratio', 0)):.2f} at its {w.attrs['resolution']} "
             f"px proxy; nominal α·β²·γ² = {float(w.attrs['nominal_ratio']):.2f})")
+        if w.attrs.get("cost"):
+            say(f"  measured {w.attrs['cost']} ×{float(w.attrs['cost_ratio']):.3f} the base's at "
+                "full size (the cost the candidates are equal in)")
         if aliases := doc.get("aliases"):
             parts = [f"{sym} ∈ [{aliases[k]['same_model'][0]:g}, {aliases[k]['same_model'][1]:g}]"
                      for sym, k in (("α", "alpha"), ("β", "beta"), ("γ", "gamma"))]
@@ -136,9 +152,27 @@ def print_selection(selection: Any, run_dir: Path) -> None:
     for row in getattr(selection, "failed", []):
         say(f"  failed: {row.candidate}: {'; '.join(row.failures)}")
     say(f"verdict: {selection.verdict}")
+    rows = [r for r in [selection.base, *selection.ranked] if r is not None]
+    if tables := pareto_tables({r.candidate: r for r in rows}):
+        render.out.print(pareto_table(tables))
     matched = " configs/matched/" if (run_dir / "configs" / "matched").is_dir() else ""
+    pareto = " pareto.csv pareto.png" if (run_dir / "pareto.png").is_file() else ""
+    page = " report.html" if (run_dir / "report.html").is_file() else ""
     say(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml configs/ "
-        f"(phi 0-7){matched} search.png")
+        f"(phi 0-7){matched} search.png{pareto}{page}")
+
+
+def pareto_table(tables: dict[str, list[Entry]]) -> Table:
+    """The models on the Pareto front of accuracy against each measured cost."""
+    table = Table(title="Pareto front: the models nothing beats on both accuracy and cost "
+                        "(cost ÷ the base's, full size)", title_justify="left")
+    for name in ("cost", "front, cheapest first (× cost: val acc)", "off the front"):
+        table.add_column(name)
+    for cost, entries in tables.items():
+        front = ", ".join(f"{e.candidate} ×{e.ratio:.2f}: {e.accuracy:.1%}"
+                          for e in entries if e.on_front)
+        table.add_row(cost, front, str(sum(not e.on_front for e in entries)))
+    return table
 
 
 def _coefficients_file(run_dir: Path) -> dict[str, Any]:
@@ -195,6 +229,9 @@ def search(
              "to 3, and so on (the budget's default).")] = None,
     study: opt.StudyName = "effscale",
     as_json: opt.DryRunJson = False,
+    cost: opt.CostOpt = opt.Cost.flops,
+    cost_batch: opt.CostBatch = None,
+    keep_weights: opt.KeepWeights = False,
     run: opt.RunOptions,
 ) -> None:
     """The φ=1 grid search over α (depth), β (width), γ (resolution) at 2× the base's FLOPs.
@@ -206,6 +243,11 @@ def search(
     stride lowered so the final maps stay ≥ 2×2) on a held-out split, with the base under the
     same budget. Budgets from quick up then retrain the base and the top candidates with 2×
     the epochs (a fidelity check). Rerunning the same command resumes an unfinished run.
+
+    --cost latency (or params, activations, train-step) makes the candidates equal in that
+    cost instead of FLOPs: β solved on it, the ±5 % window on it, measured on the full-size
+    models on this device. Every run also reports accuracy against each measured cost: the
+    Pareto front (table, pareto.csv, pareto.png).
 
     Verdict: SE = sqrt(SE_examples² + SE_seeds²), where SE_examples comes from a paired
     bootstrap over validation examples and SE_seeds is the pooled seed-to-seed std (base
@@ -232,7 +274,9 @@ def search(
     grid = budget_grid(chosen, beta_max=beta_max, tolerance=tolerance, beta=beta_mode.value)
     repeat_top = chosen.repeat_top if chosen.repeats >= 2 else 0
     settings = SearchSettings(**opt.settings_fields(run, chosen), grid=grid,
-                              flops_tolerance=window, study=study, repeat_top=repeat_top)
+                              flops_tolerance=window, study=study, repeat_top=repeat_top,
+                              cost=cost.value, cost_batch=cost_batch,
+                              keep_weights=keep_weights)
     events = SearchEvents(run.quiet or as_json)
     if not run.dry_run and not run.quiet:
         render.err.print(f"budget {chosen.name}: {chosen.train_size or 'all'} training images, "
@@ -250,24 +294,30 @@ def search(
         else:
             dry_run_line(outcome)
         return
+    html_report(outcome.run_dir, settings.storage, settings.study)
     report_end(outcome, "search", started)
     print_selection(outcome.result, outcome.run_dir)
 
 
+def html_report(run_dir: Path, storage: str | None, study: str) -> None:
+    """``report.html`` at the end of a run; a failure is a warning, never the run's
+    (``effscale report RUN --html --debug`` shows it again with its traceback)."""
+    try:
+        write_run_report(run_dir, storage, study)
+    except Exception as exc:
+        render.err.print(f"warning: report.html not written: {exc.__class__.__name__}: {exc}",
+                         markup=False, highlight=False)
+
+
 def report(
-    run: Annotated[Path | None, typer.Argument(help="A run directory.")] = None,
+    run: opt.RunDirectory = None,
     storage: opt.Storage = None,
     study: opt.StudyName = "effscale",
     out: opt.ReportOut = None,
+    html: opt.HtmlReport = False,
 ) -> None:
     """Write a search's outputs (coefficients, trials.csv, configs, plot) from its study, at any
-    time, also while it runs."""
-    import optuna
-
-    from effscale.experiment.queue import progress_counts
-    from effscale.experiment.storage import JOURNAL_NAME, open_storage
-    from effscale.search.report import write_outputs
-
+    time, also while it runs; with --html also report.html (of a search or a compare run)."""
     if run is None and storage is None:
         raise EffscaleError("give a run directory or --storage URL --study NAME")
     if run is not None and not (run / "settings.yaml").is_file():
@@ -276,17 +326,22 @@ def report(
         raise EffscaleError(f"{run}: its study is not in the run directory (no {JOURNAL_NAME}); "
                             "give the search's --storage URL and --study NAME")
     target = out or run or Path(f"report-{study}")
-    backend = open_storage(storage, run or target, render.err.print)
-    try:
-        loaded = optuna.load_study(study_name=study, storage=backend)
-    except KeyError:
-        raise EffscaleError(f"no study named {study!r} in that storage") from None
+    loaded = open_run_study(run or target, storage, study, render.err.print)
     if "settings" not in loaded.user_attrs:
         raise EffscaleError(f"study {study!r} was not written by effscale search")
+    if loaded.user_attrs["settings"].get("command") == "compare":
+        if not html:
+            raise EffscaleError(f"study {loaded.study_name!r} is a compare run: compare writes "
+                                "its outputs; --html writes its report.html")
+        render.out.print(f"wrote {write_report(run or target, loaded, target)}", markup=False,
+                         highlight=False)
+        return
     atomic.remove_stray_temps(target)
     atomic.remove_stray_temps(target / "configs")
     counts = progress_counts(loaded)
     selection = write_outputs(loaded, target)
+    if html:
+        write_report(run or target, loaded, target)
     render.err.print(f"{counts['settled']} of {counts['items']} trainings settled "
                      f"({counts['running']} running)", markup=False)
     print_selection(selection, target)

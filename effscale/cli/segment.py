@@ -13,7 +13,7 @@ from rich.table import Table
 from effscale.cli import options as opt
 from effscale.cli import render
 from effscale.model.config import load_config
-from effscale.train.segmentation import SHAPES, SegmentationResult
+from effscale.train.segmentation import SHAPES, SegmentationResult, train_segmentation
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +48,6 @@ def segment_demo(
     """
     import torch
 
-    from effscale.train.segmentation import train_segmentation
 
     model_config = load_config(config)
     if threads is not None:

@@ -92,7 +92,8 @@ def train(
         "train_seconds": round(result.train_seconds, 3),
         "val_seconds": round(result.val_seconds, 3),
         "images_per_second": round(result.images_per_second, 1),
-        "compiled": result.compiled, "checkpoint": str(target),
+        "compiled": result.compiled, "compile_seconds": round(result.compile_seconds, 3),
+        "precision": result.precision, "checkpoint": str(target),
     }
     if as_json:
         render.out.print_json(json.dumps(summary))

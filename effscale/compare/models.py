@@ -1,5 +1,5 @@
-"""The models of a comparison: each solved at full size to the same FLOPs, trained as a
-proxy."""
+"""The models of a comparison: each solved at full size to the same FLOPs (or the same
+``--cost``), trained as a proxy."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ class CompareModel:
 
     @property
     def target_ratio(self) -> float:
-        return self.full.target_flops / self.full.base_flops
+        """The target over the base's cost (FLOPs unless the comparison's cost is another)."""
+        return self.full.target_ratio
 
     @property
     def s(self) -> float | None:
@@ -68,16 +69,19 @@ def build_models(settings: CompareSettings, num_classes: int) -> list[CompareMod
         raise EffscaleError(f"--phi must be a finite number, got {settings.phi}")
     full_base = get_base(settings.base, num_classes)
     measure = Measurer(settings.counter, conv_linear=True)
-    target = measure(full_base).flops * 2 ** settings.phi
+    cost = settings.cost_meter()
+    base_value = measure(full_base).flops if cost is None else cost(full_base)
+    target = base_value * 2 ** settings.phi
     solved: list[tuple[str, Scaled, tuple[float, float, float] | None]] = [
-        ("base", base_model(full_base, measure, target), None)]
+        ("base", base_model(full_base, measure, target, cost), None)]
     for spec in settings.compounds:
         solved.append(("compound", solve_direction(full_base, spec.coefficients, target,
-                                                   settings.rules, measure, name=spec.name),
+                                                   settings.rules, measure, name=spec.name,
+                                                   cost=cost),
                        spec.coefficients))
     for rule in settings.single:
         solved.append((rule, solve_rule(full_base, rule, target, settings.rules, measure,
-                                        settings.fast_a), None))
+                                        settings.fast_a, cost), None))
     proxy_measure = Measurer(settings.counter, conv_linear=True)
     proxy_base = proxy_config(full_base.replace(resolution=settings.budget.resolution),
                               settings.recipe, num_classes)

@@ -38,19 +38,18 @@ class CompareResult:
     seed_dof: int = 0
 
 
-def summarize(study: optuna.Study, models: list[CompareModel], settings: dict[str, Any]
-              ) -> CompareResult:
-    collected = collect_rows(study)
-    rows = [(m, collected.get(BASE_KEY if m.kind == "base" else m.full.name)) for m in models]
-    done = {m.full.name: (m, r) for m, r in rows
-            if r is not None and r.completed and r.mean_correct is not None}
-    noise, dof = stats.pooled_seed_noise([r.accuracies for _, r in done.values()])
+def compound_comparisons(done: dict[str, Row], compounds: set[str]
+                         ) -> tuple[list[stats.Comparison], float, int]:
+    """Each compound model against every other model with a result (``done``: name -> row),
+    Holm-adjusted together like a search's; and the pooled seed noise with its degrees of
+    freedom."""
+    noise, dof = stats.pooled_seed_noise([r.accuracies for r in done.values()])
     comparisons = []
     seen: set[frozenset[str]] = set()
-    for name, (model, row) in done.items():
-        if model.kind != "compound":
+    for name, row in done.items():
+        if name not in compounds:
             continue
-        for other, (_, other_row) in done.items():
+        for other, other_row in done.items():
             pair = frozenset((name, other))
             if other == name or pair in seen:
                 continue
@@ -59,9 +58,18 @@ def summarize(study: optuna.Study, models: list[CompareModel], settings: dict[st
                 name, row.mean_correct, other, other_row.mean_correct, noise,
                 seeds_a=len(row.accuracies), seeds_b=len(other_row.accuracies),
                 noise_dof=dof))
-    # Several planned comparisons: Holm-adjusted together, like a search's.
-    return CompareResult(rows, stats.holm_family(comparisons) if comparisons else [], noise,
-                         settings, dof)
+    return (stats.holm_family(comparisons) if comparisons else []), noise, dof
+
+
+def summarize(study: optuna.Study, models: list[CompareModel], settings: dict[str, Any]
+              ) -> CompareResult:
+    collected = collect_rows(study)
+    rows = [(m, collected.get(BASE_KEY if m.kind == "base" else m.full.name)) for m in models]
+    done = {m.full.name: r for m, r in rows
+            if r is not None and r.completed and r.mean_correct is not None}
+    compounds = {m.full.name for m in models if m.kind == "compound"}
+    comparisons, noise, dof = compound_comparisons(done, compounds)
+    return CompareResult(rows, comparisons, noise, settings, dof)
 
 
 def write_outputs(study: optuna.Study, models: list[CompareModel], settings: dict[str, Any],

@@ -9,6 +9,7 @@ from typing import Any
 from effscale.errors import EffscaleError
 from effscale.experiment.settings import RunSettings
 from effscale.model.bases import get_base
+from effscale.model.cost import CostMeter, CostOptions, cost_identity, run_cost_options
 from effscale.scaling.derive import PAPER_COEFFICIENTS
 from effscale.scaling.rules import DIMENSIONS, FAST_A, RULES
 from effscale.train.proxy import proxy_stem_stride
@@ -45,6 +46,8 @@ class CompareSettings(RunSettings):
     single: tuple[str, ...] = DIMENSIONS
     fast_a: float = FAST_A
     study: str = "effscale-compare"
+    cost: str = "flops"  # what the models are solved to equal (effscale.model.cost)
+    cost_batch: int | None = None  # a timed cost's batch (default: 1 / the training batch)
 
     def __post_init__(self) -> None:
         # Every model of a comparison trains to the end: a budget's pruner (halving on standard
@@ -68,6 +71,16 @@ class CompareSettings(RunSettings):
             raise EffscaleError(f"a coefficient set cannot be named {clash[0]!r} (a model of "
                                 "its own): name it with --coefficients NAME=PATH")
 
+    def cost_options(self) -> CostOptions:
+        """How a timed cost is measured: at ``cost_batch``, or batch 1 for latency and the
+        training batch for train-step, on the run's device and threads."""
+        return run_cost_options(self.cost, self.cost_batch, self.recipe.batch_size,
+                                self.device, self.threads)
+
+    def cost_meter(self) -> CostMeter | None:
+        """The cost the models are solved on; ``None`` for FLOPs (the Measurer's path)."""
+        return None if self.cost == "flops" else CostMeter(self.cost, self.cost_options())
+
     @property
     def gamma_max(self) -> float:
         """An upper bound of the models' resolution ratios (data loading of image folders)."""
@@ -77,8 +90,11 @@ class CompareSettings(RunSettings):
     def identity(self, data_fingerprint: str) -> dict[str, Any]:
         budget = asdict(self.budget)
         budget.pop("description")
+        extra: dict[str, Any] = {}
+        if self.cost != "flops":  # FLOPs runs keep the fingerprints they always had
+            extra["cost"] = cost_identity(self.cost, self.cost_options())
         return {
-            "command": "compare", "base": self.base, "dataset": self.dataset,
+            **extra, "command": "compare", "base": self.base, "dataset": self.dataset,
             "data_fingerprint": data_fingerprint, "budget": budget,
             "recipe": self.recipe.to_dict(), "rules": asdict(self.rules), "seed": self.seed,
             "phi": self.phi, "flops_at": "full size, conv+linear",

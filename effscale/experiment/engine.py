@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.storages import BaseStorage
 
 from effscale import atomic
@@ -50,6 +51,8 @@ from effscale.experiment.workers import (
     set_threads,
     start_workers,
     stop_workers,
+    use_device,
+    worker_devices,
 )
 from effscale.train.trainer import resolve_device
 
@@ -73,6 +76,7 @@ def preflight(experiment: Experiment, resume: str | None, events: RunEvents
     settings = experiment.settings
     if settings.workers < 1:
         raise EffscaleError(f"--workers must be >= 1, got {settings.workers}")
+    worker_devices(settings)  # --devices that cannot be had fail here, in a second
     if resume:
         check_resume(Path(resume))
     elif settings.out:
@@ -85,9 +89,11 @@ def preflight(experiment: Experiment, resume: str | None, events: RunEvents
 
 
 def work(prepared: Prepared, study: optuna.Study, events: RunEvents,
-         wait_for_others: bool) -> None:
-    """Claim and train items until none is left; optionally wait for other workers."""
-    device = resolve_device(prepared.settings.device)
+         wait_for_others: bool, device: torch.device | None = None) -> None:
+    """Claim and train items until none is left on ``device`` (default: ``--device``);
+    optionally wait for other workers."""
+    device = device or resolve_device(prepared.settings.device)
+    use_device(device)
     if synchronous_halving(prepared.settings):
         work_synchronous(prepared, study, device, events)
         return
@@ -152,10 +158,12 @@ def run_experiment(experiment: Experiment, events: RunEvents, resume: str | None
 
 def _work_with_workers(experiment: Experiment, prepared: Prepared, study: optuna.Study,
                        events: RunEvents) -> None:
+    devices = worker_devices(experiment.settings)  # worker i on devices[i]; this one is 0
     extra = start_workers(experiment.settings.workers - 1, _worker_process,
-                          (experiment, str(prepared.run_dir)))
+                          (experiment, str(prepared.run_dir)),
+                          [(str(device),) for device in devices[1:]])
     try:
-        work(prepared, study, events, wait_for_others=True)
+        work(prepared, study, events, wait_for_others=True, device=devices[0])
     except KeyboardInterrupt:
         stop_workers(extra)
         raise RunInterrupted(prepared.run_dir, progress_counts(study)) from None
@@ -164,8 +172,8 @@ def _work_with_workers(experiment: Experiment, prepared: Prepared, study: optuna
             process.join()
 
 
-def _worker_process(experiment: Experiment, run_dir: str) -> None:
-    """Entry point of an extra ``--workers`` process.
+def _worker_process(experiment: Experiment, run_dir: str, device: str) -> None:
+    """Entry point of an extra ``--workers`` process, training on ``device``.
 
     It runs in its own process group, so a Ctrl-C at the terminal reaches the main process
     alone, which passes it on once; a worker whose run is gone stops by itself (Heartbeat).
@@ -181,7 +189,7 @@ def _worker_process(experiment: Experiment, run_dir: str) -> None:
             storage = open_storage(settings.storage, Path(run_dir))
             study = open_study(storage, settings.study, Path(run_dir), prepared.identity,
                                prepared.items, experiment.pruner())
-            work(prepared, study, events, wait_for_others=False)
+            work(prepared, study, events, wait_for_others=False, device=torch.device(device))
     except KeyboardInterrupt:
         pass
     except EffscaleError as exc:

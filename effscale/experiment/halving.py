@@ -10,21 +10,30 @@ Note:
     that reached its rung *so far*, so the first trials of a search are never pruned and the
     outcome depends on the order. Here a rung is decided only once every candidate has reached
     it, so the order does not matter. Candidates wait between rungs as paused
-    :class:`~effscale.train.trainer.ProxyTrainer` objects in memory (about 16 bytes per parameter);
-    the schedule of every run still spans the full budget, so a promoted candidate ends
-    exactly where an unpruned training would have. With several workers or a shared
+    :class:`~effscale.train.trainer.ProxyTrainer` objects in host memory (about 16 bytes per
+    parameter: on a GPU their model and optimizer state are offloaded to the CPU between
+    rungs); the schedule of every run still spans the full budget, so a promoted candidate
+    ends exactly where an unpruned training would have. With several workers or a shared
     ``--storage`` the search falls back to optuna's asynchronous pruner.
+
+Failures are the candidate's, never the search's: an out-of-memory error follows
+:mod:`effscale.train.memory`'s rule (in training, the candidate's training restarts from
+scratch at half the batch and half the learning rate and is trained up to the current rung
+again; in evaluation, only the evaluation is retried at half its batch), and any other
+exception is recorded as that candidate's failure.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import optuna
 import torch
 
 from effscale.experiment.events import RunEvents
+from effscale.experiment.faults import eval_fault_hook, fault_recipe, with_test_hooks
 from effscale.experiment.plan import Prepared
 from effscale.experiment.queue import (
     claim_next,
@@ -34,14 +43,18 @@ from effscale.experiment.queue import (
 )
 from effscale.experiment.runner import (
     claimed_item,
-    record_failure,
+    record_exception,
     record_result,
     record_start,
+    retry_recorder,
     run_trial,
+    save_weights,
     tell,
 )
 from effscale.experiment.settings import seed_for
-from effscale.train.trainer import DivergedError, ProxyTrainer, resize_images
+from effscale.train.memory import Retry, retry_training
+from effscale.train.placement import DeviceData
+from effscale.train.trainer import ProxyTrainer, Recipe, resize_images
 
 ETA = 3
 
@@ -83,6 +96,8 @@ class _Pending:
     def __init__(self, trial: optuna.Trial, item: str) -> None:
         self.trial, self.item = trial, item
         self.trainer: ProxyTrainer | None = None
+        self.recipe: Recipe | None = None  # its recipe, once it has one (smaller after an OOM)
+        self.on_retry: Callable[[Retry], None] | None = None
         self.started = time.perf_counter()
 
 
@@ -112,7 +127,7 @@ def work_synchronous(prepared: Prepared, study: optuna.Study, device: torch.devi
 def _run_rungs(prepared: Prepared, study: optuna.Study, device: torch.device,
                events: RunEvents, pending: list[_Pending]) -> None:
     settings = prepared.settings
-    resized: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    resized: dict[int, tuple[DeviceData, DeviceData]] = {}
     for rung in rung_epochs(settings.recipe.epochs):
         for entry in list(pending):
             if not _advance(prepared, study, device, events, entry, rung, resized):
@@ -128,46 +143,81 @@ def _run_rungs(prepared: Prepared, study: optuna.Study, device: torch.device,
             entry.trial.set_user_attr("train_seconds", round(entry.trainer.result.train_seconds, 2))
             entry.trial.set_user_attr("val_seconds", round(entry.trainer.result.val_seconds, 2))
             study.tell(entry.trial, state=optuna.trial.TrialState.PRUNED)
+            entry.trainer = None
             events.trial_end(entry.item, f"pruned after epoch {rung} at {accuracy:.3f} (not in "
                              f"the best {len(keep)} of {len(scores)})", None,
                              time.perf_counter() - entry.started)
     for entry in pending:
-        _complete(study, events, entry)
+        _complete(prepared, study, events, entry)
 
 
 def _advance(prepared: Prepared, study: optuna.Study, device: torch.device,
              events: RunEvents, entry: _Pending, rung: int,
-             resized: dict[int, tuple[torch.Tensor, torch.Tensor]]) -> bool:
-    """Train ``entry`` up to epoch ``rung``; False (and the trial told) when it failed."""
+             resized: dict[int, tuple[DeviceData, DeviceData]]) -> bool:
+    """Train ``entry`` up to epoch ``rung`` and, unless it is done, pause it off the GPU;
+    False (and the trial told) when it failed. Out of memory: see the module's text."""
     key, seed_index = split_item(entry.item)
     candidate, settings = prepared.candidates[key], prepared.settings
     events.trial_start(entry.item, candidate, progress_counts(study))
-    try:
-        if entry.trainer is None:
-            record_start(entry.trial, prepared, entry.item)
-            if candidate.resolution not in resized:  # resize once per size, not per candidate
-                resized[candidate.resolution] = (
-                    resize_images(prepared.train.images, candidate.resolution),
-                    resize_images(prepared.val.images, candidate.resolution))
-            train_x, val_x = resized[candidate.resolution]
+    if entry.trainer is None and entry.recipe is None:
+        record_start(entry.trial, prepared, entry.item)
+        entry.recipe = fault_recipe(entry.item, settings.recipe)
+        entry.on_retry = retry_recorder(entry.trial, events, entry.item)
+    heard = entry.on_retry
+
+    def attempt(recipe: Recipe) -> ProxyTrainer:
+        if entry.trainer is None:  # the first rung, or after an OOM: from scratch
+            entry.recipe = recipe
+            train, val = _rung_data(prepared, candidate.resolution, device, resized)
             entry.trainer = ProxyTrainer(
-                candidate.config, train_x, prepared.train.labels, val_x, prepared.val.labels,
-                recipe=settings.recipe, device=device, seed=seed_for(settings, seed_index))
+                candidate.config, train.images, train.labels, val.images, val.labels,
+                recipe=recipe, device=device, seed=seed_for(settings, seed_index),
+                on_oom=heard, eval_hook=eval_fault_hook(entry.item))
         trainer = entry.trainer
+        trainer.reload()
+        progress = with_test_hooks(events.step, entry.item, recipe.batch_size)
         while trainer.result.epochs_run < rung:
-            accuracy = trainer.run_epoch(events.step)
+            accuracy = trainer.run_epoch(progress)
             entry.trial.report(accuracy, trainer.result.epochs_run)
             events.epoch_end(entry.item, trainer.result.epochs_run, settings.recipe.epochs,
                              accuracy)
-    except (DivergedError, RuntimeError) as exc:
-        kind = "diverged" if isinstance(exc, DivergedError) else "error"
-        record_failure(study, entry.trial, kind, str(exc), events, entry.item, entry.started)
+        return trainer
+
+    def on_retry(retry: Retry) -> None:
+        entry.trainer = None  # the failed attempt's model goes before memory is freed
+        if heard is not None:
+            heard(retry)
+
+    try:
+        trainer = retry_training(attempt, entry.recipe, device, on_retry)
+        if trainer.result.epochs_run < settings.recipe.epochs:
+            trainer.offload()  # paused until the next rung
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        entry.trainer = None
+        record_exception(study, entry.trial, exc, events, entry.item, entry.started)
         return False
     return True
 
 
-def _complete(study: optuna.Study, events: RunEvents, entry: _Pending) -> None:
+def _rung_data(prepared: Prepared, resolution: int, device: torch.device,
+               resized: dict[int, tuple[DeviceData, DeviceData]]) -> tuple[DeviceData, DeviceData]:
+    """The split at ``resolution``, resized once per size (not per candidate) and placed on
+    the device when it fits, one copy shared by every candidate of that size."""
+    if resolution not in resized:
+        resized[resolution] = (
+            DeviceData(resize_images(prepared.train.images, resolution), prepared.train.labels,
+                       device),
+            DeviceData(resize_images(prepared.val.images, resolution), prepared.val.labels,
+                       device))
+    return resized[resolution]
+
+
+def _complete(prepared: Prepared, study: optuna.Study, events: RunEvents,
+              entry: _Pending) -> None:
     result = entry.trainer.finish()  # type: ignore[union-attr]
+    save_weights(prepared, entry.item, result)
     record_result(entry.trial, result)
     tell(study, entry.trial, result.val_accuracy)
     entry.trainer = None

@@ -20,8 +20,9 @@ class RunSettings:
 
     ``budget`` sizes the data split (``train_size``, ``val_size``) and the repeats; the
     ``recipe`` owns the training schedule (epochs, batch size, optimiser, stem stride).
-    ``out``, ``storage``, ``study``, ``workers``, ``threads`` and ``device`` say where and how
-    the run executes and are never part of its identity.
+    ``out``, ``storage``, ``study``, ``workers``, ``devices``, ``workers_per_device``,
+    ``threads`` and ``device`` say where and how the run executes and are never part of its
+    identity.
     """
 
     base: str
@@ -37,8 +38,11 @@ class RunSettings:
     storage: str | None = None
     study: str = "effscale"
     workers: int = 1
+    devices: tuple[int, ...] | None = None  # CUDA GPUs the workers spread over (None: --device)
+    workers_per_device: int = 1  # workers on each of ``devices`` (experiment.workers)
     threads: int | None = None
     allow_upsampling: bool = False
+    keep_weights: bool = False  # seed 0's trained model of each item in RUN/weights/<model>.pt
 
 
 def seed_for(settings: RunSettings, seed_index: int) -> int:

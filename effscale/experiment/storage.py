@@ -22,6 +22,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import BaseStorage
 
+from effscale import atomic
 from effscale.errors import EffscaleError
 from effscale.experiment.heartbeat import GRACE_S, HEARTBEAT_S
 from effscale.experiment.queue import requeue_stale
@@ -57,8 +58,6 @@ def repair_journal(path: Path) -> int:
             torn.append(line)
     if not torn:
         return 0
-    from effscale import atomic
-
     atomic.write_bytes(path.parent / (path.name + ".torn"), b"\n".join(torn) + b"\n")
     atomic.write_bytes(path, b"".join(line + b"\n" for line in kept))
     return len(torn)

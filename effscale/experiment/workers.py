@@ -1,22 +1,30 @@
-"""Processes and signals: threads per worker, extra ``--workers`` processes, Ctrl-C once.
+"""Processes and signals: threads per worker, extra ``--workers`` processes, their devices,
+Ctrl-C once.
 
 A run's main process works on its study itself and starts ``workers - 1`` extra processes
 (spawned, so they re-import cleanly) that prepare the same experiment and claim items from
 the same study. A Ctrl-C at the terminal reaches the main process alone (each worker runs in
 its own process group); it releases its current item and passes the interrupt on once.
+
+Devices (:func:`plan_workers`, :func:`assign_devices`): ``--devices`` lists the CUDA GPUs
+(``auto``: every visible one); without it, every worker uses ``--device``. The workers are
+``--workers`` when given, else one per device times ``--workers-per-device``; worker ``i``
+(the main process is worker 0) runs on ``devices[i // per_device]``, so consecutive workers
+share a GPU. ``--devices 0,1 --workers 4`` gives cuda:0, cuda:0, cuda:1, cuda:1.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +32,7 @@ import torch
 
 from effscale.errors import EffscaleError
 from effscale.experiment.settings import RunSettings
+from effscale.train.trainer import resolve_device
 
 
 def set_threads(settings: RunSettings) -> None:
@@ -69,13 +78,15 @@ def exit_worker(exc: EffscaleError) -> None:
     sys.exit(exc.exit_code)
 
 
-def start_workers(count: int, target: Callable[..., None], args: tuple[Any, ...]
-                  ) -> list[Any]:
-    """``count`` spawned processes running ``target(*args)`` (nothing when ``count`` < 1)."""
+def start_workers(count: int, target: Callable[..., None], args: tuple[Any, ...],
+                  per_worker: Sequence[tuple[Any, ...]] = ()) -> list[Any]:
+    """``count`` spawned processes running ``target(*args, *per_worker[i])`` (nothing when
+    ``count`` < 1; ``per_worker`` empty: ``target(*args)``)."""
     context = multiprocessing.get_context("spawn")
     processes = []
-    for _ in range(count):
-        process = context.Process(target=target, args=args, daemon=False)
+    for index in range(count):
+        more = per_worker[index] if per_worker else ()
+        process = context.Process(target=target, args=(*args, *more), daemon=False)
         process.start()
         processes.append(process)
     return processes
@@ -93,3 +104,85 @@ def stop_workers(processes: list[Any], grace_s: float = 30) -> None:
         process.join(max(0.1, deadline - time.monotonic()))
         if process.is_alive():
             process.terminate()
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def parse_devices(text: str | None, device: str = "auto") -> tuple[int, ...] | None:
+    """``--devices``: None when not given, ``auto`` every visible CUDA GPU, ``0,1`` those
+    GPUs. An error (one line) on a machine without CUDA, with ``--device cpu``, and for a GPU
+    index that is not visible or given twice."""
+    if text is None:
+        return None
+    if device == "cpu":
+        raise EffscaleError("--devices lists CUDA GPUs; it does not go with --device cpu")
+    if not torch.cuda.is_available():
+        raise EffscaleError("--devices: no CUDA GPU is available (on the CPU, use --workers)")
+    visible = torch.cuda.device_count()
+    if text.strip().lower() == "auto":
+        return tuple(range(visible))
+    try:
+        indices = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise EffscaleError(f"--devices must be auto or a comma list of GPU indices like 0,1; "
+                            f"got {text!r}") from None
+    wrong = [i for i in indices if not 0 <= i < visible]
+    if wrong:
+        raise EffscaleError(f"--devices {text}: no GPU {wrong[0]} (visible: 0 to {visible - 1})")
+    if len(set(indices)) != len(indices):
+        raise EffscaleError(f"--devices {text}: a GPU is listed twice (use "
+                            "--workers-per-device for several workers on one GPU)")
+    return indices
+
+
+def plan_workers(workers: int | None, devices: tuple[int, ...] | None,
+                 per_device: int | None) -> tuple[int, int]:
+    """``(workers, workers per device)`` from ``--workers``, ``--devices`` and
+    ``--workers-per-device`` (None: not given). With D devices (``--devices``, else the one of
+    ``--device``): ``--workers`` W alone spreads W workers in blocks of ceil(W / D);
+    ``--workers-per-device`` N alone runs D × N; both run W, N per device (W <= D × N);
+    neither runs one per device."""
+    count = len(devices) if devices else 1
+    if any(value is not None and value < 1 for value in (workers, per_device)):
+        raise EffscaleError("--workers and --workers-per-device must be >= 1")
+    if workers is None:
+        per_device = per_device or 1
+        return count * per_device, per_device
+    if per_device is None:
+        return workers, math.ceil(workers / count)
+    if workers > count * per_device:
+        raise EffscaleError(f"--workers {workers} is more than {count} device(s) × "
+                            f"--workers-per-device {per_device}")
+    return workers, per_device
+
+
+def assign_devices(workers: int, devices: Sequence[int], per_device: int) -> list[str]:
+    """The device of each worker (the main process is worker 0): worker ``i`` runs on
+    ``cuda:{devices[i // per_device]}``. ``assign_devices(4, (0, 1), 2)`` is cuda:0, cuda:0,
+    cuda:1, cuda:1."""
+    if not devices or per_device < 1 or workers > len(devices) * per_device:
+        raise ValueError(f"{workers} workers do not fit on devices {tuple(devices)} at "
+                         f"{per_device} per device")
+    return [f"cuda:{devices[i // per_device]}" for i in range(workers)]
+
+
+def worker_devices(settings: RunSettings) -> list[torch.device]:
+    """The device of each of the run's workers: :func:`assign_devices` over
+    ``settings.devices``, or ``settings.device`` for all when no devices are listed."""
+    if settings.devices is None:
+        return [resolve_device(settings.device)] * settings.workers
+    if settings.device == "cpu" or not torch.cuda.is_available():
+        parse_devices(",".join(map(str, settings.devices)), settings.device)  # its error
+    try:
+        names = assign_devices(settings.workers, settings.devices, settings.workers_per_device)
+    except ValueError as exc:
+        raise EffscaleError(str(exc)) from None
+    return [torch.device(name) for name in names]
+
+
+def use_device(device: torch.device) -> None:
+    """Make ``device`` this process's current CUDA device (so capability checks and the
+    caching allocator refer to it); nothing for other devices."""
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)

@@ -11,6 +11,7 @@ from effscale import __version__
 from effscale.errors import EffscaleError
 from effscale.model.bases import get_base
 from effscale.model.config import Head, ModelConfig, Provenance, ScalingRules, read_yaml_file
+from effscale.model.cost import COSTS, CostMeasurer
 from effscale.model.flops import Complexity
 from effscale.scaling.compound import (
     check_coefficients,
@@ -22,6 +23,7 @@ from effscale.scaling.equal_flops import Measurer, solve_direction
 
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
 MATCH_TOLERANCE = 0.03  # --match-flops: a matched B_phi within 3 % of 2**phi x B0
+# --match COST: each cost's own tolerance (5 % for the timed ones: see effscale.model.cost)
 DRIFT_TOLERANCE = 0.10  # warn when measured B1/B0 is more than 10 % from 2
 MATCHED_SOURCE = "derive-matched"  # provenance.source prefix; the solved s follows
 
@@ -179,17 +181,30 @@ def official_config(index: int, num_classes: int = 1000) -> ModelConfig:
 
 @dataclass(frozen=True)
 class Matched:
-    """B_phi solved along the coefficients to ``2**phi`` times B0's measured FLOPs."""
+    """B_phi solved along the coefficients to ``2**phi`` times B0's measured FLOPs, or B0's
+    ``cost`` (``cost_value`` and ``base_cost`` in its unit; ``complexity`` is always FLOPs)."""
 
     phi: float
     s: float  # the "effective phi": depth alpha**s, width beta**s, resolution gamma**s
     config: ModelConfig
     complexity: Complexity
     base_flops: int
+    cost: str = "flops"
+    cost_value: float = 0.0
+    base_cost: float = 0.0
+    tolerance: float = MATCH_TOLERANCE
 
     @property
     def ratio(self) -> float:
-        """Measured FLOPs over the base's (both at full size)."""
+        """Measured cost (FLOPs unless ``cost`` says otherwise) over the base's (both at full
+        size)."""
+        if self.cost != "flops":
+            return self.cost_value / self.base_cost
+        return self.complexity.flops / self.base_flops
+
+    @property
+    def flops_ratio(self) -> float:
+        """Measured FLOPs over the base's, whatever the cost."""
         return self.complexity.flops / self.base_flops
 
     @property
@@ -203,7 +218,7 @@ class Matched:
 
     @property
     def within_tolerance(self) -> bool:
-        return abs(self.error) <= MATCH_TOLERANCE
+        return abs(self.error) <= self.tolerance
 
 
 def matched_source(s: float) -> str:
@@ -226,7 +241,7 @@ def matched_s(provenance: Provenance | None) -> float | None:
 def match_flops(
     coefficients: Coefficients, phi: float, base: str = "b0", num_classes: int = 1000,
     rules: ScalingRules | None = None, counter: str = "fvcore", head: Head | None = None,
-    measure: Measurer | None = None,
+    measure: Measurer | None = None, cost: CostMeasurer | None = None,
 ) -> Matched:
     """B_phi along the coefficients with ``s`` solved so that its MEASURED FLOPs (conv+linear,
     at full size: the base at its own resolution, b0 at 224 px) are closest to ``2**phi``
@@ -234,7 +249,9 @@ def match_flops(
     achieved figure is in the result (``ratio``, ``error``), never adjusted.
 
     ``measure`` shares measurements between calls (a :class:`~effscale.scaling.equal_flops.Measurer`
-    with ``conv_linear=True``); ``count_flops`` caches on disk either way.
+    with ``conv_linear=True``); ``count_flops`` caches on disk either way. With ``cost`` (a
+    :class:`~effscale.model.cost.CostMeasurer`, e.g. latency on this device) B_phi is
+    matched to ``2**phi`` times the base's cost instead, within that cost's tolerance.
     """
     check_coefficients(coefficients.alpha, coefficients.beta, coefficients.gamma)
     if not math.isfinite(phi):
@@ -243,10 +260,14 @@ def match_flops(
     measure = measure or Measurer(counter, conv_linear=True)
     base_config = get_base(base, num_classes)
     attach = (lambda c: c) if head is None else (lambda c: with_head(c, head))
-    target = 2.0 ** phi * measure(attach(base_config)).flops
+    if cost is not None and cost.name == "flops":
+        cost = None  # FLOPs through ``measure``, exactly as without a cost
+    base_value = measure(attach(base_config)).flops if cost is None else \
+        cost(attach(base_config))
+    target = 2.0 ** phi * base_value
     coeffs = (coefficients.alpha, coefficients.beta, coefficients.gamma)
     solved = solve_direction(base_config, coeffs, target, rules, measure,
-                             name=derived_name(base, phi), build=attach)
+                             name=derived_name(base, phi), build=attach, cost=cost)
     s = solved.multiplier
     provenance = Provenance(
         base=base, depth_multiplier=round(solved.depth, 6),
@@ -255,7 +276,25 @@ def match_flops(
         beta=coefficients.beta, gamma=coefficients.gamma, source=matched_source(s),
     )
     config = solved.config.replace(provenance=provenance)
-    return Matched(phi, s, config, solved.complexity, solved.base_flops)
+    if cost is None:
+        return Matched(phi, s, config, solved.complexity, solved.base_flops)
+    return Matched(phi, s, config, solved.complexity, solved.base_flops, cost.name,
+                   solved.cost_value, solved.base_cost, match_tolerance(cost.name))
+
+
+def match_tolerance(cost: str) -> float:
+    """How close ``derive --match`` brings B_phi to its target on ``cost``."""
+    return COSTS[cost].match_tolerance if cost in COSTS else MATCH_TOLERANCE
+
+
+def match_cost(
+    coefficients: Coefficients, phi: float, cost: CostMeasurer, base: str = "b0",
+    num_classes: int = 1000, rules: ScalingRules | None = None, head: Head | None = None,
+    measure: Measurer | None = None, counter: str = "fvcore",
+) -> Matched:
+    """B_phi along the coefficients matched to ``2**phi`` times the base's ``cost`` (see
+    :func:`match_flops`; FLOPs are measured beside it)."""
+    return match_flops(coefficients, phi, base, num_classes, rules, counter, head, measure, cost)
 
 
 def matched_config(

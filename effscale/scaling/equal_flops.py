@@ -18,6 +18,11 @@ A coefficient *direction* (alpha, beta, gamma) is one more rule: depth ``alpha**
 ``beta**s``, resolution ``gamma**s``, with ``s`` the "effective phi". :func:`solve_direction`
 solves ``s`` so that the measured FLOPs hit a target (``effscale derive --match-flops`` and
 ``effscale compare`` use it at full size: B0 at 224 px and ``2**phi`` times its FLOPs).
+
+Every solver takes the FLOPs :class:`Measurer` and, optionally, another cost
+(:class:`~effscale.model.cost.CostMeasurer`: a float per config, e.g. measured latency): the
+target and the bisection are then on that cost, and the :class:`Scaled` records it beside the
+FLOPs. Without one, FLOPs are the cost and every result is what it was before costs existed.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass, replace
 
 from effscale.errors import EffscaleError
 from effscale.model.config import ModelConfig, ScalingRules
+from effscale.model.cost import CostMeasurer
 from effscale.model.flops import Complexity, count_flops
 from effscale.scaling.compound import scale_config
 from effscale.scaling.rules import FAST_A, rule_multipliers
@@ -38,7 +44,12 @@ RTOL = 0.005  # stop at a config this close to the target
 
 @dataclass(frozen=True)
 class Scaled:
-    """One model of a comparison: its multipliers, config and measured complexity."""
+    """One model of a comparison: its multipliers, config and measured complexity.
+
+    ``ratio`` is always the FLOPs ratio. With another ``cost`` than FLOPs, ``cost_value``,
+    ``base_cost`` and ``target_cost`` are in that cost's unit, ``target_error`` is against the
+    cost's target, and ``target_flops`` is the base's FLOPs times the target's cost ratio.
+    """
 
     name: str
     multiplier: float  # the solved (or given) single multiplier; phi for compound
@@ -49,6 +60,10 @@ class Scaled:
     complexity: Complexity
     base_flops: int
     target_flops: int
+    cost: str = "flops"
+    cost_value: float = 0.0
+    base_cost: float = 0.0
+    target_cost: float = 0.0
 
     @property
     def ratio(self) -> float:
@@ -56,8 +71,22 @@ class Scaled:
         return self.complexity.flops / self.base_flops
 
     @property
+    def cost_ratio(self) -> float:
+        """The measured cost over the base's (the FLOPs ratio when FLOPs are the cost)."""
+        return self.ratio if self.cost == "flops" else self.cost_value / self.base_cost
+
+    @property
+    def target_ratio(self) -> float:
+        """The target over the base's cost."""
+        if self.cost == "flops":
+            return self.target_flops / self.base_flops
+        return self.target_cost / self.base_cost
+
+    @property
     def target_error(self) -> float:
-        """Measured FLOPs over the target, minus 1 (0.03 = 3 % above the target)."""
+        """Measured cost over the target, minus 1 (0.03 = 3 % above the target)."""
+        if self.cost != "flops":
+            return self.cost_value / self.target_cost - 1
         return self.complexity.flops / self.target_flops - 1
 
 
@@ -95,9 +124,44 @@ class Measurer:
         return self.measured[key]
 
 
-def solve(build: Callable[[float], ModelConfig], target: float, measure: Measurer,
-          rtol: float = RTOL, max_multiplier: float = MAX_MULTIPLIER) -> tuple[float, ModelConfig]:
-    """The multiplier whose built config's measured FLOPs is closest to ``target``.
+class FlopsCost:
+    """A :class:`Measurer` (or any callable giving an object with ``flops``) as a
+    :class:`~effscale.model.cost.CostMeasurer`: its FLOPs."""
+
+    name = "flops"
+
+    def __init__(self, measure: Callable[[ModelConfig], Complexity]) -> None:
+        self.measure = measure
+
+    def __call__(self, config: ModelConfig) -> float:
+        return float(self.measure(config).flops)
+
+
+def as_cost(measure: Measurer | CostMeasurer) -> CostMeasurer:
+    """What the solvers bisect on: a cost (it has a ``name``) as it is, else the FLOPs that
+    ``measure`` returns."""
+    return measure if hasattr(measure, "name") else FlopsCost(measure)  # type: ignore[arg-type]
+
+
+def _cost_fields(cost: CostMeasurer | None, config: ModelConfig, base: ModelConfig,
+                 target: float, measure: Measurer) -> dict:
+    """The :class:`Scaled` fields of a cost other than FLOPs (none for FLOPs)."""
+    if cost is None or cost.name == "flops":
+        return {"target_flops": round(target)}
+    base_cost = cost(base)
+    return {"target_flops": round(measure(base).flops * target / base_cost), "cost": cost.name,
+            "cost_value": cost(config), "base_cost": base_cost, "target_cost": float(target)}
+
+
+def _amount(target: float, cost: CostMeasurer) -> str:
+    return f"{target:,.0f} FLOPs" if cost.name == "flops" else f"{target:.4g} ({cost.name})"
+
+
+def solve(build: Callable[[float], ModelConfig], target: float,
+          measure: Measurer | CostMeasurer, rtol: float = RTOL,
+          max_multiplier: float = MAX_MULTIPLIER) -> tuple[float, ModelConfig]:
+    """The multiplier whose built config's measured FLOPs (or cost, when ``measure`` is a
+    :class:`~effscale.model.cost.CostMeasurer`) is closest to ``target``.
 
     Assumes FLOPs never fall as the multiplier grows. The bracket ``lo`` (below the target) /
     ``hi`` (at or above it) shrinks by interpolating log FLOPs over log multiplier (kept
@@ -106,7 +170,8 @@ def solve(build: Callable[[float], ModelConfig], target: float, measure: Measure
     ``rtol`` of the target, else when the bracket is two adjacent steps, and returns the
     closer of the two.
     """
-    flops = lambda m: measure(build(m)).flops  # noqa: E731
+    cost = as_cost(measure)
+    flops = lambda m: cost(build(m))  # noqa: E731
     lo, hi = 1.0, 2.0
     while flops(lo) >= target:
         lo, hi = lo / 2, lo
@@ -116,7 +181,7 @@ def solve(build: Callable[[float], ModelConfig], target: float, measure: Measure
         lo, hi = hi, hi * 2
         if hi > max_multiplier:
             raise EffscaleError(f"no multiplier up to {max_multiplier:g} reaches "
-                                f"{target:,.0f} FLOPs")
+                                f"{_amount(target, cost)}")
     for _ in range(100):
         if abs(flops(hi) / target - 1) <= rtol or hi - lo <= 1e-7 * hi:
             break
@@ -126,23 +191,27 @@ def solve(build: Callable[[float], ModelConfig], target: float, measure: Measure
         config = build(mid)
         if config == build(lo):
             lo = mid
-        elif config == build(hi) or measure(config).flops >= target:
+        elif config == build(hi) or cost(config) >= target:
             hi = mid
         else:
             lo = mid
-            if abs(measure(config).flops / target - 1) <= rtol:
+            if abs(cost(config) / target - 1) <= rtol:
                 break
     return min(((lo, build(lo)), (hi, build(hi))),
-               key=lambda mc: abs(math.log(measure(mc[1]).flops / target)))
+               key=lambda mc: abs(math.log(cost(mc[1]) / target)))
 
 
 def solve_rule(base: ModelConfig, rule: str, target: float, rules: ScalingRules,
-               measure: Measurer, fast_a: float = FAST_A) -> Scaled:
-    """``base`` scaled by ``rule`` to the measured FLOPs closest to ``target``."""
-    m, config = solve(lambda x: scaled_config(base, rule, x, rules, fast_a), target, measure)
+               measure: Measurer, fast_a: float = FAST_A, cost: CostMeasurer | None = None
+               ) -> Scaled:
+    """``base`` scaled by ``rule`` to the measured FLOPs (or ``cost``) closest to
+    ``target``."""
+    m, config = solve(lambda x: scaled_config(base, rule, x, rules, fast_a), target,
+                      cost or measure)
     depth, width, resolution = rule_multipliers(rule, m, fast_a)
     return Scaled(rule, m, depth, width, resolution, config.replace(name=rule),
-                  measure(config), measure(base).flops, round(target))
+                  measure(config), measure(base).flops,
+                  **_cost_fields(cost, config, base, target, measure))
 
 
 def compound(base: ModelConfig, alpha: float, beta: float, gamma: float, phi: float,
@@ -157,10 +226,11 @@ def compound(base: ModelConfig, alpha: float, beta: float, gamma: float, phi: fl
                   measure(base).flops, round(target or complexity.flops))
 
 
-def base_model(base: ModelConfig, measure: Measurer, target: float) -> Scaled:
+def base_model(base: ModelConfig, measure: Measurer, target: float,
+               cost: CostMeasurer | None = None) -> Scaled:
     config = base.replace(name="base")
     return Scaled("base", 0.0, 1.0, 1.0, 1.0, config, measure(config), measure(base).flops,
-                  round(target))
+                  **_cost_fields(cost, config, base, target, measure))
 
 
 def direction_multipliers(coefficients: tuple[float, float, float], s: float
@@ -179,9 +249,10 @@ def direction_config(base: ModelConfig, coefficients: tuple[float, float, float]
 
 def solve_direction(base: ModelConfig, coefficients: tuple[float, float, float], target: float,
                     rules: ScalingRules, measure: Measurer, name: str = "compound",
-                    build: Callable[[ModelConfig], ModelConfig] | None = None) -> Scaled:
+                    build: Callable[[ModelConfig], ModelConfig] | None = None,
+                    cost: CostMeasurer | None = None) -> Scaled:
     """``base`` scaled along ``coefficients`` (depth ``alpha**s``, width ``beta**s``,
-    resolution ``gamma**s``) to the measured FLOPs closest to ``target``.
+    resolution ``gamma**s``) to the measured FLOPs (or ``cost``) closest to ``target``.
 
     The returned :class:`Scaled` has ``multiplier`` = the solved ``s`` ("effective phi"),
     its ``ratio`` over the base's measured FLOPs and its ``target_error``, which may exceed
@@ -206,9 +277,10 @@ def solve_direction(base: ModelConfig, coefficients: tuple[float, float, float],
         return post(direction_config(base, coefficients, s_of(m), rules, name))
 
     base_flops = measure(post(base)).flops
-    reach = max(MAX_MULTIPLIER, 16 * target / base_flops, 16 * base_flops / target)
-    m, config = solve(config_at, target, measure, max_multiplier=reach)
+    base_value = as_cost(cost or measure)(post(base))
+    reach = max(MAX_MULTIPLIER, 16 * target / base_value, 16 * base_value / target)
+    m, config = solve(config_at, target, cost or measure, max_multiplier=reach)
     s = s_of(m)
     depth, width, resolution = direction_multipliers(coefficients, s)
     return Scaled(name, s, depth, width, resolution, config, measure(config), base_flops,
-                  round(target))
+                  **_cost_fields(cost, config, post(base), target, measure))

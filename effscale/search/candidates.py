@@ -19,6 +19,10 @@ Two ways to pick the points (``GridSpec.beta``):
 Grid points whose proxy model is identical (ceil rounding makes alpha = 1.8, 1.9 and 2.0 add
 the same blocks to b0) are trained once; the point kept is the one whose nominal ratio is
 closest to the measured one, and the others are listed as its aliases.
+
+With another cost than FLOPs (``--cost latency``: a :class:`~effscale.model.cost.CostMeasurer`),
+``beta`` is solved on that cost and the window is on its ratio to the base's; FLOPs are still
+measured and shown.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from dataclasses import dataclass, field, replace
 
 from effscale.errors import EffscaleError
 from effscale.model.config import ModelConfig, ScalingRules, dump_config
+from effscale.model.cost import CostMeasurer
 from effscale.scaling.compound import scale_config
-from effscale.scaling.equal_flops import Measurer
+from effscale.scaling.equal_flops import Measurer, as_cost
 from effscale.search.grid import GridSpec, Triple, alpha_gamma_points, feasible_grid
 
 BASE_KEY = "base"
@@ -44,7 +49,8 @@ class Candidate:
     """One model to train: a grid point (or the base) as built for the proxy.
 
     ``flops``/``flops_ratio`` are measured on the FULL-size model (the cost the coefficients
-    carry); ``proxy_flops``/``proxy_flops_ratio`` on the proxy that is trained.
+    carry); ``proxy_flops``/``proxy_flops_ratio`` on the proxy that is trained. With another
+    cost than FLOPs, ``cost_value``/``cost_ratio`` are that cost at full size.
     """
 
     key: str
@@ -62,6 +68,10 @@ class Candidate:
     proxy_flops: int = 0
     proxy_flops_ratio: float = 0.0
     epochs_factor: int = 1  # >1: a fidelity-check retraining under a longer schedule
+    activations: int = 0  # full size
+    cost: str = "flops"
+    cost_value: float = 0.0
+    cost_ratio: float = 0.0
 
     @property
     def is_base(self) -> bool:
@@ -85,6 +95,9 @@ class Candidate:
             "nominal_ratio": round(self.nominal_ratio, 4),
             "blocks": sum(stage_depths), "aliases": ",".join(self.aliases),
             "epochs_factor": self.epochs_factor,
+            **({"activations": self.activations} if self.activations else {}),
+            **({"cost": self.cost, "cost_value": self.cost_value,
+                "cost_ratio": round(self.cost_ratio, 4)} if self.cost != "flops" else {}),
         }
 
     def for_transfer(self, factor: int) -> Candidate:
@@ -107,18 +120,20 @@ class Skipped:
 
 
 def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float,
-               beta_max: float, rules: ScalingRules, measure: Measurer
+               beta_max: float, rules: ScalingRules, measure: Measurer | CostMeasurer
                ) -> tuple[float | None, str]:
     """``beta`` in ``[1, beta_max]`` whose full-size model's conv+linear FLOPs are closest to
     ``target`` times the base's, with ``alpha`` and ``gamma`` fixed; ``(None, why)`` when no
     beta >= 1 can come within a step of it. ``measure`` should count conv+linear FLOPs with the
-    fast :data:`SOLVE_COUNTER`; the kept model is measured again with the run's counter."""
+    fast :data:`SOLVE_COUNTER`; the kept model is measured again with the run's counter. A
+    :class:`~effscale.model.cost.CostMeasurer` solves on its cost instead."""
 
     def build(beta: float) -> ModelConfig:
         return scale_config(full_base, depth=alpha, width=beta, resolution=gamma, rules=rules)
 
-    base_flops = measure(full_base).flops
-    ratio = lambda b: measure(build(b)).flops / base_flops  # noqa: E731
+    cost = as_cost(measure)
+    base_flops = cost(full_base)
+    ratio = lambda b: cost(build(b)) / base_flops  # noqa: E731
     at_one = ratio(1.0)
     if at_one >= target:
         if at_one / target - 1 <= 0.05:
@@ -169,22 +184,30 @@ def build_candidates(
     counter: str = "fvcore",
     rtol: float | None = 0.05,
     progress: Callable[[int, int], None] | None = None,
+    cost: CostMeasurer | None = None,
 ) -> tuple[list[Candidate], list[Skipped]]:
     """The base plus one candidate per distinct proxy model within ``rtol`` of the target
     full-size FLOPs ratio (``None``: keep all), and what was left out and why.
 
     ``to_proxy(full_config, size)`` makes the model that is trained from a full-size one.
+    ``cost`` (not FLOPs) solves beta and sets the window on that cost instead.
     """
+    if cost is not None and cost.name == "flops":
+        cost = None
     # conv+linear FLOPs, the published convention and what `derive` and `compare` report
     measure = Measurer(counter, conv_linear=True)
     triples, skipped = grid_points(full_base, spec, rules,
-                                   Measurer(SOLVE_COUNTER, conv_linear=True))
+                                   cost or Measurer(SOLVE_COUNTER, conv_linear=True))
     base = measure(full_base)
-    base_params, base_flops = base.params, base.flops
+    base_params, base_flops, base_activations = base.params, base.flops, base.activations
+    base_cost = cost(full_base) if cost is not None else 0.0
+    extra = {} if cost is None else {"cost": cost.name, "cost_value": base_cost,
+                                     "cost_ratio": 1.0}
     proxy_base = to_proxy(full_base, base_resolution)
     base_proxy_flops = measure(proxy_base).flops
     base = Candidate(BASE_KEY, 1.0, 1.0, 1.0, base_resolution, proxy_base, base_params,
-                     base_flops, 1.0, 1.0, (), full_base.resolution, base_proxy_flops, 1.0)
+                     base_flops, 1.0, 1.0, (), full_base.resolution, base_proxy_flops, 1.0,
+                     activations=base_activations, **extra)
     groups: dict[str, list[tuple[Triple, ModelConfig, ModelConfig]]] = {}
     for triple in triples:
         full = scale_config(full_base, depth=triple.alpha, width=triple.beta,
@@ -199,14 +222,20 @@ def build_candidates(
         ratio = flops / base_flops
         members.sort(key=lambda m: (abs(m[0].nominal_ratio - ratio), m[0].key))
         triple, full, proxy = members[0]
+        if cost is not None:
+            value = cost(full)
+            extra = {"cost": cost.name, "cost_value": value, "cost_ratio": value / base_cost}
         candidate = Candidate(
             triple.key, triple.alpha, triple.beta, triple.gamma, triple.resolution, proxy,
             params, flops, ratio, triple.nominal_ratio, tuple(m[0].key for m in members[1:]),
             full.resolution, measure(proxy).flops, measure(proxy).flops / base_proxy_flops,
+            activations=full_complexity.activations, **extra,
         )
-        if rtol is not None and abs(ratio / spec.target - 1) > rtol:
-            skipped.append(Skipped(candidate.key, f"measures ×{ratio:.3f} at full size, outside "
-                                   f"×{spec.target:g} ± {rtol:.0%}", ratio,
+        kept_ratio = ratio if cost is None else candidate.cost_ratio
+        if rtol is not None and abs(kept_ratio / spec.target - 1) > rtol:
+            what = "" if cost is None else f" in {cost.name}"
+            skipped.append(Skipped(candidate.key, f"measures ×{kept_ratio:.3f}{what} at full "
+                                   f"size, outside ×{spec.target:g} ± {rtol:.0%}", ratio,
                                    candidate.proxy_flops_ratio))
         else:
             candidates.append(candidate)
@@ -214,7 +243,8 @@ def build_candidates(
             progress(done, len(groups))
     if len(candidates) == 1:
         window = f" ± {rtol:.0%}" if rtol is not None else ""
+        what = "" if cost is None else f" in {cost.name}"
         raise EffscaleError(
-            f"no candidate measures ×{spec.target:g}{window} at full size "
+            f"no candidate measures ×{spec.target:g}{window}{what} at full size "
             f"({len(skipped)} left out); widen --flops-tolerance or use --beta solve")
     return candidates, skipped

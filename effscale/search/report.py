@@ -1,5 +1,6 @@
 """Outputs of a search, built from the study alone (so ``effscale report`` works mid-run and
-from another machine): trials.csv, coefficients.yaml, configs/b0..b7.yaml, a plot, a summary.
+from another machine): trials.csv, coefficients.yaml, configs/b0..b7.yaml, a plot, a summary,
+and accuracy against every measured cost (pareto.csv, pareto.png).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from effscale.search import fidelity
 from effscale.search.aliases import coefficient_aliases, phi_range
 from effscale.search.candidates import BASE_KEY, TRANSFER_PREFIX
 from effscale.search.grid import GridSpec
+from effscale.search.pareto import pareto_csv, pareto_tables, plot_pareto
 from effscale.search.plot import plot_search
 from effscale.search.results import Selection, grid_rows, select
 
@@ -34,7 +36,7 @@ CSV_FIELDS = [
     "flops_ratio", "full_resolution", "proxy_flops_ratio", "nominal_ratio", "blocks", "seeds",
     "val_accuracy", "val_accuracy_std",
     "val_accuracy_per_epoch", "epochs_run", "train_seconds", "images_per_second", "failure",
-    "aliases",
+    "aliases", "activations", "cost", "cost_value", "cost_ratio",
 ]
 
 
@@ -96,10 +98,14 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
         selection.verdict += "; " + fidelity.describe(check)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_csv(run_dir / "trials.csv", rows)
+    if tables := pareto_tables(grid_rows(rows)):
+        atomic.write_text(run_dir / "pareto.csv", pareto_csv(tables))
+        atomic.write_bytes(run_dir / "pareto.png", plot_pareto(tables, settings))
     if selection.winner is not None:
         doc = coefficients_document(selection, settings)
         rules = rules_from_dict(settings["rules"])
         doc.update(_precision(doc, settings, rules))
+        doc.update(_cost(selection, settings))
         if check:
             doc["fidelity"] = check
         atomic.write_text(run_dir / "coefficients.yaml", yaml.safe_dump(doc, sort_keys=False))
@@ -125,10 +131,23 @@ def _precision(doc: dict[str, Any], settings: dict[str, Any], rules: Any) -> dic
     return {"cost": settings.get("cost", ""), "aliases": aliases}
 
 
+def _cost(selection: Selection, settings: dict[str, Any]) -> dict[str, Any]:
+    """The cost the candidates are equal in, and the winner's measured ratio of it when it is
+    not FLOPs (``flops_ratio_measured`` is always there)."""
+    name = settings.get("cost_name", "flops")
+    doc: dict[str, Any] = {"cost_name": name}
+    winner = selection.winner
+    if name != "flops" and winner is not None and "cost_ratio" in winner.attrs:
+        doc["cost_ratio_measured"] = float(winner.attrs["cost_ratio"])
+    return doc
+
+
 def _write_families(doc: dict[str, Any], settings: dict[str, Any], rules: Any,
                     run_dir: Path) -> None:
     """configs/b0..b7.yaml (alpha**phi, beta**phi, gamma**phi) and, unless the run skips it,
-    configs/matched/b0..b7.yaml (each B_phi solved to 2**phi x B0's full-size FLOPs)."""
+    configs/matched/b0..b7.yaml (each B_phi solved to 2**phi x B0's full-size FLOPs, whatever
+    the search's cost: ``effscale derive --coefficients RUN/coefficients.yaml --match latency``
+    matches a family on a timed cost)."""
 
     coeffs = Coefficients(doc["alpha"], doc["beta"], doc["gamma"], base=settings["base"])
     classes = int(settings["num_classes"])

@@ -28,6 +28,14 @@ from effscale.experiment.rundir import fingerprint, stamped_run_dir
 from effscale.experiment.settings import RunSettings
 from effscale.model.bases import get_base
 from effscale.model.config import ModelConfig
+from effscale.model.cost import (
+    CostMeter,
+    CostOptions,
+    cost_identity,
+    describe_cost,
+    get_cost,
+    run_cost_options,
+)
 from effscale.search.candidates import BASE_KEY, Skipped, build_candidates
 from effscale.search.fidelity import enqueue_check
 from effscale.search.grid import GridSpec, gamma_axis
@@ -44,6 +52,22 @@ class SearchSettings(RunSettings):
     grid: GridSpec
     flops_tolerance: float | None = None
     repeat_top: int = 0
+    cost: str = "flops"  # the cost candidates are equal in (effscale.model.cost)
+    cost_batch: int | None = None  # a timed cost's batch (default: 1 / the training batch)
+
+    def cost_options(self) -> CostOptions:
+        """How a timed cost is measured: at ``cost_batch``, or batch 1 for latency and the
+        training batch for train-step, on the run's device and threads."""
+        return run_cost_options(self.cost, self.cost_batch, self.recipe.batch_size,
+                                self.device, self.threads)
+
+    def cost_batch_used(self) -> int | None:
+        """The batch a timed cost runs at (``None`` for a counted one)."""
+        return get_cost(self.cost).batch(self.cost_options())
+
+    def cost_meter(self) -> CostMeter | None:
+        """The cost as the solvers take it; ``None`` for FLOPs (the Measurer's path)."""
+        return None if self.cost == "flops" else CostMeter(self.cost, self.cost_options())
 
     def identity(self, data_fingerprint: str) -> dict[str, Any]:
         budget = asdict(self.budget)
@@ -52,6 +76,8 @@ class SearchSettings(RunSettings):
         extra = {"repeat_top": self.repeat_top} if self.repeat_top else {}
         if self.allow_upsampling:
             extra["allow_upsampling"] = True
+        if self.cost != "flops":  # FLOPs runs keep the fingerprints they always had
+            extra["cost"] = cost_identity(self.cost, self.cost_options())
         return {
             **extra,
             "base": self.base, "dataset": self.dataset, "data_fingerprint": data_fingerprint,
@@ -116,9 +142,12 @@ class Search:
         def to_proxy(full: ModelConfig, px: int) -> ModelConfig:
             return proxy_config(full.replace(resolution=px), settings.recipe, num_classes)
 
+        cost = settings.cost_meter()
         kept, dropped = build_candidates(full_base, to_proxy, settings.grid.base_resolution,
                                          settings.grid, settings.rules, settings.counter,
-                                         settings.flops_tolerance, events.measuring)
+                                         settings.flops_tolerance, events.measuring, cost)
+        for note in dict.fromkeys(cost.notes() if cost is not None else []):
+            events.message(f"warning: {settings.cost}: {note}")
         items = [item_key(BASE_KEY, s) for s in range(settings.budget.repeats)]
         items += [item_key(c.key, 0) for c in kept if not c.is_base]
         identity = settings.identity(f"{train.fingerprint}/{val.fingerprint}")
@@ -152,7 +181,7 @@ class Search:
         tolerance = s.flops_tolerance
         window = None if tolerance is None else [s.grid.target * (1 - tolerance),
                                                  s.grid.target * (1 + tolerance)]
-        return {
+        doc = {
             "base": s.base, "dataset": s.dataset, "budget": s.budget.name,
             "num_classes": prepared.num_classes, "classes": list(prepared.train.classes),
             "train_images": len(prepared.train), "val_images": len(prepared.val),
@@ -165,8 +194,13 @@ class Search:
             "candidates": sum(not c.is_base and not c.is_transfer
                               for c in prepared.candidates.values()),
             "items": len(prepared.items),
-            "versions": versions(),
+            "versions": versions(), "cost_name": s.cost,
         }
+        if s.cost != "flops":  # the window is on the cost; FLOPs are shown, not bounded
+            doc.update(flops_window=None, cost_window=window,
+                       cost=f"{describe_cost(s.cost, s.cost_batch_used())}; measured on the "
+                            "full-size model: the base at its own resolution, scaled")
+        return doc
 
     def pruner(self) -> optuna.pruners.BasePruner:
         return make_pruner(self.settings.budget.pruner)

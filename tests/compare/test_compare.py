@@ -14,14 +14,8 @@ import yaml
 from effscale.errors import EffscaleError
 from effscale.model.bases import get_base
 from effscale.model.config import ScalingRules
-from effscale.scaling.equal_flops import (
-    DIMENSIONS,
-    Measurer,
-    rule_multipliers,
-    solve,
-    solve_rule,
-)
-from effscale.scaling.rules import fast
+from effscale.scaling.equal_flops import Measurer, solve, solve_rule
+from effscale.scaling.rules import DIMENSIONS, fast, rule_multipliers
 
 Cli = Callable[..., tuple[int, str, str]]
 

@@ -248,3 +248,100 @@ def test_match_flops_reports_a_miss_honestly(cli: Callable, tmp_path: Path) -> N
     assert not matched["within_tolerance"]
     assert round(matched["ratio"], 3) == 2.171 and round(matched["error"], 3) == 0.086
     assert f"measures {matched['ratio']:.3f}x" in err and "no config along" in err
+
+
+# --------------------------------------------------------------------------- matched on a cost
+
+
+class FakeLatency:
+    """A deterministic stand-in for measured latency (no timing): input pixels times the
+    channel-weighted blocks; grows with depth, width and resolution, not as FLOPs do."""
+
+    name = "latency"
+
+    def __call__(self, config: ModelConfig) -> float:
+        blocks = sum(s.repeats * (s.channels ** 1.5) for s in config.stages)
+        return config.resolution ** 2 * blocks * 1e-9
+
+
+@pytest.mark.parametrize("phi", [0.0, 1.0, 2.0, 3.0])
+def test_match_cost_lands_within_tolerance_of_a_fake_cost(phi: float) -> None:
+    from effscale.scaling.derive import match_cost
+    from effscale.scaling.equal_flops import Measurer
+
+    fake = FakeLatency()
+    matched = match_cost(PAPER, phi, fake, measure=Measurer("torch", conv_linear=True))
+    assert (matched.cost, matched.tolerance) == ("latency", 0.05)
+    assert matched.ratio == pytest.approx(matched.cost_value / fake(derive_config(PAPER, 0)))
+    assert abs(matched.error) <= 0.05 and matched.within_tolerance
+    assert matched.complexity.flops > 0  # FLOPs measured beside the cost
+    if phi:
+        assert matched.flops_ratio != pytest.approx(matched.ratio, rel=0.01)
+        assert matched.config.provenance.source.startswith("derive-matched s=")
+
+
+def test_solve_direction_on_a_cost_reports_both_ratios() -> None:
+    from effscale.model.bases import get_base
+    from effscale.scaling.equal_flops import Measurer, solve_direction
+
+    base = get_base("b0")
+    fake = FakeLatency()
+    target = 2 * fake(base)
+    scaled = solve_direction(base, PAPER_COEFFICIENTS, target, ScalingRules(),
+                             Measurer("torch", conv_linear=True), cost=fake)
+    assert scaled.cost == "latency" and scaled.target_ratio == pytest.approx(2.0)
+    assert scaled.cost_ratio == pytest.approx(scaled.cost_value / fake(base))
+    assert abs(scaled.target_error) <= 0.03
+    assert scaled.ratio == pytest.approx(scaled.complexity.flops / scaled.base_flops)
+    plain = solve_direction(base, PAPER_COEFFICIENTS, 2 * Measurer("torch", conv_linear=True)(
+        base).flops, ScalingRules(), Measurer("torch", conv_linear=True))
+    assert plain.cost == "flops" and plain.cost_ratio == plain.ratio
+
+
+def test_derive_match_a_counted_cost_end_to_end(cli: Callable, tmp_path: Path) -> None:
+    import json
+
+    out = tmp_path / "o"
+    code, stdout, err = cli("derive", "--phi", "0-2", "--counter", "torch", "--match",
+                            "activations", "--json", "--out", out)
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert doc["cost"]["name"] == "activations" and doc["cost"]["unit"] == "elements"
+    assert doc["rows"][0]["cost_ratio"] == 1.0 and doc["rows"][1]["cost_ratio"] > 1.5
+    matched = doc["matched"]
+    # Activations jump by steps of up to ~10 % along the paper's direction (8 px resolution
+    # steps and ceil depth): b1 and b2 have no config within 3 %, and say so.
+    assert all(m["within_tolerance"] == (abs(m["error"]) <= 0.03) for m in matched)
+    assert all(abs(m["error"]) <= 0.05 for m in matched)
+    assert [m["cost_ratio"] for m in matched] == pytest.approx([1, 2, 4], rel=0.05)
+    assert [m["ratio"] for m in matched] == [m["cost_ratio"] for m in matched]
+    assert "no config along these coefficients lies within 3 % of 2^1 = 2x B0's activations " \
+           "because of rounding;" in err
+    assert (out / "matched" / "b2.yaml").is_file()
+    code, stdout, err = cli("derive", "--phi", "1", "--counter", "torch", "--match",
+                            "activations", "--out", out)
+    assert code == 0, err
+    assert "activations ÷ φ0" in stdout and "matched/b1" in stdout
+
+
+def test_cost_flops_and_match_flops_change_nothing(cli: Callable, tmp_path: Path) -> None:
+    runs = {}
+    for name, extra in (("plain", []), ("cost", ["--cost", "flops"]),
+                        ("alias", ["--match-flops"]), ("match", ["--match", "flops"])):
+        code, stdout, err = cli("derive", "--phi", "0-1", "--counter", "torch", "--json",
+                                *extra, "--out", tmp_path / name)
+        assert code == 0, err
+        runs[name] = stdout
+    assert runs["plain"] == runs["cost"]
+    assert runs["alias"] == runs["match"] and '"matched"' in runs["match"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--match-flops", "--match", "latency"], "two matched families"),
+    (["--cost", "params", "--match", "activations"], "name two costs"),
+    (["--official", "--match", "params"], "does not apply to --official"),
+])
+def test_derive_refuses_conflicting_costs(cli: Callable, tmp_path: Path, args: list[str],
+                                          message: str) -> None:
+    code, _, err = cli("derive", "--phi", "0", *args, "--out", tmp_path / "o")
+    assert code == 2 and message in err

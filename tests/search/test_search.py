@@ -220,7 +220,7 @@ def test_repeat_top_seeds_are_never_pruned_by_halving(tmp_path: Path, cli) -> No
 
     out = tmp_path / "halving-top"
     code, _, stderr = cli(*SMOKE, "--pruner", "halving", "--epochs", "3",
-                          "--repeats", "2", "--repeat-top", "2", "--out", out)
+                          "--repeats", "2", "--repeat-top", "2", "--keep-weights", "--out", out)
     assert code == 0, stderr
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
     by_seed: dict[int, list] = {}
@@ -232,6 +232,10 @@ def test_repeat_top_seeds_are_never_pruned_by_halving(tmp_path: Path, cli) -> No
     for trial in by_seed[1]:
         assert trial.state == optuna.trial.TrialState.COMPLETE
         assert len(trial.intermediate_values) == 3
+    # --keep-weights under the rung-synchronous loop: every seed-0 model that finished, only.
+    finished = {split_item(item_of(t))[0] for t in by_seed[0]
+                if t.state == optuna.trial.TrialState.COMPLETE}
+    assert {p.stem for p in (out / "weights").glob("*.pt")} == finished
 
 
 def test_dry_run_json_is_the_feasible_set_at_equal_full_size_cost(cli) -> None:

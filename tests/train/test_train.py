@@ -186,6 +186,12 @@ def test_rung_synchronous_search_is_order_free(monkeypatch: pytest.MonkeyPatch,
             self.result.model = None
             return self.result
 
+        def offload(self) -> None:  # paused between rungs
+            pass
+
+        def reload(self) -> None:
+            pass
+
     def fake_train_config(config, *args, **kwargs) -> TrainResult:
         trainer = FakeTrainer(config, seed=0)
         while trainer.result.epochs_run < 9:

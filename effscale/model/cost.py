@@ -1,0 +1,419 @@
+"""What a model costs, measured for the model as it is used (full size): a registry of costs.
+
+- ``flops``: conv+linear multiply-adds (:func:`effscale.model.flops.count_flops`), the
+  published convention and effscale's default.
+- ``params``: parameters.
+- ``activations``: output elements of every conv and linear layer (Dollár et al. 2021 find
+  they track GPU runtime better than FLOPs do).
+- ``latency``: inference time of one forward pass (eval mode, no autograd) at a batch size,
+  1 by default, on this device.
+- ``train-step``: time of one training step (forward, cross-entropy, backward, SGD step) at
+  the training batch size.
+
+The counted costs are exact and the same on every device. The timed ones are measured: a
+few warm-up calls, then repeated timings until the relative spread (IQR / median) is at or
+below a bound, or until a time or repeat limit, in which case the result says that it could
+not get there (the median is still given). On a GPU each call is timed with CUDA events; on
+the CPU with ``time.perf_counter``. The threads and the device are recorded with the result,
+and timed results are cached on disk by config content plus a device fingerprint (CPU model,
+cores, threads, torch version; GPU name), so a resumed search sees the same figures. The timer
+is injectable: unit tests pass a fake one and time nothing. The timing itself is in
+:mod:`effscale.model.cost_timing`, training memory (``effscale cost``) in
+:mod:`effscale.model.cost_memory`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from effscale import __version__, atomic
+from effscale.errors import EffscaleError
+from effscale.model.builder import build_model
+from effscale.model.config import ModelConfig, dump_config
+from effscale.model.cost_timing import (
+    Timer,
+    Timing,
+    TimingPlan,
+    cpu_timer,
+    cuda_timer,
+    time_repeated,
+)
+from effscale.model.flops import count_flops
+from effscale.paths import cache_dir
+
+DEFAULT_COST = "flops"
+TRAIN_BATCH = 64  # train-step's batch where no run gives one (the trainer's default batch)
+LATENCY_BATCH = 1
+_CACHE_VERSION = 1
+
+
+# --------------------------------------------------------------------------- the device
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cpu``, ``cuda`` or ``cuda:N`` otherwise."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise EffscaleError(f"unknown device {name!r} (auto, cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EffscaleError(f"device {name}: no CUDA GPU is available (try auto)")
+    if device.type not in ("cpu", "cuda"):
+        raise EffscaleError(f"device {name}: costs are measured on cpu or cuda")
+    return device
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def device_fingerprint(device: str | torch.device = "cpu", threads: int | None = None
+                       ) -> dict[str, Any]:
+    """What a timed cost depends on besides the model: device type, CPU model, cores, torch
+    threads, torch version, and on a GPU its name and the CUDA version."""
+    resolved = resolve_device(str(device))
+    fingerprint: dict[str, Any] = {
+        "device": resolved.type, "cpu": cpu_model(), "cores": os.cpu_count() or 0,
+        "threads": int(threads or torch.get_num_threads()), "torch": str(torch.__version__),
+    }
+    if resolved.type == "cuda":
+        fingerprint["gpu"] = torch.cuda.get_device_name(resolved)
+        fingerprint["cuda"] = str(torch.version.cuda)
+    return fingerprint
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` for the block (nothing when ``None``)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads:
+            torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class CostOptions:
+    """How the costs are measured. ``batch``: latency's (default 1) or train-step's (default
+    :data:`TRAIN_BATCH`); ``counter``: the FLOP counter of ``flops``."""
+
+    batch: int | None = None
+    device: str = "cpu"
+    threads: int | None = None
+    plan: TimingPlan = field(default_factory=TimingPlan)
+    counter: str = "torch"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One cost of one config: its value in ``unit``, and for a timed cost the timing, the
+    batch and the device fingerprint it was measured on."""
+
+    cost: str
+    value: float
+    unit: str
+    batch: int | None = None
+    timing: Timing | None = None
+    device: dict[str, Any] | None = None
+
+    @property
+    def note(self) -> str:
+        return self.timing.note() if self.timing is not None else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["timing"] = self.timing.to_dict() if self.timing is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Measured:
+        timing = data.get("timing")
+        return cls(**{**data, "timing": Timing.from_dict(timing) if timing else None})
+
+
+MeasureFn = Callable[[ModelConfig, CostOptions, Timer | None], Measured]
+
+
+@dataclass(frozen=True)
+class CostKind:
+    """A registered cost: how it is measured, its unit, and how close ``derive --match``
+    must bring B_phi to ``2**phi`` x B0 on it."""
+
+    name: str
+    unit: str
+    description: str
+    measure: MeasureFn
+    timed: bool = False
+    match_tolerance: float = 0.03
+
+    def batch(self, options: CostOptions) -> int | None:
+        if not self.timed:
+            return None
+        return options.batch or (TRAIN_BATCH if self.name == "train-step" else LATENCY_BATCH)
+
+
+COSTS: dict[str, CostKind] = {}
+
+
+def register_cost(kind: CostKind) -> CostKind:
+    """Add a cost to the registry (``--cost`` offers every registered name)."""
+    COSTS[kind.name] = kind
+    return kind
+
+
+def cost_names() -> tuple[str, ...]:
+    return tuple(COSTS)
+
+
+def get_cost(name: str) -> CostKind:
+    if name not in COSTS:
+        raise EffscaleError(f"unknown cost {name!r} (valid: {', '.join(COSTS)})")
+    return COSTS[name]
+
+
+def describe_cost(name: str, batch: int | None = None) -> str:
+    """One line for settings.yaml and tables: ``latency (s, batch 1): ...``."""
+    kind = get_cost(name)
+    at = f", batch {batch}" if kind.timed and batch else ""
+    return f"{kind.name} ({kind.unit}{at}): {kind.description}"
+
+
+def run_cost_options(cost: str, batch: int | None, train_batch: int, device: str,
+                     threads: int | None) -> CostOptions:
+    """A run's options for ``cost``: ``batch``, else batch 1 for latency and the run's
+    training batch for train-step; on the run's device and threads."""
+    batch = batch or (train_batch if cost == "train-step" else None)
+    return CostOptions(batch=batch, device=device, threads=threads)
+
+
+def cost_identity(cost: str, options: CostOptions) -> dict[str, Any]:
+    """What a run's identity records of its cost: the name, the batch, and for a timed cost the
+    device fingerprint (another device would give other models)."""
+    kind = get_cost(cost)
+    identity: dict[str, Any] = {"name": cost, "batch": kind.batch(options)}
+    if kind.timed:
+        identity["device"] = device_fingerprint(options.device, options.threads)
+    return identity
+
+
+def _counted(field_name: str) -> MeasureFn:
+    def measure(config: ModelConfig, options: CostOptions, timer: Timer | None) -> Measured:
+        counter = options.counter if field_name == "flops_conv_linear" else "torch"
+        complexity = count_flops(config, counter=counter)
+        name = {"flops_conv_linear": "flops"}.get(field_name, field_name)
+        return Measured(name, float(getattr(complexity, field_name)), COSTS[name].unit)
+
+    return measure
+
+
+def sample_images(config: ModelConfig, batch: int, device: torch.device) -> torch.Tensor:
+    """A fixed random batch at the config's own resolution (what the timed costs run on)."""
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(batch, 3, config.resolution, config.resolution,
+                       generator=generator).to(device)
+
+
+def sample_targets(config: ModelConfig, image: torch.Tensor) -> torch.Tensor:
+    """Class labels shaped like the model's output without its class dimension (one per image
+    for a classifier, one per pixel for a UNet), found on the meta device."""
+    with torch.device("meta"):
+        shape = build_model(config).eval()(torch.empty(2, *image.shape[1:])).shape
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(config.num_classes, (image.shape[0], *shape[2:]),
+                           generator=generator)
+    return labels.to(image.device)
+
+
+def training_step(model: nn.Module, image: torch.Tensor, targets: torch.Tensor,
+                  optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+    """One SGD step on ``image`` (what ``train-step`` times and training memory measures)."""
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(image), targets).backward()
+        optimizer.step()
+
+    return step
+
+
+def _timer_for(device: torch.device, timer: Timer | None) -> Timer:
+    return timer or (cuda_timer(device) if device.type == "cuda" else cpu_timer)
+
+
+def _latency(config: ModelConfig, options: CostOptions, timer: Timer | None) -> Measured:
+    device = resolve_device(options.device)
+    batch = COSTS["latency"].batch(options) or LATENCY_BATCH
+    with torch_threads(options.threads), torch.inference_mode():
+        model = build_model(config).eval().to(device)
+        image = sample_images(config, batch, device)
+        timing = time_repeated(lambda: model(image), options.plan, _timer_for(device, timer))
+    return Measured("latency", timing.median, COSTS["latency"].unit, batch, timing,
+                    device_fingerprint(device, options.threads))
+
+
+def _train_step(config: ModelConfig, options: CostOptions, timer: Timer | None) -> Measured:
+    device = resolve_device(options.device)
+    batch = COSTS["train-step"].batch(options) or TRAIN_BATCH
+    with torch_threads(options.threads), torch.inference_mode(False):
+        model = build_model(config).train().to(device)
+        image = sample_images(config, batch, device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        step = training_step(model, image, sample_targets(config, image), optimizer)
+        timing = time_repeated(step, options.plan, _timer_for(device, timer))
+    return Measured("train-step", timing.median, COSTS["train-step"].unit, batch, timing,
+                    device_fingerprint(device, options.threads))
+
+
+register_cost(CostKind("flops", "multiply-adds", "conv+linear FLOPs of the full-size model "
+                       "(the published convention)", _counted("flops_conv_linear")))
+register_cost(CostKind("params", "parameters", "parameters of the full-size model",
+                       _counted("params")))
+register_cost(CostKind("activations", "elements", "output elements of every conv and linear "
+                       "layer of the full-size model", _counted("activations")))
+register_cost(CostKind("latency", "s", "median inference time of the full-size model on this "
+                       "device (eval mode)", _latency, timed=True, match_tolerance=0.05))
+register_cost(CostKind("train-step", "s", "median time of one training step (forward, "
+                       "cross-entropy, backward, SGD) of the full-size model on this device",
+                       _train_step, timed=True, match_tolerance=0.05))
+
+
+# --------------------------------------------------------------------------- measuring, cached
+
+
+def cost_cache_dir() -> Path:
+    """``$EFFSCALE_COST_CACHE_DIR``, else ``cache_dir()/costs``: timed costs by config and
+    device."""
+    if os.environ.get("EFFSCALE_COST_CACHE_DIR"):
+        return Path(os.environ["EFFSCALE_COST_CACHE_DIR"])
+    return cache_dir() / "costs"
+
+
+def cache_key(config: ModelConfig, cost: str, options: CostOptions,
+              fingerprint: dict[str, Any]) -> str:
+    """Config content (name and provenance aside) + cost + batch + spread bound + device."""
+    kind = get_cost(cost)
+    head = json.dumps({"version": _CACHE_VERSION, "effscale": __version__, "cost": cost,
+                       "batch": kind.batch(options), "spread": options.plan.spread,
+                       "device": fingerprint}, sort_keys=True)
+    body = dump_config(config.replace(name="-", provenance=None))
+    return hashlib.sha256(f"{head}\n{body}".encode()).hexdigest()[:24]
+
+
+def measure_cost(config: ModelConfig, cost: str = DEFAULT_COST,
+                 options: CostOptions | None = None, timer: Timer | None = None,
+                 use_cache: bool = True) -> Measured:
+    """``cost`` of ``config`` at its own (full) resolution. Counted costs use
+    :func:`count_flops` (cached there); timed costs are cached here by :func:`cache_key`."""
+    kind = get_cost(cost)
+    options = options or CostOptions()
+    if not kind.timed:
+        return kind.measure(config, options, timer)
+    use_cache = use_cache and os.environ.get("EFFSCALE_NO_CACHE", "") in ("", "0")
+    path = cost_cache_dir() / (cache_key(config, cost, options, device_fingerprint(
+        options.device, options.threads)) + ".json")
+    if use_cache and path.is_file():
+        try:
+            return Measured.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError, KeyError):
+            pass  # a damaged entry is measured again
+    result = kind.measure(config, options, timer)
+    if use_cache:
+        with contextlib.suppress(OSError):  # the cache is an optimisation
+            atomic.write_text(path, json.dumps(result.to_dict()))
+    return result
+
+
+class CostMeasurer(Protocol):
+    """What the solvers need of a cost: its name and a float per config."""
+
+    name: str
+
+    def __call__(self, config: ModelConfig) -> float: ...
+
+
+class CostMeter:
+    """A :class:`CostMeasurer` over the registry: each distinct config (name and provenance
+    aside) measured once per meter, and timed costs cached on disk besides."""
+
+    def __init__(self, cost: str, options: CostOptions | None = None,
+                 timer: Timer | None = None, use_cache: bool = True) -> None:
+        self.kind = get_cost(cost)
+        self.name = cost
+        self.options = options or CostOptions()
+        self.timer = timer
+        self.use_cache = use_cache
+        self.results: dict[ModelConfig, Measured] = {}
+
+    @property
+    def unit(self) -> str:
+        return self.kind.unit
+
+    @property
+    def batch(self) -> int | None:
+        return self.kind.batch(self.options)
+
+    def measured(self, config: ModelConfig) -> Measured:
+        key = config.replace(name="-", provenance=None)
+        if key not in self.results:
+            self.results[key] = measure_cost(key, self.name, self.options, self.timer,
+                                             self.use_cache)
+        return self.results[key]
+
+    def __call__(self, config: ModelConfig) -> float:
+        return self.measured(config).value
+
+    def notes(self) -> list[str]:
+        """The timed measurements that did not reach their spread bound."""
+        return [m.note for m in self.results.values() if m.note]
+
+
+# --------------------------------------------------------------------------- how costs agree
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks from 1, ties given their average rank."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=float)
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):
+        tied = values == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def correlation(xs: list[float], ys: list[float]) -> dict[str, float | None]:
+    """Pearson's r and Spearman's rho of two equally long lists (``None`` with fewer than
+    three pairs or a constant list, where neither means anything)."""
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    if len(x) != len(y):
+        raise ValueError("correlation of lists of different lengths")
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return {"pearson": None, "spearman": None}
+    pearson = float(np.corrcoef(x, y)[0, 1])
+    spearman = float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
+    return {"pearson": round(pearson, 6), "spearman": round(spearman, 6)}

@@ -1,0 +1,430 @@
+"""The sections of a run's page, built from its study (so a run in progress shows what it has
+so far) and the files in its directory.
+
+A search: verdict, results, feasible set, accuracy against measured cost and the α-γ map,
+seed noise, the fidelity check, the derived B0-B7 family, class activation maps, settings.
+A comparison: verdict, the models, accuracy against measured cost, seed noise, the B0-B7
+family of each coefficient set, class activation maps, settings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import yaml
+
+from effscale.compare.results import compound_comparisons
+from effscale.experiment import stats
+from effscale.experiment.queue import item_states, split_item
+from effscale.experiment.results import Row, collect_rows
+from effscale.model.builder import build_model
+from effscale.model.config import rules_from_dict
+from effscale.report.load import RunData
+from effscale.report.markup import (
+    Section,
+    bullets,
+    definitions,
+    details,
+    esc,
+    image,
+    number,
+    para,
+    percent,
+    pre,
+    table,
+)
+from effscale.scaling.derive import Coefficients, derive_config
+from effscale.search import fidelity
+from effscale.search.candidates import BASE_KEY, TRANSFER_PREFIX
+from effscale.search.plot import plot_search
+from effscale.search.results import Selection, grid_rows, select
+
+KEY = re.compile(r"^a(?P<alpha>[\d.]+)_b(?P<beta>[\d.]+)_g(?P<gamma>[\d.]+)$")
+CAM_FILE = "cam.png"
+PARETO_FILE = "pareto.png"  # accuracy against cost, written by a search when it has one
+
+
+@dataclass
+class Verdict:
+    """What the page says first: the answer, and whether it is a signal (None: neither)."""
+
+    text: str
+    signal: bool | None = None
+    lines: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+def states_by_model(run: RunData) -> dict[str, str]:
+    """``model -> "2 complete, 1 waiting"``: the latest state of each of its work items."""
+    counts: dict[str, Counter[str]] = {}
+    for item, trials in item_states(run.study).items():
+        key, _ = split_item(item)
+        latest = max(trials, key=lambda t: t.number)
+        counts.setdefault(key, Counter())[latest.state.name.lower()] += 1
+    return {key: ", ".join(f"{n} {state}" for state, n in sorted(c.items()))
+            for key, c in counts.items()}
+
+
+def comparison_rows(comparisons: list[stats.Comparison]) -> list[list[Any]]:
+    rows = []
+    for c in comparisons:
+        result = (f"not testable ({c.untestable})" if c.untestable else
+                  "separated" if c.separated else "within the noise")
+        rows.append([c.a, c.b, (f"{c.margin * 100:+.2f}", f"{c.margin:.6f}"),
+                     f"{c.low * 100:+.2f} to {c.high * 100:+.2f}", number(c.p_value),
+                     number(c.p_adjusted), str(c.family), result])
+    return rows
+
+
+def comparisons_table(comparisons: list[stats.Comparison]) -> str:
+    if not comparisons:
+        return para("No comparison yet: it needs two models with results.", "note")
+    return table(["a", "b", "margin (points)", "95 % interval", "p", "Holm p", "family",
+                  "result"], comparison_rows(comparisons),
+                 caption="each comparison: paired bootstrap over validation examples plus "
+                         "pooled seed noise; Holm-adjusted over its family")
+
+
+def seed_noise_body(rows: dict[str, Row], comparisons: list[stats.Comparison]) -> str:
+    noise, dof = stats.pooled_seed_noise([r.accuracies for r in rows.values() if r.completed])
+    if dof:
+        head = (f"Pooled seed-to-seed std {noise:.2%} on {dof} degree(s) of freedom "
+                f"(t_0.975 = {stats.t_quantile(0.975, dof):.2f}).")
+    else:
+        head = ("Seed noise not measured: no model has two seeds yet (--repeats 2 or more), so "
+                "only example noise is counted and no margin is testable.")
+    repeated = [[r.candidate, str(len(r.accuracies)),
+                 " ".join(f"{a:.2%}" for a in r.accuracies), percent(r.mean),
+                 percent(r.std)] for r in rows.values() if len(r.accuracies) >= 2]
+    seeds = table(["model", "seeds", "accuracy per seed", "mean", "std"], repeated,
+                  caption="models trained under several seeds") if repeated else ""
+    return para(head) + seeds + comparisons_table(comparisons)
+
+
+def family_table(coefficients: Coefficients, base: str, num_classes: int, rules: Any,
+                 caption: str) -> str:
+    """B0-B7 from ``coefficients``: multipliers ``alpha**phi`` ..., the rounded config (input
+    size, blocks, last stage's channels) and its parameters (counted without allocating)."""
+    rows = []
+    for phi in range(8):
+        config = derive_config(coefficients, float(phi), base, num_classes, rules)
+        with torch.device("meta"):
+            params = sum(p.numel() for p in build_model(config).parameters())
+        rows.append([f"b{phi}", str(phi), number(coefficients.alpha ** phi),
+                     number(coefficients.beta ** phi), number(coefficients.gamma ** phi),
+                     str(config.resolution), str(sum(s.repeats for s in config.stages)),
+                     str(config.stages[-1].channels), (f"{params:,}", str(params))])
+    return table(["config", "φ", "depth ×", "width ×", "resolution ×", "input px", "blocks",
+                  "last stage channels", "params"], rows, caption=caption)
+
+
+def rules_of(settings: dict[str, Any]) -> Any:
+    raw = settings.get("rules") or settings.get("identity", {}).get("rules") or {}
+    return rules_from_dict(raw)
+
+
+def cam_section(run: RunData) -> Section | None:
+    path = run.file(CAM_FILE)
+    if path is None:
+        if run.kind != "compare" and not (run.run_dir / "weights").is_dir():
+            return None
+        body = para(f"No class activation maps yet: `effscale cam {run.run_dir}` draws them from "
+                    "the trained weights the run keeps (RUN/weights/).", "note")
+    else:
+        body = image(path.read_bytes(), "class activation maps",
+                     "Class activation maps of the same validation images under each model "
+                     "(columns); the caption under each map is the model's prediction. The maps "
+                     "are the models' final feature maps (a few pixels at proxy sizes), "
+                     "upsampled.")
+    return Section("cam", "Class activation maps", body)
+
+
+def settings_section(run: RunData) -> Section:
+    s = run.settings
+    keys = ("command", "base", "dataset", "budget", "num_classes", "train_images",
+            "val_images", "phi", "target", "cost", "proxy_resolution", "proxy_stem_stride",
+            "pruner", "flops_window", "feasible_grid_points", "candidates", "items",
+            "fingerprint")
+    pairs = [(k, s[k]) for k in keys if k in s and s[k] is not None]
+    pairs.append(("run directory", str(run.run_dir)))
+    pairs.append(("study", run.study.study_name))
+    versions = s.get("versions") or {}
+    body = definitions(pairs)
+    if versions:
+        body += table(["package", "version"], sorted(versions.items()), sortable=False,
+                      caption="versions")
+    body += details("every setting (settings.yaml)",
+                    pre(yaml.safe_dump(s, sort_keys=False, allow_unicode=True)))
+    return Section("settings", "Settings and versions", body)
+
+
+def plot_section(pictures: list[str], missing: str) -> str:
+    return "".join(pictures) if pictures else para(missing, "note")
+
+
+# --------------------------------------------------------------------------- a search
+
+
+def search_selection(run: RunData) -> tuple[Selection, dict[str, Row], dict[str, Any]]:
+    """The ranking and verdict the search's own report gives for the study as it is now
+    (:func:`effscale.search.report.write_outputs`), with its fidelity check."""
+    settings = run.settings
+    rows = collect_rows(run.study)
+    window = settings.get("flops_window")
+    selection = select(grid_rows(rows), int(settings["num_classes"]),
+                       tuple(window) if window else None)
+    factor = int(settings.get("identity", {}).get("budget", {}).get("transfer_factor", 2))
+    check = fidelity.summarize(rows, selection.winner.candidate if selection.winner else None,
+                               factor)
+    if check:
+        selection.verdict += "; " + fidelity.describe(check)
+    return selection, rows, check
+
+
+def _candidate_cells(key: str, attrs: dict[str, Any]) -> list[Any]:
+    found = KEY.match(key)
+    parsed = {k: float(v) for k, v in found.groupdict().items()} if found else \
+        ({"alpha": 1.0, "beta": 1.0, "gamma": 1.0} if key == BASE_KEY else {})
+    value = lambda name: attrs.get(name, parsed.get(name))  # noqa: E731
+    return [number(value("alpha"), 2), number(value("beta"), 3), number(value("gamma"), 3),
+            str(attrs.get("full_resolution", "")), number(attrs.get("flops_ratio")),
+            str(attrs.get("resolution", "")), number(attrs.get("proxy_flops_ratio"), 2)]
+
+
+def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
+    settings = run.settings
+    selection, rows, check = search_selection(run)
+    lines = []
+    w, base = selection.winner, selection.base
+    if w is not None:
+        lines.append(f"winner {w.candidate}: α={float(w.attrs['alpha']):.2f} "
+                     f"β={float(w.attrs['beta']):.3f} γ={float(w.attrs['gamma']):.3f}, "
+                     f"validation accuracy {w.mean:.2%} over {len(w.accuracies)} seed(s), "
+                     f"measured FLOPs ×{float(w.attrs.get('flops_ratio', 0)):.3f} at full size")
+    if base is not None and base.completed:
+        lines.append(f"base: {base.mean:.2%} over {len(base.accuracies)} seed(s); chance is "
+                     f"{1 / int(settings['num_classes']):.1%}")
+    verdict = Verdict(selection.verdict, selection.signal if w is not None else None, lines)
+
+    states = states_by_model(run)
+    grid = grid_rows(rows)
+    ranked = [("base", base)] if base is not None and base.completed else []
+    ranked += [(str(i), r) for i, r in enumerate(selection.ranked, 1)]
+    shown = {r.candidate for _, r in ranked}
+    ranked += [("outside window", r) for r in grid.values()
+               if r.completed and r.candidate not in shown]
+    result_rows = [[(label, str(i)), r.candidate, *_candidate_cells(r.candidate, r.attrs),
+                    percent(r.mean), percent(r.std) if len(r.accuracies) > 1 else "",
+                    str(len(r.accuracies)), number(r.seconds, 1)]
+                   for i, (label, r) in enumerate(ranked)]
+    cost_heads = ["α", "β", "γ", "full px", "FLOPs × (full)", "proxy px", "FLOPs × (proxy)"]
+    results = table(["rank", "candidate", *cost_heads, "val acc", "± std", "seeds",
+                     "train s"], result_rows,
+                    caption="validation accuracy on the held-out split; cost = conv+linear "
+                            "FLOPs of the full-size model over the base's")
+    if not result_rows:
+        results = para("No training has finished yet.", "note")
+
+    keys = sorted({split_item(item)[0] for item in item_states(run.study)},
+                  key=lambda k: (k != BASE_KEY, k))
+    feasible_rows = [[key, *_candidate_cells(key, rows[key].attrs if key in rows else {}),
+                      (f"{int(rows[key].attrs['params']):,}", str(rows[key].attrs["params"]))
+                      if key in rows and "params" in rows[key].attrs else "",
+                      str(rows[key].attrs.get("aliases", "")) if key in rows else "",
+                      states.get(key, "")]
+                     for key in keys if not key.startswith(TRANSFER_PREFIX)]
+    points = settings.get("feasible_grid_points")
+    feasible = table(["candidate", *cost_heads, "params (full)", "same model as", "state"],
+                     feasible_rows,
+                     caption=f"{len(feasible_rows) - 1} distinct φ=1 models at equal full-size "
+                             f"FLOPs (+ the base)"
+                             + (f", from {points} grid points" if points else "")
+                             + "; a model not started yet shows the α, β, γ of its name")
+
+    pictures = []
+    if any(r.completed for r in grid.values()):
+        pictures.append(image(plot_search(grid, selection, settings),
+                              "accuracy against measured FLOPs, and over the α-γ plane",
+                              "Left: accuracy against the FLOPs ratio measured at full size "
+                              "(hollow: at the proxy). Right: accuracy over the α-γ plane "
+                              "(β solved, in the labels)."))
+    if (pareto := run.file(PARETO_FILE)) is not None:
+        pictures.append(image(pareto.read_bytes(), "accuracy against cost", PARETO_FILE))
+
+    if check:
+        fid = para(fidelity.describe(check)) + table(
+            ["model", "proxy accuracy", "check accuracy"],
+            [[k, percent(check["proxy_accuracy"][k]), percent(check["check_accuracy"][k])]
+             for k in check["models"]], caption=check["schedule"])
+    elif int(settings.get("identity", {}).get("budget", {}).get("transfer_top", 0)):
+        fid = para("Not run yet: the base and the top candidates are retrained with longer "
+                   "schedules after the grid.", "note")
+    else:
+        fid = para("No fidelity check at this budget (its transfer_top is 0).", "note")
+
+    if w is not None:
+        coeffs = Coefficients(float(w.attrs["alpha"]), float(w.attrs["beta"]),
+                              float(w.attrs["gamma"]), base=settings["base"])
+        caption = (f"{settings['base']} scaled by the winner's α^φ, β^φ, γ^φ (as configs/b*.yaml)"
+                   + ("" if run.finished else "; from the CURRENT leader, the run is not done"))
+        family = family_table(coeffs, settings["base"], int(settings["num_classes"]),
+                              rules_of(settings), caption)
+        if (run.run_dir / "configs" / "matched").is_dir():
+            family += para("configs/matched/ holds the same family solved to 2^φ × B0's "
+                           "measured FLOPs.", "note")
+    else:
+        family = para("No winner yet.", "note")
+
+    sections = [
+        Section("results", "Results", results),
+        Section("feasible", "Feasible set", feasible),
+        Section("cost", "Accuracy against measured cost; the α-β-γ map",
+                plot_section(pictures, "No finished training to plot yet.")),
+        Section("noise", "Seed noise and the comparisons",
+                seed_noise_body(grid, selection.comparisons)),
+        Section("fidelity", "Fidelity check", fid),
+        Section("family", "Derived B0-B7", family),
+    ]
+    if (cam := cam_section(run)) is not None:
+        sections.append(cam)
+    sections.append(settings_section(run))
+    return verdict, sections
+
+
+# --------------------------------------------------------------------------- a comparison
+
+
+def compare_names(settings: dict[str, Any]) -> list[str]:
+    """The models of a comparison in its table's order: base, compounds, single rules."""
+    return ["base", *(c["name"] for c in settings.get("compounds", [])),
+            *settings.get("single", [])]
+
+
+def compare_comparisons(rows: dict[str, Row], settings: dict[str, Any]
+                        ) -> tuple[list[stats.Comparison], float, int]:
+    """The comparisons of :func:`effscale.compare.results.summarize`, for the study as it is
+    (from its rows and the settings document; no model objects needed)."""
+    compounds = {c["name"] for c in settings.get("compounds", [])}
+    done = {name: rows[name] for name in compare_names(settings)
+            if name in rows and rows[name].completed and rows[name].mean_correct is not None}
+    return compound_comparisons(done, compounds)
+
+
+def compare_verdict(rows: dict[str, Row], settings: dict[str, Any],
+                    comparisons: list[stats.Comparison], dof: int) -> Verdict:
+    lines, all_above = [], []
+    for spec in settings.get("compounds", []):
+        name = spec["name"]
+        row = rows.get(name)
+        if row is None or not row.completed:
+            lines.append(f"{name}: no result yet")
+            continue
+        mine = [c for c in comparisons if c.a == name]
+        above = [c.b for c in mine if c.separated and c.margin > 0]
+        below = [c.b for c in mine if c.separated and c.margin < 0]
+        within = [c.b for c in mine if c.testable and not c.separated]
+        untested = [c.b for c in mine if not c.testable]
+        parts = [f"{name} ({spec['alpha']:g}/{spec['beta']:g}/{spec['gamma']:g}): "
+                 f"{row.mean:.2%} over {len(row.accuracies)} seed(s)"]
+        for label, names in (("separated ABOVE", above), ("separated BELOW", below),
+                             ("within the noise of", within), ("untested against", untested)):
+            if names:
+                parts.append(f"{label} {', '.join(names)}")
+        lines.append("; ".join(parts))
+        all_above.append(bool(mine) and len(above) == len(mine))
+    if dof == 0:
+        lines.append("seed noise not measured (one seed per model): use --repeats 2 or more")
+    best = max((r for n, r in rows.items() if n in compare_names(settings) and r.completed),
+               key=lambda r: r.mean, default=None)
+    if best is None:
+        text = "no model has finished yet"
+    else:
+        text = (f"best at equal FLOPs: {best.candidate} ({best.mean:.2%}); "
+                + ("compound scaling is separated above every other model"
+                   if all_above and all(all_above) else
+                   "compound scaling is not separated above every other model"))
+    return Verdict(text, (all(all_above) if all_above else None), lines)
+
+
+def compare_records(run: RunData) -> dict[str, dict[str, Any]]:
+    """compare.yaml's model records by name (written when the run last stopped)."""
+    path = run.file("compare.yaml")
+    if path is None:
+        return {}
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        return {}
+    return {r["model"]: r for r in doc.get("models", []) if isinstance(r, dict) and "model" in r}
+
+
+def compare_sections(run: RunData) -> tuple[Verdict, list[Section]]:
+    settings = run.settings
+    rows = collect_rows(run.study)
+    comparisons, _, dof = compare_comparisons(rows, settings)
+    verdict = compare_verdict(rows, settings, comparisons, dof)
+    records = compare_records(run)
+    states = states_by_model(run)
+    compounds = {c["name"] for c in settings.get("compounds", [])}
+    table_rows = []
+    for name in compare_names(settings):
+        row, record = rows.get(name), records.get(name, {})
+        attrs = row.attrs if row is not None else {}
+        done = row is not None and row.completed
+        kind = "base" if name == "base" else "compound" if name in compounds else name
+        table_rows.append([
+            name, kind, number(record.get("s")), number(attrs.get("alpha")),
+            number(attrs.get("beta")), number(attrs.get("gamma")),
+            str(attrs.get("full_resolution", "")), str(attrs.get("resolution", "")),
+            str(attrs.get("blocks", "")),
+            (f"{int(attrs['params']):,}", str(attrs["params"])) if "params" in attrs else "",
+            number(attrs.get("flops_ratio")),
+            percent(record.get("target_error"), 1) if record.get("target_error") is not None
+            and kind != "base" else "",
+            number(attrs.get("proxy_flops_ratio"), 2), percent(row.mean) if done else "",
+            percent(row.std) if done and len(row.accuracies) > 1 else "",
+            str(len(row.accuracies)) if row is not None else "0", states.get(name, "")])
+    target = float(settings.get("phi", 1.0))
+    models = table(["model", "kind", "s", "depth ×", "width ×", "resolution ×", "full px",
+                    "proxy px", "blocks", "params (proxy)", "FLOPs × (full)", "vs target",
+                    "FLOPs × (proxy)", "val acc", "± std", "seeds", "state"], table_rows,
+                   caption=f"every model solved to 2^{target:g} × the base's FLOPs measured at "
+                           "full size (conv+linear), trained as a proxy; validation accuracy "
+                           "on the held-out split")
+    pictures = []
+    if (plot := run.file("compare.png")) is not None:
+        note = "" if run.finished else " (written when the run last stopped: may be behind)"
+        pictures.append(image(plot.read_bytes(), "accuracy per model and against measured "
+                              "FLOPs", "compare.png" + note))
+    if (pareto := run.file(PARETO_FILE)) is not None:
+        pictures.append(image(pareto.read_bytes(), "accuracy against cost", PARETO_FILE))
+    families = "".join(
+        family_table(Coefficients(c["alpha"], c["beta"], c["gamma"], base=settings["base"]),
+                     settings["base"], int(settings["num_classes"]), rules_of(settings),
+                     f"{c['name']}: {settings['base']} scaled by α={c['alpha']:g}^φ, "
+                     f"β={c['beta']:g}^φ, γ={c['gamma']:g}^φ ({c.get('source', '')})")
+        for c in settings.get("compounds", []))
+    sections = [
+        Section("results", "Models at equal FLOPs", models),
+        Section("cost", "Accuracy against measured cost",
+                plot_section(pictures, "compare.png is written when the run stops.")),
+        Section("noise", "Seed noise and the comparisons", seed_noise_body(
+            {n: rows[n] for n in compare_names(settings) if n in rows}, comparisons)),
+        Section("family", "Derived B0-B7", families),
+    ]
+    if (cam := cam_section(run)) is not None:
+        sections.append(cam)
+    sections.append(settings_section(run))
+    return verdict, sections
+
+
+def verdict_html(verdict: Verdict) -> str:
+    cls = {True: " signal", False: " nosignal", None: ""}[verdict.signal]
+    return (f'<div class="verdict{cls}" id="verdict"><strong>verdict:</strong> '
+            f"{esc(verdict.text)}{bullets(verdict.lines)}</div>")

@@ -1,0 +1,173 @@
+"""Accuracy against each measured cost: the Pareto front on hand-made points, the tables a
+search writes, and candidates made equal in another cost than FLOPs (a fake one, no timing)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from effscale.experiment.budgets import budget_recipe, get_budget
+from effscale.experiment.results import Row
+from effscale.model.bases import get_base
+from effscale.model.config import ModelConfig, ScalingRules
+from effscale.search.candidates import build_candidates
+from effscale.search.grid import budget_grid
+from effscale.search.pareto import (
+    Point,
+    dominates,
+    measured_costs,
+    pareto_csv,
+    pareto_front,
+    pareto_tables,
+    plot_pareto,
+)
+from effscale.search.run import SearchSettings
+from effscale.train.proxy import proxy_stem_stride
+from effscale.train.trainer import Recipe, proxy_config
+
+
+def keys(points: list[Point]) -> list[str]:
+    return [p.key for p in points]
+
+
+# --------------------------------------------------------------------------- the front
+
+
+def test_front_of_hand_made_points() -> None:
+    points = [Point("a", 1.0, 0.50), Point("b", 2.0, 0.60), Point("c", 2.0, 0.55),
+              Point("d", 3.0, 0.58), Point("e", 4.0, 0.70), Point("f", 0.5, 0.40)]
+    # c: same cost as b, less accurate; d: costs more than b, less accurate
+    assert keys(pareto_front(points)) == ["f", "a", "b", "e"]
+
+
+def test_front_keeps_equal_points_and_drops_an_equal_cost_loser() -> None:
+    points = [Point("x", 1.0, 0.5), Point("y", 1.0, 0.5), Point("z", 1.0, 0.4)]
+    assert keys(pareto_front(points)) == ["x", "y"]
+    assert not dominates(points[0], points[1]) and dominates(points[0], points[2])
+
+
+def test_front_edge_cases() -> None:
+    assert pareto_front([]) == []
+    assert keys(pareto_front([Point("only", 3.0, 0.1)])) == ["only"]
+    # strictly better in both: one point left
+    assert keys(pareto_front([Point("worse", 2.0, 0.5), Point("better", 1.0, 0.6)])) == [
+        "better"]
+    # a cheaper point as accurate as a dearer one dominates it
+    assert keys(pareto_front([Point("dear", 2.0, 0.6), Point("cheap", 1.0, 0.6)])) == [
+        "cheap"]
+
+
+# --------------------------------------------------------------------------- a search's tables
+
+
+def row(name: str, acc: float, **attrs: float | str) -> Row:
+    return Row(name, dict(attrs), accuracies=[acc])
+
+
+ROWS = {
+    "base": row("base", 0.50, flops=100, params=10, activations=1000, cost="latency",
+                cost_value=0.010),
+    "a": row("a", 0.62, flops=200, params=30, activations=1800, cost="latency",
+             cost_value=0.021),
+    "b": row("b", 0.60, flops=190, params=15, activations=2600, cost="latency",
+             cost_value=0.019),
+    "c": row("c", 0.55, flops=210, params=14, activations=2000, cost="latency",
+             cost_value=0.020),
+    "pending": Row("pending", {"flops": 205, "cost": "latency", "cost_value": 0.02}),
+}
+
+
+def test_tables_cover_every_measured_cost_as_ratios_to_the_base() -> None:
+    tables = pareto_tables(ROWS)
+    assert list(tables) == ["flops", "params", "activations", "latency"]
+    flops = {e.candidate: e for e in tables["flops"]}
+    assert set(flops) == {"base", "a", "b", "c"}  # only completed models
+    assert flops["a"].ratio == 2.0 and flops["a"].value == 200
+    assert [e.candidate for e in tables["flops"] if e.on_front] == ["base", "b", "a"]
+    assert [e.candidate for e in tables["params"] if e.on_front] == ["base", "c", "b", "a"]
+    assert [e.candidate for e in tables["latency"] if e.on_front] == ["base", "b", "a"]
+    assert tables["latency"][1].ratio == pytest.approx(1.9)
+    assert measured_costs(ROWS.values()) == ["flops", "params", "activations", "latency"]
+
+
+def test_a_flops_search_has_the_counted_costs_only() -> None:
+    rows = {"base": row("base", 0.5, flops=100, params=10), "a": row("a", 0.6, flops=200,
+                                                                      params=20)}
+    assert list(pareto_tables(rows)) == ["flops", "params"]
+
+
+def test_csv_and_plot() -> None:
+    tables = pareto_tables(ROWS)
+    lines = list(csv.DictReader(io.StringIO(pareto_csv(tables))))
+    assert len(lines) == 4 * 4
+    first = lines[0]
+    assert (first["cost"], first["candidate"], first["ratio"], first["on_front"]) == (
+        "flops", "base", "1.0", "1")
+    png = plot_pareto(tables, {"base": "b0", "dataset": "synthetic", "cost_name": "latency",
+                               "grid": {"target": 2.0}})
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --------------------------------------------------------------------------- another cost
+
+
+class FakeLatency:
+    """A deterministic stand-in for measured latency (no timing): input pixels times the
+    channel-weighted blocks, so depth, width and resolution all cost, not in FLOPs'
+    proportions."""
+
+    name = "latency"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, config: ModelConfig) -> float:
+        self.calls += 1
+        blocks = sum(s.repeats * (s.channels ** 1.5) for s in config.stages)
+        return config.resolution ** 2 * blocks * 1e-9
+
+
+def test_candidates_equal_in_another_cost_are_kept_in_its_window() -> None:
+    spec = budget_grid(get_budget("demo"))
+    full = get_base("b0", 10)
+    recipe = Recipe(stem_stride=proxy_stem_stride(full, spec.base_resolution))
+    fake = FakeLatency()
+    kept, skipped = build_candidates(
+        full, lambda c, size: proxy_config(c.replace(resolution=size), recipe, 10),
+        spec.base_resolution, spec, ScalingRules(), "torch", 0.05, cost=fake)
+    grid = [c for c in kept if not c.is_base]
+    assert grid and fake.calls > 0
+    for c in grid:
+        assert c.cost == "latency" and abs(c.cost_ratio / 2 - 1) <= 0.05, c.key
+        assert c.cost_value == pytest.approx(fake(get_base("b0", 10)) * c.cost_ratio)
+        assert c.activations > 0 and c.flops > 0
+        summary = c.summary()
+        assert summary["cost"] == "latency" and summary["cost_ratio"] == round(c.cost_ratio, 4)
+    # the same grid equal in FLOPs lands elsewhere: the cost, not FLOPs, was solved
+    assert any(abs(c.flops_ratio / 2 - 1) > 0.05 for c in grid)
+    assert all("in latency" in s.reason for s in skipped if "outside" in s.reason)
+
+
+def _settings(cost: str = "flops", **more: object) -> SearchSettings:
+    budget = get_budget("smoke")
+    return SearchSettings(base="b0", dataset="synthetic", budget=budget,
+                          recipe=budget_recipe(budget), grid=budget_grid(budget), cost=cost,
+                          **more)
+
+
+def test_cost_flops_keeps_the_identity_runs_always_had() -> None:
+    plain = SearchSettings(base="b0", dataset="synthetic", budget=get_budget("smoke"),
+                           recipe=budget_recipe(get_budget("smoke")),
+                           grid=budget_grid(get_budget("smoke")))
+    assert _settings("flops").identity("d") == plain.identity("d")
+    assert "cost" not in plain.identity("d") and plain.cost_meter() is None
+    params = _settings("params").identity("d")
+    assert params["cost"] == {"name": "params", "batch": None}
+    latency = _settings("latency", threads=1).identity("d")["cost"]
+    assert latency["name"] == "latency" and latency["batch"] == 1
+    assert latency["device"]["threads"] == 1
+    train = _settings("train-step").cost_options()
+    assert train.batch == get_budget("smoke").batch_size  # the proxy batch
+    assert _settings("latency", cost_batch=8).cost_batch_used() == 8
