@@ -71,6 +71,7 @@ class Shrinkable(Protocol):
 
 R = TypeVar("R", bound=Shrinkable)
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -121,46 +122,49 @@ def free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def retry_training(attempt: Callable[[R], T], recipe: R, device: torch.device,
-                   on_retry: Callable[[Retry], None] | None = None) -> T:
-    """``attempt(recipe)``; on an out-of-memory error, ``attempt`` again from the start with
-    :func:`shrink_training`'s recipe, until it returns or the batch is at the floor
-    (:class:`OutOfMemory`). ``on_retry`` hears each shrink before memory is freed (drop
-    references to the failed attempt's model there). Other exceptions propagate."""
+def retry_on_oom(run: Callable[[S], T], state: S,
+                 shrink: Callable[[S], tuple[S, Retry] | None], at_floor: Callable[[S], str],
+                 device: torch.device, on_retry: Callable[[Retry], None] | None = None
+                 ) -> tuple[T, S]:
+    """``run(state)`` and the state it finally ran with; on an out-of-memory error, again with
+    ``shrink(state)`` until it returns or ``shrink`` says the floor is reached
+    (:class:`OutOfMemory` with ``at_floor(state)``). ``on_retry`` hears each shrink before
+    memory is freed (drop references to the failed attempt there). Other exceptions
+    propagate."""
     while True:
         try:
-            return attempt(recipe)
+            return run(state), state
         except Exception as exc:
             if not is_oom(exc):
                 raise
-            shrunk = shrink_training(recipe)
+            shrunk = shrink(state)
             if shrunk is None:
-                raise OutOfMemory(f"even at batch size {recipe.batch_size}") from exc
+                raise OutOfMemory(at_floor(state)) from exc
         # Outside the except block, so the traceback's frames (and their tensors) are gone.
-        recipe, retry = shrunk
+        state, retry = shrunk
         if on_retry is not None:
             on_retry(retry)
         free_memory(device)
+
+
+def retry_training(attempt: Callable[[R], T], recipe: R, device: torch.device,
+                   on_retry: Callable[[Retry], None] | None = None) -> T:
+    """``attempt(recipe)``, again from the start with :func:`shrink_training`'s recipe after
+    each out-of-memory error, down to the floor."""
+    return retry_on_oom(attempt, recipe, shrink_training,
+                        lambda r: f"even at batch size {r.batch_size}", device, on_retry)[0]
 
 
 def retry_evaluation(evaluate: Callable[[int], T], batch_size: int, device: torch.device,
                      on_retry: Callable[[Retry], None] | None = None) -> tuple[T, int]:
     """``evaluate(batch_size)`` and the batch size it finally ran at; on an out-of-memory
     error, again at half the batch, down to :data:`SMALLEST_BATCH` (:class:`OutOfMemory`)."""
-    while True:
-        try:
-            return evaluate(batch_size), batch_size
-        except Exception as exc:
-            if not is_oom(exc):
-                raise
-            batch = smaller(batch_size)
-            if batch is None:
-                raise OutOfMemory(f"in evaluation even at batch size {batch_size}") from exc
-        retry = Retry("evaluation", batch_size, batch)
-        batch_size = batch
-        if on_retry is not None:
-            on_retry(retry)
-        free_memory(device)
+    def shrink(batch: int) -> tuple[int, Retry] | None:
+        half = smaller(batch)
+        return None if half is None else (half, Retry("evaluation", batch, half))
+
+    return retry_on_oom(evaluate, batch_size, shrink,
+                        lambda b: f"in evaluation even at batch size {b}", device, on_retry)
 
 
 def describe(retries: list[Retry]) -> dict[str, Any]:
