@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from effscale.experiment.budgets import get_budget
+from effscale.model.bases import get_base
+from effscale.model.config import ModelConfig, ScalingRules
+from effscale.model.cost import CostMeasurer, CostMeter, Measured
+from effscale.model.cost_timing import Timing
+from effscale.search.candidates import Candidate, Skipped, build_candidates
+from effscale.search.grid import budget_grid
+from effscale.train.proxy import proxy_stem_stride
+from effscale.train.trainer import Recipe, proxy_config
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 GOLDEN = CONFIGS / "complexity.json"
@@ -14,3 +24,49 @@ def shipped_configs() -> list[str]:
     """Every committed config, relative to the repository root (``configs/b0.yaml``), sorted."""
     files = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "official").glob("*.yaml"))
     return [path.relative_to(REPO).as_posix() for path in files]
+
+
+class FakeLatency:
+    """A deterministic stand-in for measured latency (no timing): input pixels times the
+    channel-weighted blocks, so depth, width and resolution all cost, not in FLOPs'
+    proportions."""
+
+    name = "latency"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, config: ModelConfig) -> float:
+        self.calls += 1
+        blocks = sum(s.repeats * (s.channels ** 1.5) for s in config.stages)
+        return config.resolution ** 2 * blocks * 1e-9
+
+
+class NoisyLatency(CostMeter):
+    """FakeLatency's values as timed measurements, where the timings of models above 224 px
+    miss their spread bound (as on a busy machine)."""
+
+    def __init__(self) -> None:
+        super().__init__("latency", use_cache=False)
+        self.fake = FakeLatency()
+
+    def measured(self, config: ModelConfig) -> Measured:
+        key = config.replace(name="-", provenance=None)
+        if key not in self.results:
+            value = self.fake(config)
+            noisy = config.resolution > 224
+            samples = (value * 0.8, value, value * 1.25) * 3 if noisy else (value,) * 7
+            timing = Timing(value, 0.0, samples, 0, 0.05, not noisy,
+                            "repeat limit" if noisy else "")
+            self.results[key] = Measured("latency", value, "s", 1, timing)
+        return self.results[key]
+
+
+def demo_candidates(cost: CostMeasurer) -> tuple[list[Candidate], list[Skipped]]:
+    """The demo budget's candidates for b0 on 10 classes, equal in ``cost``."""
+    spec = budget_grid(get_budget("demo"))
+    full = get_base("b0", 10)
+    recipe = Recipe(stem_stride=proxy_stem_stride(full, spec.base_resolution))
+    return build_candidates(
+        full, lambda c, size: proxy_config(c.replace(resolution=size), recipe, 10),
+        spec.base_resolution, spec, ScalingRules(), "torch", 0.05, cost=cost)

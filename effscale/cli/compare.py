@@ -131,13 +131,12 @@ def compare_table(models: list[Any], result: Any) -> Table:
     target = next((m.target_ratio for m in models), 0.0)
     cost = next((m.full.cost for m in models if m.full.cost != "flops"), None)
     what = cost or "FLOPs"
-    table = Table(title=f"equal-{what} comparison at {target:.2f}× the base's {what} (measured "
-                        "at full size; validation accuracy on the held-out split)",
-                  title_justify="left")
-    for name in ("model", "s", "depth ×", "width ×", "full px", "proxy px", "blocks",
-                 "params", "GFLOPs full", "FLOPs × full", *([f"{cost} × full"] if cost else []),
-                 "vs target", "FLOPs × proxy", "val acc", "± std", "seeds"):
-        table.add_column(name, justify="left" if name == "model" else "right")
+    table = render.data_table(
+        f"equal-{what} comparison at {target:.2f}× the base's {what} (measured at full size; "
+        "validation accuracy on the held-out split)",
+        ("model", "s", "depth ×", "width ×", "full px", "proxy px", "blocks", "params",
+         "GFLOPs full", "FLOPs × full", *([f"{cost} × full"] if cost else []), "vs target",
+         "FLOPs × proxy", "val acc", "± std", "seeds"), text={"model"})
     for m in models:
         row = rows.get(m.full.name)
         done = row is not None and row.completed
@@ -145,7 +144,7 @@ def compare_table(models: list[Any], result: Any) -> Table:
             m.full.name, f"{m.s:.3f}" if m.s is not None else "", f"{m.full.depth:.3f}",
             f"{m.full.width:.3f}", str(m.full.config.resolution), str(m.px),
             str(sum(s.repeats for s in m.full.config.stages)), f"{m.full.complexity.params:,}",
-            f"{m.full.complexity.flops / 1e9:.3f}", f"{m.full.ratio:.3f}",
+            f"{m.full.complexity.flops / 1e9:.3f}", f"{m.full.flops_ratio:.3f}",
             *([f"{m.full.cost_ratio:.3f}"] if cost else []),
             "" if m.kind == "base" else f"{m.full.target_error:+.1%}", f"{m.proxy_ratio:.2f}",
             f"{row.mean:.2%}" if done else "",

@@ -148,14 +148,13 @@ def cost_table(doc: dict[str, Any]) -> Table:
     rows = doc["rows"]
     first = rows[0] if rows else None
     extra = [lat["batch"] for lat in first["latency"][1:]] if first else []
-    table = Table(title=f"what each config costs on this {doc['device']['device']} "
-                        f"({doc['device']['threads']} threads; full size, latency = median)",
-                  title_justify="left")
     columns = ["config", "px", "params", "GFLOPs", "activations", "train memory",
                "latency b1", "± IQR", *(f"latency b{b}" for b in extra),
                "FLOPs ÷ first", "latency ÷ first"]
-    for name in columns:
-        table.add_column(name, justify="left" if name == "config" else "right")
+    table = render.data_table(
+        f"what each config costs on this {doc['device']['device']} "
+        f"({doc['device']['threads']} threads; full size, latency = median)", columns,
+        text={"config"})
     for row in rows:
         lat = row["latency"]
         memory = row["train_memory"]

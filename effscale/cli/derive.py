@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.table import Table
 
 from effscale.cli import options as opt
 from effscale.cli import render
@@ -201,7 +202,7 @@ def derive(
                     f"warning: {m.config.name}: no config along these coefficients lies within "
                     f"{m.tolerance * 100:g} % of 2^{phi_label(m.phi)} = {m.target:g}x B0's "
                     f"{what} because of rounding{noise}; the closest (s = {m.s:.4f}) measures "
-                    f"{m.ratio:.3f}x ({m.error:+.1%})", markup=False)
+                    f"{m.cost_ratio:.3f}x ({m.error:+.1%})", markup=False)
     costs = _shown_costs(meter, reference, [c for _, c, _ in rows], matched)
     _check_writable(out)
     for _, config, _ in rows:
@@ -298,9 +299,7 @@ def _add_costs_json(doc: dict[str, Any], meter: CostMeter, costs: dict[str, Any]
 
 def _derive_table(coeffs: Coefficients, official: bool, rows: list, ref_flops: int,
                   base: str, matched: list[Matched] | None = None,
-                  costs: dict[str, Any] | None = None) -> Any:
-    from rich.table import Table
-
+                  costs: dict[str, Any] | None = None) -> Table:
     if official:
         title = "EfficientNet's published table (b0 base)"
     else:
@@ -311,12 +310,10 @@ def _derive_table(coeffs: Coefficients, official: bool, rows: list, ref_flops: i
     if matched:
         title += (f"; plain: s = phi, matched: s solved so {what} = 2^phi x phi 0's "
                   "(measured at full size)")
-    table = Table(title=title, title_justify="left")
     shown = [what, f"{what} ÷ φ0"] if costs else []
     columns = ["config", *(["family", "s"] if matched else []), "phi", "depth", "width",
                "res ×", "res px", "params", "FLOPs (conv+fc)", "FLOPs ÷ φ0", *shown, "2^φ"]
-    for name in columns:
-        table.add_column(name, justify="left" if name in ("config", "family") else "right")
+    table = render.data_table(title, columns, text={"config", "family"})
     by_phi = {m.phi: m for m in matched or []}
     for phi_value, config, report in rows:
         prov = config.provenance
@@ -331,7 +328,7 @@ def _derive_table(coeffs: Coefficients, official: bool, rows: list, ref_flops: i
         table.add_row(config.name, "plain", phi_label(phi_value), phi_label(phi_value), *cells)
         m = by_phi[phi_value]
         mprov = m.config.provenance
-        ratio = f"{m.ratio:.2f}" + ("" if m.within_tolerance else f" ({m.error:+.1%}!)")
+        ratio = f"{m.cost_ratio:.2f}" + ("" if m.within_tolerance else f" ({m.error:+.1%}!)")
         flops_ratio = f"{m.flops_ratio:.2f}" if costs else ratio
         cost_cells = _cost_cells(costs, f"matched/{m.config.name}")
         if costs:
@@ -373,7 +370,7 @@ def _derive_json(coeffs: Coefficients, official: bool, rows: list, matched: list
     }
     if matched:
         doc["matched"] = [{**row(m.phi, m.config, m.complexity.params, m.complexity.flops),
-                           "ratio": round(m.ratio, 6), "s": round(m.s, 6),
+                           "ratio": round(m.cost_ratio, 6), "s": round(m.s, 6),
                            "error": round(m.error, 6),
                            "within_tolerance": m.within_tolerance} for m in matched]
     return doc

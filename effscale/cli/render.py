@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection, Iterable
 
 from rich.console import Console
 from rich.table import Table
@@ -13,6 +14,20 @@ from effscale.model.flops import Complexity
 # Piped output is not cut to 80 columns: tables stay whole in logs and files.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+
+
+def data_table(title: str, columns: Iterable[str], text: Collection[str] = ()) -> Table:
+    """A table of figures: number columns (right-aligned) and every header keep to one line, so
+    a reader (or a script) never sees "latency" and "b4" split over two rows; when the table is
+    wider than the console, the text columns named in ``text`` (left-aligned: config paths,
+    names) fold instead."""
+    table = Table(title=title, title_justify="left")
+    for name in columns:
+        if name in text:
+            table.add_column(name, justify="left", overflow="fold")
+        else:
+            table.add_column(name, justify="right", no_wrap=True)
+    return table
 
 
 def giga(value: float) -> str:

@@ -38,23 +38,26 @@ class SearchEvents(RichEvents):
 
 def feasible_table(candidates: list[Candidate], dropped: list[Skipped], grid_points: int
                    ) -> Table:
-    table = Table(title=f"feasible set: {len(candidates) - 1} distinct φ=1 models at equal "
-                        f"full-size FLOPs from {grid_points} grid points (+ the base)"
-                        + (f"; {len(dropped)} left out (below)" if dropped else ""),
-                  title_justify="left")
     cost = next((c.cost for c in candidates if c.cost != "flops"), None)
-    for name in ("candidate", "α", "β", "γ", "full px", *([f"{cost} × (full)"] if cost else []),
-                 "FLOPs × (full)", "proxy px", "FLOPs × (proxy)", "params", "same model as"):
-        table.add_column(name, justify="left" if name in ("candidate", "same model as")
-                         else "right")
+    table = render.data_table(
+        f"feasible set: {len(candidates) - 1} distinct φ=1 models at equal full-size "
+        f"{cost or 'FLOPs'} "
+        f"from {grid_points} grid points (+ the base)"
+        + (f"; {len(dropped)} left out (below)" if dropped else ""),
+        ("candidate", "α", "β", "γ", "full px", *([f"{cost} × (full)"] if cost else []),
+         "FLOPs × (full)", "proxy px", "FLOPs × (proxy)", "params", "same model as"),
+        text={"candidate", "same model as"})
     for c in candidates:
         table.add_row(c.key, f"{c.alpha:.2f}", f"{c.beta:.3f}", f"{c.gamma:.3f}",
-                      str(c.full_resolution), *([f"{c.cost_ratio:.3f}"] if cost else []),
+                      str(c.full_resolution),
+                      *([f"{c.cost_ratio:.3f}" + (" !" if c.cost_note else "")] if cost else []),
                       f"{c.flops_ratio:.3f}", str(c.resolution),
                       f"{c.proxy_flops_ratio:.2f}", f"{c.params:,}",
                       ", ".join(c.aliases[:3]) + (" …" if len(c.aliases) > 3 else ""))
     for d in dropped:
-        table.add_row(f"[dim]{d.key}[/dim]", "", "", "", "", *([""] if cost else []),
+        cost_cell = "" if d.cost_ratio is None else \
+            f"{d.cost_ratio:.3f}" + (" !" if d.cost_note else "")
+        table.add_row(f"[dim]{d.key}[/dim]", "", "", "", "", *([cost_cell] if cost else []),
                       f"{d.flops_ratio:.3f}" if d.flops_ratio else "", "",
                       f"{d.proxy_flops_ratio:.2f}" if d.proxy_flops_ratio else "", "",
                       f"[dim]left out: {d.reason}[/dim]")
@@ -81,13 +84,16 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
             "flops_ratio_proxy": round(c.proxy_flops_ratio, 4),
             "nominal_ratio": round(c.nominal_ratio, 4), "same_model_grid_points": list(c.aliases),
             **({"cost": c.cost, "cost_full": c.cost_value,
-                "cost_ratio_full": round(c.cost_ratio, 4)} if c.cost != "flops" else {}),
+                "cost_ratio_full": round(c.cost_ratio, 4), "cost_note": c.cost_note}
+               if c.cost != "flops" else {}),
             "aliases": None if c.is_base else coefficient_aliases(
                 base, c.alpha, c.beta, c.gamma, settings.grid, settings.rules),
         })
     for d in dropped:
         rows.append({"key": d.key, "kept": False, "reason": d.reason,
-                     "flops_ratio_full": d.flops_ratio, "flops_ratio_proxy": d.proxy_flops_ratio})
+                     "flops_ratio_full": d.flops_ratio, "flops_ratio_proxy": d.proxy_flops_ratio,
+                     **({"cost_ratio_full": d.cost_ratio, "cost_note": d.cost_note}
+                        if d.cost_ratio is not None else {})})
     return {
         "base": settings.base, "dataset": settings.dataset, "budget": settings.budget.name,
         "target": settings.grid.target, "flops_tolerance": settings.flops_tolerance,
@@ -101,17 +107,18 @@ def summary_table(selection: Any, top: int = 8) -> Table:
     rows = ([("base", selection.base)] if selection.base and selection.base.completed else [])
     rows += [("winner" if i == 0 else str(i + 1), r) for i, r in enumerate(selection.ranked[:top])]
     cost = next((str(r.attrs["cost"]) for _, r in rows if r.attrs.get("cost")), None)
-    table = Table(title="search result (validation accuracy on the held-out split; cost = "
-                        f"{cost or 'FLOPs'} at full size)", title_justify="left")
-    for name in ("", "candidate", "α", "β", "γ", "full px",
-                 *([f"{cost} × (full)"] if cost else []), "FLOPs × (full)", "proxy px",
-                 "FLOPs × (proxy)", "val acc", "± std", "seeds"):
-        table.add_column(name, justify="left" if name in ("", "candidate") else "right")
+    table = render.data_table(
+        "search result (validation accuracy on the held-out split; cost = "
+        f"{cost or 'FLOPs'} at full size)",
+        ("", "candidate", "α", "β", "γ", "full px", *([f"{cost} × (full)"] if cost else []),
+         "FLOPs × (full)", "proxy px", "FLOPs × (proxy)", "val acc", "± std", "seeds"),
+        text={"", "candidate"})
     for label, row in rows:
         a = row.attrs
         table.add_row(label, row.candidate, f"{a.get('alpha', 1):.2f}", f"{a.get('beta', 1):.3f}",
                       f"{a.get('gamma', 1):.3f}", str(a.get("full_resolution", "")),
-                      *([f"{float(a.get('cost_ratio', 1)):.3f}"] if cost else []),
+                      *([f"{float(a.get('cost_ratio', 1)):.3f}"
+                         + (" !" if a.get("cost_note") else "")] if cost else []),
                       f"{float(a.get('flops_ratio', 1)):.3f}", str(a.get("resolution", "")),
                       f"{float(a.get('proxy_flops_ratio', 0)):.2f}", f"{row.mean:.2%}",
                       f"{row.std:.2%}" if len(row.accuracies) > 1 else "",

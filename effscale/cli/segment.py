@@ -78,10 +78,10 @@ def _percent(value: float) -> str:
 
 
 def _iou_table(result: SegmentationResult) -> Table:
-    table = Table(title=f"{result.config} as Eff-UNet @ {result.size}px: IoU on "
-                        f"{result.val_images} held-out images", title_justify="left")
-    for name in ("class", "Eff-UNet", f"baseline ({result.baseline_class} everywhere)"):
-        table.add_column(name, justify="left" if name == "class" else "right")
+    table = render.data_table(
+        f"{result.config} as Eff-UNet @ {result.size}px: IoU on {result.val_images} held-out "
+        "images", ("class", "Eff-UNet", f"baseline ({result.baseline_class} everywhere)"),
+        text={"class"})
     for name, iou, base in zip(result.class_names, result.iou, result.baseline_iou):
         table.add_row(name, _percent(iou), _percent(base))
     table.add_section()

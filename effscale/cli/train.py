@@ -115,11 +115,10 @@ def _check_target(target: Path) -> None:
 
 
 def _epoch_table(summary: dict) -> Table:
-    table = Table(title=f"{summary['name']} @ {summary['resolution']}px, "
-                        f"{summary['train_images']} train / {summary['val_images']} val images",
-                  title_justify="left")
-    for name in ("epoch", "train loss", "val acc", "seconds", "img/s"):
-        table.add_column(name, justify="right")
+    table = render.data_table(
+        f"{summary['name']} @ {summary['resolution']}px, {summary['train_images']} train / "
+        f"{summary['val_images']} val images",
+        ("epoch", "train loss", "val acc", "seconds", "img/s"))
     batch_images = summary["train_images"] // summary["batch_size"] * summary["batch_size"]
     for i, (loss, acc, secs) in enumerate(zip(summary["train_loss_per_epoch"],
                                               summary["val_accuracy_per_epoch"],

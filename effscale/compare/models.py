@@ -120,7 +120,7 @@ def candidate_of(model: CompareModel) -> Candidate:
         key=key, alpha=model.full.depth, beta=model.full.width,
         gamma=model.full.resolution, resolution=model.px, config=model.proxy_config,
         params=model.proxy.params, flops=model.full.complexity.flops,
-        flops_ratio=model.full.ratio, nominal_ratio=model.target_ratio,
+        flops_ratio=model.full.flops_ratio, nominal_ratio=model.target_ratio,
         full_resolution=model.full.config.resolution, proxy_flops=model.proxy.flops,
         proxy_flops_ratio=model.proxy_ratio)
     known = {f.name for f in dataclasses.fields(Candidate)}

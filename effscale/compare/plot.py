@@ -21,7 +21,7 @@ def plot_compare(result: Any) -> bytes:
     names, means, stds = [], [], []
     for model, row in result.rows:
         done = row is not None and row.completed
-        names.append(f"{model.full.name}\n×{model.full.ratio:.2f} FLOPs")
+        names.append(f"{model.full.name}\n×{model.full.flops_ratio:.2f} FLOPs")
         means.append(row.mean * 100 if done else 0.0)
         stds.append(row.std * 100 if done else 0.0)
         if done:

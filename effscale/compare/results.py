@@ -111,7 +111,7 @@ def model_record(model: CompareModel) -> dict[str, Any]:
         "resolution_multiplier": round(model.full.resolution, 4),
         "full_resolution": model.full.config.resolution, "resolution": model.px,
         "blocks": sum(s.repeats for s in model.full.config.stages), "params": c.params,
-        "flops": c.flops, "flops_ratio": round(model.full.ratio, 4),
+        "flops": c.flops, "flops_ratio": round(model.full.flops_ratio, 4),
         "target_ratio": round(model.target_ratio, 4),
         "target_error": round(model.full.target_error, 4), "proxy_flops": model.proxy.flops,
         "proxy_flops_ratio": round(model.proxy_ratio, 4),

@@ -22,8 +22,14 @@ GRACE_S = int(os.environ.get("EFFSCALE_GRACE_S", "60"))
 
 
 def is_rdb(storage: BaseStorage) -> bool:
-    """Whether optuna's own heartbeat covers ``storage`` (RDB); a journal needs ours."""
-    return isinstance(storage, optuna.storages.RDBStorage)
+    """Whether optuna's own heartbeat covers ``storage`` (RDB); a journal needs ours.
+
+    Asked of what a study holds, not of what was opened: ``optuna.create_study`` wraps an
+    ``RDBStorage`` in a cache that is no ``RDBStorage`` itself but passes the heartbeat on, so
+    the test is for a storage with a heartbeat interval set (optuna's own criterion).
+    """
+    interval = getattr(storage, "get_heartbeat_interval", None)
+    return callable(interval) and interval() is not None
 
 
 class Heartbeat:

@@ -16,12 +16,13 @@ import fcntl
 import os
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
+from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
@@ -153,14 +154,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _is_stale(trial: FrozenTrial, host: str, now: float) -> bool:
+def _is_stale(trial: FrozenTrial, host: str, now: float, rdb: bool) -> bool:
     """A RUNNING trial is stale when its worker's process is gone (same machine), or, on a
-    journal, when its heartbeat is older than GRACE_S (any machine; RDB storages use
-    optuna's heartbeat instead)."""
+    journal, when its heartbeat is older than GRACE_S (any machine; on RDB storages that is
+    optuna's heartbeat, which ``fail_stale_trials`` reads, so it is not looked at here)."""
     worker = trial.system_attrs.get("effscale_worker", "")
     whost, _, pid = worker.rpartition(":")
     if whost == host and pid.isdigit() and not _pid_alive(int(pid)):
         return True
+    if rdb:
+        return False
     beat = trial.system_attrs.get("effscale_heartbeat")
     if beat is None and trial.datetime_start is not None:
         beat = trial.datetime_start.timestamp()
@@ -174,14 +177,18 @@ def recover_dead_workers(study: optuna.Study) -> list[str]:
     workers notice the same dead one, exactly one of them enqueues the item again.
     """
     storage = study._storage
-    if is_rdb(storage):
-        optuna.storages.fail_stale_trials(study)  # runs requeue_stale for each one it failed
+    rdb = is_rdb(storage)
+    if rdb:
+        with warnings.catch_warnings():  # "experimental": not news to our users
+            warnings.filterwarnings("ignore", ".*fail_stale_trials is experimental",
+                                    ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # runs requeue_stale for each it fails
     recovered = []
     host, now = socket.gethostname(), time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if is_rdb(storage) and "effscale_worker" not in trial.system_attrs:
+        if rdb and "effscale_worker" not in trial.system_attrs:
             continue  # claimed a moment ago; the heartbeat covers it from here on
-        if not _is_stale(trial, host, now):
+        if not _is_stale(trial, host, now, rdb):
             continue
         with contextlib.suppress(UpdateFinishedTrialError):  # another worker was first
             storage.set_trial_user_attr(trial._trial_id, "failure_kind", "worker died")

@@ -391,6 +391,23 @@ class CostMeter:
         """The timed measurements that did not reach their spread bound."""
         return [m.note for m in self.results.values() if m.note]
 
+    def note(self, config: ModelConfig) -> str:
+        """What ``config``'s measurement says of itself: empty when it met its spread bound
+        (or the cost is not timed)."""
+        return self.measured(config).note
+
+    def spread_summary(self) -> str:
+        """One line on the timings that missed their spread bound, or empty when none did:
+        how many of all, and the worst spread reached."""
+        timings = [m.timing for m in self.results.values() if m.timing is not None]
+        missed = [t for t in timings if not t.converged]
+        if not missed:
+            return ""
+        worst = max(t.rel_spread for t in missed)
+        return (f"{len(missed)} of {len(timings)} timings did not get their spread "
+                f"(IQR/median) under {missed[0].spread_bound:.0%} (worst {worst:.1%}); the "
+                "median is used anyway")
+
 
 # --------------------------------------------------------------------------- how costs agree
 

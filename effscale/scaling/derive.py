@@ -12,14 +12,13 @@ from effscale.errors import EffscaleError
 from effscale.model.bases import get_base
 from effscale.model.config import Head, ModelConfig, Provenance, ScalingRules, read_yaml_file
 from effscale.model.cost import COSTS, CostMeasurer
-from effscale.model.flops import Complexity
 from effscale.scaling.compound import (
     check_coefficients,
     compound_multipliers,
     flops_factor,
     scale_config,
 )
-from effscale.scaling.equal_flops import Measurer, solve_direction
+from effscale.scaling.equal_flops import AgainstBase, Measurer, solve_direction
 
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
 MATCH_TOLERANCE = 0.03  # --match-flops: a matched B_phi within 3 % of 2**phi x B0
@@ -180,32 +179,14 @@ def official_config(index: int, num_classes: int = 1000) -> ModelConfig:
 
 
 @dataclass(frozen=True)
-class Matched:
+class Matched(AgainstBase):
     """B_phi solved along the coefficients to ``2**phi`` times B0's measured FLOPs, or B0's
-    ``cost`` (``cost_value`` and ``base_cost`` in its unit; ``complexity`` is always FLOPs)."""
+    ``cost`` (see :class:`~effscale.scaling.equal_flops.AgainstBase`)."""
 
     phi: float
     s: float  # the "effective phi": depth alpha**s, width beta**s, resolution gamma**s
     config: ModelConfig
-    complexity: Complexity
-    base_flops: int
-    cost: str = "flops"
-    cost_value: float = 0.0
-    base_cost: float = 0.0
     tolerance: float = MATCH_TOLERANCE
-
-    @property
-    def ratio(self) -> float:
-        """Measured cost (FLOPs unless ``cost`` says otherwise) over the base's (both at full
-        size)."""
-        if self.cost != "flops":
-            return self.cost_value / self.base_cost
-        return self.complexity.flops / self.base_flops
-
-    @property
-    def flops_ratio(self) -> float:
-        """Measured FLOPs over the base's, whatever the cost."""
-        return self.complexity.flops / self.base_flops
 
     @property
     def target(self) -> float:
@@ -213,8 +194,8 @@ class Matched:
 
     @property
     def error(self) -> float:
-        """Measured ratio over ``2**phi``, minus 1 (0.03 = 3 % above)."""
-        return self.ratio / self.target - 1
+        """Measured cost ratio over ``2**phi``, minus 1 (0.03 = 3 % above)."""
+        return self.cost_ratio / self.target - 1
 
     @property
     def within_tolerance(self) -> bool:
@@ -246,7 +227,7 @@ def match_flops(
     """B_phi along the coefficients with ``s`` solved so that its MEASURED FLOPs (conv+linear,
     at full size: the base at its own resolution, b0 at 224 px) are closest to ``2**phi``
     times the base's. Rounding may leave no config within :data:`MATCH_TOLERANCE`; the
-    achieved figure is in the result (``ratio``, ``error``), never adjusted.
+    achieved figure is in the result (``cost_ratio``, ``error``), never adjusted.
 
     ``measure`` shares measurements between calls (a :class:`~effscale.scaling.equal_flops.Measurer`
     with ``conv_linear=True``); ``count_flops`` caches on disk either way. With ``cost`` (a
@@ -277,9 +258,11 @@ def match_flops(
     )
     config = solved.config.replace(provenance=provenance)
     if cost is None:
-        return Matched(phi, s, config, solved.complexity, solved.base_flops)
-    return Matched(phi, s, config, solved.complexity, solved.base_flops, cost.name,
-                   solved.cost_value, solved.base_cost, match_tolerance(cost.name))
+        return Matched(phi, s, config, complexity=solved.complexity,
+                       base_flops=solved.base_flops)
+    return Matched(phi, s, config, match_tolerance(cost.name), complexity=solved.complexity,
+                   base_flops=solved.base_flops, cost=cost.name, cost_value=solved.cost_value,
+                   base_cost=solved.base_cost)
 
 
 def match_tolerance(cost: str) -> float:
@@ -305,7 +288,7 @@ def matched_config(
     (see :func:`match_flops`); ``ratio`` is the achieved measured ratio, which may be off by
     more than 3 % when rounding allows nothing closer."""
     matched = match_flops(coefficients, phi, base, num_classes, rules, counter)
-    return matched.config, matched.s, matched.ratio
+    return matched.config, matched.s, matched.cost_ratio
 
 
 def measured_drift_warning(b1_over_b0: float) -> str | None:

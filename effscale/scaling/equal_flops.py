@@ -42,13 +42,36 @@ MAX_MULTIPLIER = 64.0
 RTOL = 0.005  # stop at a config this close to the target
 
 
-@dataclass(frozen=True)
-class Scaled:
-    """One model of a comparison: its multipliers, config and measured complexity.
+@dataclass(frozen=True, kw_only=True)
+class AgainstBase:
+    """A model's measured size beside its base's, both at full size: FLOPs always, and the
+    cost it was scaled for. That cost is FLOPs unless ``cost`` names another; then
+    ``cost_value`` and ``base_cost`` are in that cost's unit (seconds for latency)."""
 
-    ``ratio`` is always the FLOPs ratio. With another ``cost`` than FLOPs, ``cost_value``,
-    ``base_cost`` and ``target_cost`` are in that cost's unit, ``target_error`` is against the
-    cost's target, and ``target_flops`` is the base's FLOPs times the target's cost ratio.
+    complexity: Complexity
+    base_flops: int
+    cost: str = "flops"
+    cost_value: float = 0.0
+    base_cost: float = 0.0
+
+    @property
+    def flops_ratio(self) -> float:
+        """Measured FLOPs over the base's, whatever the cost."""
+        return self.complexity.flops / self.base_flops
+
+    @property
+    def cost_ratio(self) -> float:
+        """The measured cost over the base's (the FLOPs ratio when FLOPs are the cost)."""
+        return self.flops_ratio if self.cost == "flops" else self.cost_value / self.base_cost
+
+
+@dataclass(frozen=True)
+class Scaled(AgainstBase):
+    """One model of a comparison: its multipliers, config and measured size against the base.
+
+    With another ``cost`` than FLOPs, ``target_cost`` is in that cost's unit,
+    ``target_error`` is against the cost's target, and ``target_flops`` is the base's FLOPs
+    times the target's cost ratio.
     """
 
     name: str
@@ -57,23 +80,8 @@ class Scaled:
     width: float
     resolution: float
     config: ModelConfig
-    complexity: Complexity
-    base_flops: int
     target_flops: int
-    cost: str = "flops"
-    cost_value: float = 0.0
-    base_cost: float = 0.0
     target_cost: float = 0.0
-
-    @property
-    def ratio(self) -> float:
-        """Measured FLOPs over the base's."""
-        return self.complexity.flops / self.base_flops
-
-    @property
-    def cost_ratio(self) -> float:
-        """The measured cost over the base's (the FLOPs ratio when FLOPs are the cost)."""
-        return self.ratio if self.cost == "flops" else self.cost_value / self.base_cost
 
     @property
     def target_ratio(self) -> float:
@@ -210,7 +218,7 @@ def solve_rule(base: ModelConfig, rule: str, target: float, rules: ScalingRules,
                       cost or measure)
     depth, width, resolution = rule_multipliers(rule, m, fast_a)
     return Scaled(rule, m, depth, width, resolution, config.replace(name=rule),
-                  measure(config), measure(base).flops,
+                  complexity=measure(config), base_flops=measure(base).flops,
                   **_cost_fields(cost, config, base, target, measure))
 
 
@@ -222,14 +230,16 @@ def compound(base: ModelConfig, alpha: float, beta: float, gamma: float, phi: fl
     config = scale_config(base, depth=depth, width=width, resolution=resolution, rules=rules,
                           name="compound")
     complexity = measure(config)
-    return Scaled("compound", phi, depth, width, resolution, config, complexity,
-                  measure(base).flops, round(target or complexity.flops))
+    return Scaled("compound", phi, depth, width, resolution, config,
+                  round(target or complexity.flops), complexity=complexity,
+                  base_flops=measure(base).flops)
 
 
 def base_model(base: ModelConfig, measure: Measurer, target: float,
                cost: CostMeasurer | None = None) -> Scaled:
     config = base.replace(name="base")
-    return Scaled("base", 0.0, 1.0, 1.0, 1.0, config, measure(config), measure(base).flops,
+    return Scaled("base", 0.0, 1.0, 1.0, 1.0, config, complexity=measure(config),
+                  base_flops=measure(base).flops,
                   **_cost_fields(cost, config, base, target, measure))
 
 
@@ -255,7 +265,7 @@ def solve_direction(base: ModelConfig, coefficients: tuple[float, float, float],
     resolution ``gamma**s``) to the measured FLOPs (or ``cost``) closest to ``target``.
 
     The returned :class:`Scaled` has ``multiplier`` = the solved ``s`` ("effective phi"),
-    its ``ratio`` over the base's measured FLOPs and its ``target_error``, which may exceed
+    its ``flops_ratio`` over the base's measured FLOPs and its ``target_error``, which may exceed
     any tolerance when rounding leaves no config closer. ``build`` post-processes each config
     before it is measured (``derive`` attaches a UNet head there).
     """
@@ -282,5 +292,5 @@ def solve_direction(base: ModelConfig, coefficients: tuple[float, float, float],
     m, config = solve(config_at, target, cost or measure, max_multiplier=reach)
     s = s_of(m)
     depth, width, resolution = direction_multipliers(coefficients, s)
-    return Scaled(name, s, depth, width, resolution, config, measure(config), base_flops,
-                  **_cost_fields(cost, config, post(base), target, measure))
+    return Scaled(name, s, depth, width, resolution, config, complexity=measure(config),
+                  base_flops=base_flops, **_cost_fields(cost, config, post(base), target, measure))

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 
 from effscale.errors import EffscaleError
 from effscale.model.config import ModelConfig, ScalingRules, dump_config
-from effscale.model.cost import CostMeasurer
+from effscale.model.cost import CostMeasurer, CostMeter
 from effscale.scaling.compound import scale_config
 from effscale.scaling.equal_flops import Measurer, as_cost
 from effscale.search.grid import GridSpec, Triple, alpha_gamma_points, feasible_grid
@@ -72,6 +72,7 @@ class Candidate:
     cost: str = "flops"
     cost_value: float = 0.0
     cost_ratio: float = 0.0
+    cost_note: str = ""  # a timed cost whose spread did not come under its bound says so
 
     @property
     def is_base(self) -> bool:
@@ -98,6 +99,7 @@ class Candidate:
             **({"activations": self.activations} if self.activations else {}),
             **({"cost": self.cost, "cost_value": self.cost_value,
                 "cost_ratio": round(self.cost_ratio, 4)} if self.cost != "flops" else {}),
+            **({"cost_note": self.cost_note} if self.cost_note else {}),
         }
 
     def for_transfer(self, factor: int) -> Candidate:
@@ -117,6 +119,8 @@ class Skipped:
     reason: str
     flops_ratio: float | None = None
     proxy_flops_ratio: float | None = None
+    cost_ratio: float | None = None  # the search's cost, when it is not FLOPs
+    cost_note: str = ""
 
 
 def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float,
@@ -200,9 +204,12 @@ def build_candidates(
                                    cost or Measurer(SOLVE_COUNTER, conv_linear=True))
     base = measure(full_base)
     base_params, base_flops, base_activations = base.params, base.flops, base.activations
+    def note_of(config: ModelConfig) -> str:
+        return cost.note(config) if isinstance(cost, CostMeter) else ""
+
     base_cost = cost(full_base) if cost is not None else 0.0
     extra = {} if cost is None else {"cost": cost.name, "cost_value": base_cost,
-                                     "cost_ratio": 1.0}
+                                     "cost_ratio": 1.0, "cost_note": note_of(full_base)}
     proxy_base = to_proxy(full_base, base_resolution)
     base_proxy_flops = measure(proxy_base).flops
     base = Candidate(BASE_KEY, 1.0, 1.0, 1.0, base_resolution, proxy_base, base_params,
@@ -224,7 +231,8 @@ def build_candidates(
         triple, full, proxy = members[0]
         if cost is not None:
             value = cost(full)
-            extra = {"cost": cost.name, "cost_value": value, "cost_ratio": value / base_cost}
+            extra = {"cost": cost.name, "cost_value": value, "cost_ratio": value / base_cost,
+                     "cost_note": note_of(full)}
         candidate = Candidate(
             triple.key, triple.alpha, triple.beta, triple.gamma, triple.resolution, proxy,
             params, flops, ratio, triple.nominal_ratio, tuple(m[0].key for m in members[1:]),
@@ -236,7 +244,9 @@ def build_candidates(
             what = "" if cost is None else f" in {cost.name}"
             skipped.append(Skipped(candidate.key, f"measures ×{kept_ratio:.3f}{what} at full "
                                    f"size, outside ×{spec.target:g} ± {rtol:.0%}", ratio,
-                                   candidate.proxy_flops_ratio))
+                                   candidate.proxy_flops_ratio,
+                                   None if cost is None else candidate.cost_ratio,
+                                   candidate.cost_note))
         else:
             candidates.append(candidate)
         if progress is not None:

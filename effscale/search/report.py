@@ -36,7 +36,7 @@ CSV_FIELDS = [
     "flops_ratio", "full_resolution", "proxy_flops_ratio", "nominal_ratio", "blocks", "seeds",
     "val_accuracy", "val_accuracy_std",
     "val_accuracy_per_epoch", "epochs_run", "train_seconds", "images_per_second", "failure",
-    "aliases", "activations", "cost", "cost_value", "cost_ratio",
+    "aliases", "activations", "cost", "cost_value", "cost_ratio", "cost_note",
 ]
 
 
@@ -139,6 +139,8 @@ def _cost(selection: Selection, settings: dict[str, Any]) -> dict[str, Any]:
     winner = selection.winner
     if name != "flops" and winner is not None and "cost_ratio" in winner.attrs:
         doc["cost_ratio_measured"] = float(winner.attrs["cost_ratio"])
+        if note := winner.attrs.get("cost_note"):
+            doc["cost_note"] = str(note)
     return doc
 
 

@@ -146,8 +146,10 @@ class Search:
         kept, dropped = build_candidates(full_base, to_proxy, settings.grid.base_resolution,
                                          settings.grid, settings.rules, settings.counter,
                                          settings.flops_tolerance, events.measuring, cost)
-        for note in dict.fromkeys(cost.notes() if cost is not None else []):
-            events.message(f"warning: {settings.cost}: {note}")
+        if cost is not None and (summary := cost.spread_summary()):
+            events.message(f"warning: {settings.cost}: {summary}. A candidate's own is marked "
+                           "! in the table below: its ratio is uncertain by about its spread; "
+                           "the others were steps of the β solve")
         items = [item_key(BASE_KEY, s) for s in range(settings.budget.repeats)]
         items += [item_key(c.key, 0) for c in kept if not c.is_base]
         identity = settings.identity(f"{train.fingerprint}/{val.fingerprint}")

@@ -290,3 +290,41 @@ def test_bad_input_is_one_line_exit_2(
     assert "Traceback" not in out + err
     assert _tree(work) == before  # nothing written, not even an empty out dir
     assert not (work / "out").is_dir()
+
+
+def test_feasible_table_of_a_latency_search_names_its_cost_and_marks_uncertain_timings(
+        ) -> None:
+    """The table said "at equal full-size FLOPs" whatever the cost; it names the cost now,
+    shows a left-out model's measured cost, and marks a ratio whose timing missed its spread
+    bound with "!" (as `effscale cost` does); --dry-run --json carries the same notes."""
+    from types import SimpleNamespace
+
+    from helpers import NoisyLatency, demo_candidates
+    from rich.console import Console
+
+    from effscale.cli.search import feasible_document, feasible_table
+    from effscale.experiment.budgets import budget_recipe, get_budget
+    from effscale.model.config import ScalingRules
+    from effscale.search.grid import budget_grid
+
+    kept, skipped = demo_candidates(NoisyLatency())
+    console = Console(width=250, record=True)
+    console.print(feasible_table(kept, skipped, len(kept) - 1 + len(skipped)))
+    text = console.export_text()
+    assert "models at equal full-size latency from" in text and "FLOPs from" not in text
+    marked = 0
+    for c in kept:
+        line = next(line for line in text.splitlines() if line.startswith(f"│ {c.key} "))
+        assert (f"{c.cost_ratio:.3f} !" in line) == bool(c.cost_note), line
+        marked += bool(c.cost_note)
+    assert 0 < marked < len(kept)
+    for s in skipped:
+        if s.cost_ratio is not None:
+            line = next(line for line in text.splitlines() if line.startswith(f"│ {s.key} "))
+            assert f"{s.cost_ratio:.3f}" in line
+    budget = get_budget("demo")
+    settings = SimpleNamespace(base="b0", dataset="synthetic", counter="torch", cost="latency",
+                               flops_tolerance=0.05, grid=budget_grid(budget),
+                               rules=ScalingRules(), budget=budget, recipe=budget_recipe(budget))
+    rows = {r["key"]: r for r in feasible_document(kept, skipped, settings)["candidates"]}
+    assert all(rows[c.key]["cost_note"] == c.cost_note for c in kept)

@@ -69,8 +69,8 @@ def test_solver_hits_twice_the_flops_at_224px(base_name: str, dimension: str,
     measure = measurers[base_name]
     target = 2 * measure(base).flops
     model = solve_rule(base, dimension, target, ScalingRules(), measure)
-    assert abs(model.target_error) <= 0.05, (model.multiplier, model.ratio)
-    assert model.ratio == pytest.approx(model.complexity.flops / measure(base).flops)
+    assert abs(model.target_error) <= 0.05, (model.multiplier, model.flops_ratio)
+    assert model.flops_ratio == pytest.approx(model.complexity.flops / measure(base).flops)
     changed = {"depth": [s.repeats for s in model.config.stages] != [s.repeats for s in
                                                                       base.stages],
                "width": model.config.stages[-1].channels != base.stages[-1].channels,
@@ -85,7 +85,7 @@ def test_resolution_steps_at_a_32px_proxy_are_reported_not_hidden() -> None:
     measure = Measurer("torch")
     model = solve_rule(base, "resolution", 2 * measure(base).flops, ScalingRules(), measure)
     assert model.config.resolution == 40
-    assert model.ratio > 2.2 and model.target_error > 0.1
+    assert model.flops_ratio > 2.2 and model.target_error > 0.1
 
 
 ARGS = ["--dataset", "synthetic", "--budget", "smoke", "--counter", "torch", "--train-size",
@@ -186,13 +186,13 @@ def test_models_are_solved_at_full_size_and_trained_at_proxy_sizes() -> None:
     base = models[0]
     assert base.full.config.resolution == 224 and base.px == budget.resolution
     # measured (torch counter, 10 classes): what the solver honestly achieves
-    measured = {m.full.name: (round(m.full.ratio, 3), m.full.config.resolution, m.px)
+    measured = {m.full.name: (round(m.full.flops_ratio, 3), m.full.config.resolution, m.px)
                 for m in models}
     assert measured["compound"] == (2.062, 248, 22)
     assert measured["resolution"][1:] == (312, 28)
     for m in models[1:]:
         assert m.target_ratio == 2.0
-        assert abs(m.full.target_error) <= 0.032, (m.full.name, m.full.ratio)
+        assert abs(m.full.target_error) <= 0.032, (m.full.name, m.full.flops_ratio)
         assert m.px == round(budget.resolution * m.full.config.resolution / 224)
         assert m.px <= 32
         assert m.proxy_config.stem_stride == settings.recipe.stem_stride

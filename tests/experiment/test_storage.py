@@ -62,6 +62,45 @@ def test_rdb_stale_trial_callback_requeues_its_item_once(
     assert waiting == Counter(["a@0", "b@0"])
 
 
+@pytest.mark.filterwarnings("ignore:.*fail_stale_trials is experimental")
+def test_worker_heartbeat_on_an_rdb_study_is_optunas_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study wraps its RDBStorage in optuna's cache; the heartbeat used to test the wrapper
+    for RDBStorage, miss, and write the journal's attribute, so optuna never saw a beat and
+    its stale-trial check (what recovers a dead worker on another machine) found nothing."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", tmp_path)
+    monkeypatch.setattr(storage, "grace_period", 1)
+    study = open_study(storage, "effscale", tmp_path, {"id": 1}, ["a@0"])
+    assert effscale.experiment.heartbeat.is_rdb(study._storage)
+    trial = claim_next(study)
+    assert trial is not None
+    effscale.experiment.heartbeat.Heartbeat(study).start(trial._trial_id)  # one beat
+    assert "effscale_heartbeat" not in storage.get_trial(trial._trial_id).system_attrs
+    time.sleep(2.5)  # the worker "dies"
+    optuna.storages.fail_stale_trials(study)
+    assert storage.get_trial(trial._trial_id).state == TrialState.FAIL
+    waiting = [item_of(t) for t in study.get_trials(states=(TrialState.WAITING,))]
+    assert waiting == ["a@0"]
+
+
+def test_a_live_worker_on_another_machine_is_left_to_optunas_heartbeat(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On RDB a trial's age is not a reason to fail it: only optuna's heartbeat (or a dead
+    process on this host) is. The journal rule, "no effscale_heartbeat newer than GRACE_S",
+    would fail every trial that runs longer than GRACE_S there, since RDB workers do not
+    write that attribute."""
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", tmp_path)
+    study = open_study(storage, "effscale", tmp_path, {"id": 1}, ["a@0"])
+    trial = claim_next(study)
+    assert trial is not None
+    storage.set_trial_system_attr(trial._trial_id, "effscale_worker", "elsewhere:1")
+    effscale.experiment.heartbeat.Heartbeat(study).start(trial._trial_id)
+    monkeypatch.setattr(effscale.experiment.queue, "GRACE_S", 0)
+    time.sleep(0.1)
+    assert effscale.experiment.queue.recover_dead_workers(study) == []
+    assert storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+
+
 def test_journal_lock_serialises_writers_in_several_processes(tmp_path: Path) -> None:
     open_study(open_storage(None, tmp_path), "effscale", tmp_path, {"id": 1}, [])
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), name, "25"])

@@ -251,3 +251,25 @@ def test_cost_command_table_with_a_second_batch(cli: Callable, monkeypatch: pyte
     assert code == 0, err
     assert "latency b4" in out and "mobilenetv2" in out
     assert "needs 3 or more configs (got 2)" in out
+
+
+def test_cost_table_headers_stay_whole_when_the_config_path_is_long(
+        cli: Callable, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """CI's clone lives deeper than a developer's checkout: a long config path made the table
+    wider than the 160-column console and rich split "latency b4" over two lines. The path
+    column folds now; every header and figure keeps to one line."""
+    monkeypatch.setattr(cost, "cpu_timer", FakeTimer([0.02]))
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "configs"
+    deep.mkdir(parents=True)
+    config = deep / "b0.yaml"
+    config.write_text((REPO / "configs" / "b0.yaml").read_text())
+    code, out, err = cli("cost", config, config, "--device", "cpu", "--warmup", "0",
+                         "--min-repeats", "3", "--max-repeats", "3", "--no-memory",
+                         "--cost-batch", "4")
+    assert code == 0, err
+    header = next(line for line in out.splitlines() if "config" in line and "px" in line)
+    for name in ("latency b1", "latency b4", "FLOPs ÷ first", "latency ÷ first"):
+        assert name in header
+    assert out.count("20.00 ms") == 4  # two configs × two batches, none cut
+    assert str(config) not in out  # too wide for one line: folded, not dropped
+    assert "b0.yaml" in out

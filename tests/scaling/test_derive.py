@@ -272,11 +272,11 @@ def test_match_cost_lands_within_tolerance_of_a_fake_cost(phi: float) -> None:
     fake = FakeLatency()
     matched = match_cost(PAPER, phi, fake, measure=Measurer("torch", conv_linear=True))
     assert (matched.cost, matched.tolerance) == ("latency", 0.05)
-    assert matched.ratio == pytest.approx(matched.cost_value / fake(derive_config(PAPER, 0)))
+    assert matched.cost_ratio == pytest.approx(matched.cost_value / fake(derive_config(PAPER, 0)))
     assert abs(matched.error) <= 0.05 and matched.within_tolerance
     assert matched.complexity.flops > 0  # FLOPs measured beside the cost
     if phi:
-        assert matched.flops_ratio != pytest.approx(matched.ratio, rel=0.01)
+        assert matched.flops_ratio != pytest.approx(matched.cost_ratio, rel=0.01)
         assert matched.config.provenance.source.startswith("derive-matched s=")
 
 
@@ -292,10 +292,10 @@ def test_solve_direction_on_a_cost_reports_both_ratios() -> None:
     assert scaled.cost == "latency" and scaled.target_ratio == pytest.approx(2.0)
     assert scaled.cost_ratio == pytest.approx(scaled.cost_value / fake(base))
     assert abs(scaled.target_error) <= 0.03
-    assert scaled.ratio == pytest.approx(scaled.complexity.flops / scaled.base_flops)
+    assert scaled.flops_ratio == pytest.approx(scaled.complexity.flops / scaled.base_flops)
     plain = solve_direction(base, PAPER_COEFFICIENTS, 2 * Measurer("torch", conv_linear=True)(
         base).flops, ScalingRules(), Measurer("torch", conv_linear=True))
-    assert plain.cost == "flops" and plain.cost_ratio == plain.ratio
+    assert plain.cost == "flops" and plain.cost_ratio == plain.flops_ratio
 
 
 def test_derive_match_a_counted_cost_end_to_end(cli: Callable, tmp_path: Path) -> None:

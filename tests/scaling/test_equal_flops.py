@@ -34,10 +34,10 @@ def test_direction_solver_hits_2_to_the_phi_within_3_percent(phi: int,
     base = get_base("b0")
     target = 2 ** phi * measure(base).flops
     model = solve_direction(base, PAPER_COEFFICIENTS, target, ScalingRules(), measure)
-    assert abs(model.target_error) <= 0.03, (model.multiplier, model.ratio)
+    assert abs(model.target_error) <= 0.03, (model.multiplier, model.flops_ratio)
     s, ratio = EXPECTED[phi]
     assert model.multiplier == pytest.approx(s, abs=1e-3)
-    assert model.ratio == pytest.approx(ratio, abs=1e-3)
+    assert model.flops_ratio == pytest.approx(ratio, abs=1e-3)
     assert model.config == direction_config(base, PAPER_COEFFICIENTS, model.multiplier,
                                              ScalingRules(), "compound")
     # the plain B_phi (s = phi) is further from 2^phi than the matched one
@@ -58,7 +58,7 @@ def test_matched_config_is_importable_without_the_cli_and_records_s(measure: Mea
     loaded = load_config(tmp_path / "b1.yaml")
     assert loaded == config and load_config_matched_s(loaded) == pytest.approx(s, abs=1e-6)
     matched = match_flops(PAPER, 0, counter="torch", measure=measure)
-    assert (matched.s, matched.ratio, matched.error) == (0.0, 1.0, 0.0)
+    assert (matched.s, matched.cost_ratio, matched.error) == (0.0, 1.0, 0.0)
 
 
 def test_coefficients_that_do_not_grow_flops_are_refused(measure: Measurer) -> None:

@@ -7,12 +7,12 @@ import csv
 import io
 
 import pytest
+from helpers import FakeLatency, NoisyLatency, demo_candidates
 
 from effscale.experiment.budgets import budget_recipe, get_budget
 from effscale.experiment.results import Row
 from effscale.model.bases import get_base
-from effscale.model.config import ModelConfig, ScalingRules
-from effscale.search.candidates import build_candidates
+from effscale.model.cost import CostMeter
 from effscale.search.grid import budget_grid
 from effscale.search.pareto import (
     Point,
@@ -24,8 +24,6 @@ from effscale.search.pareto import (
     plot_pareto,
 )
 from effscale.search.run import SearchSettings
-from effscale.train.proxy import proxy_stem_stride
-from effscale.train.trainer import Recipe, proxy_config
 
 
 def keys(points: list[Point]) -> list[str]:
@@ -113,30 +111,9 @@ def test_csv_and_plot() -> None:
 # --------------------------------------------------------------------------- another cost
 
 
-class FakeLatency:
-    """A deterministic stand-in for measured latency (no timing): input pixels times the
-    channel-weighted blocks, so depth, width and resolution all cost, not in FLOPs'
-    proportions."""
-
-    name = "latency"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, config: ModelConfig) -> float:
-        self.calls += 1
-        blocks = sum(s.repeats * (s.channels ** 1.5) for s in config.stages)
-        return config.resolution ** 2 * blocks * 1e-9
-
-
 def test_candidates_equal_in_another_cost_are_kept_in_its_window() -> None:
-    spec = budget_grid(get_budget("demo"))
-    full = get_base("b0", 10)
-    recipe = Recipe(stem_stride=proxy_stem_stride(full, spec.base_resolution))
     fake = FakeLatency()
-    kept, skipped = build_candidates(
-        full, lambda c, size: proxy_config(c.replace(resolution=size), recipe, 10),
-        spec.base_resolution, spec, ScalingRules(), "torch", 0.05, cost=fake)
+    kept, skipped = demo_candidates(fake)
     grid = [c for c in kept if not c.is_base]
     assert grid and fake.calls > 0
     for c in grid:
@@ -148,6 +125,34 @@ def test_candidates_equal_in_another_cost_are_kept_in_its_window() -> None:
     # the same grid equal in FLOPs lands elsewhere: the cost, not FLOPs, was solved
     assert any(abs(c.flops_ratio / 2 - 1) > 0.05 for c in grid)
     assert all("in latency" in s.reason for s in skipped if "outside" in s.reason)
+
+
+def test_a_candidate_whose_timing_missed_its_spread_bound_is_marked() -> None:
+    """A latency search says which candidates' own timings are uncertain (kept and left out,
+    in their trial attributes too), and how many of all its timings were."""
+    meter = NoisyLatency()
+    kept, skipped = demo_candidates(meter)
+    noisy = [c for c in kept if c.full_resolution > 224]
+    quiet = [c for c in kept if c.full_resolution <= 224]
+    assert noisy and quiet
+    assert all("could not get the spread" in c.cost_note for c in noisy)
+    assert all(c.cost_note == "" for c in quiet)
+    assert all(c.summary()["cost_note"] == c.cost_note for c in noisy)
+    assert all("cost_note" not in c.summary() for c in quiet)
+    assert all(s.cost_ratio is not None for s in skipped if "outside" in s.reason)
+    missed = sum(1 for m in meter.results.values() if not m.timing.converged)
+    summary = meter.spread_summary()
+    assert summary.startswith(f"{missed} of {len(meter.results)} timings did not get their "
+                              "spread (IQR/median) under 5%")
+    worst = max(m.timing.rel_spread for m in meter.results.values())
+    assert f"(worst {worst:.1%})" in summary and worst > 0.4
+
+
+def test_a_timed_cost_that_met_its_bound_has_nothing_to_say() -> None:
+    assert CostMeter("latency", use_cache=False).spread_summary() == ""
+    quiet = NoisyLatency()
+    quiet.measured(get_base("b0", 10))  # 224 px: met its bound
+    assert quiet.spread_summary() == "" and quiet.note(get_base("b0", 10)) == ""
 
 
 def _settings(cost: str = "flops", **more: object) -> SearchSettings:
