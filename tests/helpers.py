@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from effscale.experiment.budgets import get_budget
@@ -70,3 +72,15 @@ def demo_candidates(cost: CostMeasurer) -> tuple[list[Candidate], list[Skipped]]
     return build_candidates(
         full, lambda c, size: proxy_config(c.replace(resolution=size), recipe, 10),
         spec.base_resolution, spec, ScalingRules(), "torch", 0.05, cost=cost)
+
+
+class FakeTimer:
+    """Returns the given seconds in turn (the last one forever) without calling anything."""
+
+    def __init__(self, seconds: list[float]) -> None:
+        self.values: Iterator[float] = itertools.chain(seconds, itertools.repeat(seconds[-1]))
+        self.calls = 0
+
+    def __call__(self, fn: Callable[[], object]) -> float:
+        self.calls += 1
+        return next(self.values)

@@ -87,7 +87,7 @@ def cost(
     for row in doc["rows"]:
         for latency in row["latency"]:
             if latency["note"]:
-                say(f"note: {row['name']} batch {latency['batch']}: {latency['note']}")
+                say(f"note: {row['path']} batch {latency['batch']}: {latency['note']}")
     if memory and doc["rows"]:
         say(f"training memory: {doc['rows'][0]['train_memory']['method']}")
     say("device: " + ", ".join(f"{k} {v}" for k, v in fingerprint.items()))

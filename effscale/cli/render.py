@@ -17,16 +17,16 @@ err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() els
 
 
 def data_table(title: str, columns: Iterable[str], text: Collection[str] = ()) -> Table:
-    """A table of figures: number columns (right-aligned) and every header keep to one line, so
-    a reader (or a script) never sees "latency" and "b4" split over two rows; when the table is
-    wider than the console, the text columns named in ``text`` (left-aligned: config paths,
-    names) fold instead."""
+    """A table of figures: number columns right-aligned; the text columns named in ``text``
+    (config paths, model names) left-aligned and folded when the table is too wide, never cut
+    to an ellipsis, so a long path still names its file. Rich shrinks the widest columns
+    first, so a long path folds before any header or figure has to wrap."""
     table = Table(title=title, title_justify="left")
     for name in columns:
         if name in text:
             table.add_column(name, justify="left", overflow="fold")
         else:
-            table.add_column(name, justify="right", no_wrap=True)
+            table.add_column(name, justify="right")
     return table
 
 

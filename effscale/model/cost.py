@@ -396,6 +396,21 @@ class CostMeter:
         (or the cost is not timed)."""
         return self.measured(config).note
 
+    def drift(self, config: ModelConfig) -> tuple[float, float] | None:
+        """Time ``config`` again, bypassing every cache, and return ``(first, again)``: the
+        value the meter has used for it and the new one (``None`` for an untimed cost).
+
+        The spread of one timing says nothing of the machine slowing down or speeding up
+        between timings, nor of a cached value from another session; re-timing the base after
+        the candidates does. Ratios to the base carry about ``again / first - 1`` besides
+        their own spread."""
+        if not self.kind.timed:
+            return None
+        first = self.measured(config).value
+        again = measure_cost(config.replace(name="-", provenance=None), self.name,
+                             self.options, self.timer, use_cache=False)
+        return first, again.value
+
     def spread_summary(self) -> str:
         """One line on the timings that missed their spread bound, or empty when none did:
         how many of all, and the worst spread reached."""

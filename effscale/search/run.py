@@ -121,6 +121,23 @@ def resolve_proxy(settings: SearchSettings, events: RunEvents) -> SearchSettings
     return replace(settings, grid=grid, recipe=recipe)
 
 
+def drift_line(cost: CostMeter, base: ModelConfig, tolerance: float) -> str:
+    """What re-timing the base after the candidates says of the cost ratios (empty for an
+    untimed cost): a warning when the machine drifted by more than the equal-cost window."""
+    timed = cost.drift(base)
+    if timed is None:
+        return ""
+    first, again = timed
+    change = again / first - 1
+    said = (f"{cost.name}: the base re-timed after the candidates at {again * 1e3:.2f} ms, "
+            f"{change:+.1%} from the {first * 1e3:.2f} ms their ratios are to")
+    if abs(change) <= tolerance:
+        return f"{said}: within the ±{tolerance:.0%} window"
+    return (f"warning: {said}: the machine's speed drifted by more than the ±{tolerance:.0%} "
+            "window during (or since) the timings, so which candidates fall inside it is "
+            "uncertain by about that much; time on an idle machine, or widen --flops-tolerance")
+
+
 @dataclass(frozen=True)
 class Search:
     """The search as an experiment the engine runs (see
@@ -150,6 +167,8 @@ class Search:
             events.message(f"warning: {settings.cost}: {summary}. A candidate's own is marked "
                            "! in the table below: its ratio is uncertain by about its spread; "
                            "the others were steps of the β solve")
+        if cost is not None and (line := drift_line(cost, full_base, settings.flops_tolerance)):
+            events.message(line)
         items = [item_key(BASE_KEY, s) for s in range(settings.budget.repeats)]
         items += [item_key(c.key, 0) for c in kept if not c.is_base]
         identity = settings.identity(f"{train.fingerprint}/{val.fingerprint}")

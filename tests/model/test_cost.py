@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, FakeTimer
 
 from effscale.cli import options
 from effscale.errors import EffscaleError
@@ -31,18 +31,6 @@ from effscale.model.cost_timing import TimingPlan, relative_spread, time_repeate
 from effscale.model.flops import count_flops
 
 SMALL = get_base("b0", 10).replace(resolution=32)  # builds fast; never run by a fake timer
-
-
-class FakeTimer:
-    """Returns the given seconds in turn (the last one forever) without calling anything."""
-
-    def __init__(self, seconds: list[float]) -> None:
-        self.values: Iterator[float] = itertools.chain(seconds, itertools.repeat(seconds[-1]))
-        self.calls = 0
-
-    def __call__(self, fn: Callable[[], object]) -> float:
-        self.calls += 1
-        return next(self.values)
 
 
 class FakeClock:
@@ -244,7 +232,8 @@ def test_cost_command_json_on_b0_with_a_fake_timer(cli: Callable,
 def test_cost_command_table_with_a_second_batch(cli: Callable, monkeypatch: pytest.MonkeyPatch
                                                 ) -> None:
     monkeypatch.setattr(cost, "cpu_timer", FakeTimer([0.02]))
-    configs = [REPO / "configs" / name for name in ("b0.yaml", "mobilenetv2.yaml")]
+    monkeypatch.chdir(REPO)  # short paths: the table's width does not depend on the checkout
+    configs = [Path("configs") / name for name in ("b0.yaml", "mobilenetv2.yaml")]
     code, out, err = cli("cost", *configs, "--device", "cpu", "--warmup", "0",
                          "--min-repeats", "3", "--max-repeats", "3", "--no-memory",
                          "--cost-batch", "4")
@@ -253,11 +242,11 @@ def test_cost_command_table_with_a_second_batch(cli: Callable, monkeypatch: pyte
     assert "needs 3 or more configs (got 2)" in out
 
 
-def test_cost_table_headers_stay_whole_when_the_config_path_is_long(
+def test_cost_table_folds_a_long_config_path_instead_of_cutting_it(
         cli: Callable, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """CI's clone lives deeper than a developer's checkout: a long config path made the table
-    wider than the 160-column console and rich split "latency b4" over two lines. The path
-    column folds now; every header and figure keeps to one line."""
+    """A config path too long for the table was cut to "/tmp/…/b0.…": the row no longer said
+    which file it was. The path column folds now (the widest column, so it gives way first),
+    and every figure stays whole."""
     monkeypatch.setattr(cost, "cpu_timer", FakeTimer([0.02]))
     deep = tmp_path / ("a-rather-long-folder-name-" * 4) / "configs"
     deep.mkdir(parents=True)
@@ -267,9 +256,25 @@ def test_cost_table_headers_stay_whole_when_the_config_path_is_long(
                          "--min-repeats", "3", "--max-repeats", "3", "--no-memory",
                          "--cost-batch", "4")
     assert code == 0, err
-    header = next(line for line in out.splitlines() if "config" in line and "px" in line)
-    for name in ("latency b1", "latency b4", "FLOPs ÷ first", "latency ÷ first"):
-        assert name in header
+    assert "…" not in out
+    body = [line for line in out.splitlines() if line.startswith("│ ")]
+    assert "".join(line.split("│")[1].strip() for line in body) == str(config) * 2
     assert out.count("20.00 ms") == 4  # two configs × two batches, none cut
-    assert str(config) not in out  # too wide for one line: folded, not dropped
-    assert "b0.yaml" in out
+
+
+def test_cost_notes_name_the_config_file_not_its_name_field(
+        cli: Callable, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every config `derive --phi 1` writes is named b1: a note that said "b1 batch 1" could
+    not tell the reader which row of the table it was about."""
+    seconds = itertools.cycle([0.01, 0.03])  # a spread that never settles
+    monkeypatch.setattr(cost, "cpu_timer", lambda fn: next(seconds))
+    paths = []
+    for folder in ("wide", "deep"):
+        (tmp_path / folder).mkdir()
+        paths.append(tmp_path / folder / "b1.yaml")
+        paths[-1].write_text((REPO / "configs" / "b0.yaml").read_text())
+    code, out, err = cli("cost", *paths, "--device", "cpu", "--warmup", "0", "--min-repeats",
+                         "8", "--max-repeats", "8", "--no-memory", "--no-cache")
+    assert code == 0, err
+    notes = [line for line in out.splitlines() if line.startswith("note: ")]
+    assert [n.split(" batch 1:")[0] for n in notes] == [f"note: {p}" for p in paths]

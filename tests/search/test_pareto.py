@@ -7,7 +7,7 @@ import csv
 import io
 
 import pytest
-from helpers import FakeLatency, NoisyLatency, demo_candidates
+from helpers import FakeLatency, FakeTimer, NoisyLatency, demo_candidates
 
 from effscale.experiment.budgets import budget_recipe, get_budget
 from effscale.experiment.results import Row
@@ -176,3 +176,27 @@ def test_cost_flops_keeps_the_identity_runs_always_had() -> None:
     train = _settings("train-step").cost_options()
     assert train.batch == get_budget("smoke").batch_size  # the proxy batch
     assert _settings("latency", cost_batch=8).cost_batch_used() == 8
+
+
+def test_a_latency_search_re_times_its_base_and_says_how_far_the_machine_drifted() -> None:
+    """Each timing's spread cannot show the machine slowing down between timings, nor a base
+    timed in another session and read from the cache: the base is timed again after the
+    candidates, and a change beyond the equal-cost window is a warning."""
+    from effscale.model.cost import CostOptions
+    from effscale.model.cost_timing import TimingPlan
+    from effscale.search.run import drift_line
+
+    plan = TimingPlan(warmup=0, min_repeats=3, max_repeats=3)
+    base = get_base("b0", 10)
+    slower = CostMeter("latency", CostOptions(plan=plan), use_cache=False,
+                       timer=FakeTimer([0.020] * 3 + [0.025]))
+    slower.measured(base)  # 20 ms while the candidates were timed; 25 ms after them
+    line = drift_line(slower, base, 0.05)
+    assert line.startswith("warning: latency: the base re-timed after the candidates at "
+                           "25.00 ms, +25.0% from the 20.00 ms their ratios are to")
+    assert "drifted by more than the ±5% window" in line
+    steady = CostMeter("latency", CostOptions(plan=plan), use_cache=False,
+                       timer=FakeTimer([0.020] * 3 + [0.0202]))
+    assert drift_line(steady, base, 0.05).endswith("+1.0% from the 20.00 ms their ratios "
+                                                   "are to: within the ±5% window")
+    assert drift_line(CostMeter("params"), base, 0.05) == ""
