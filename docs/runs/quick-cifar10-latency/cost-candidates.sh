@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # latency at full size (this CPU) of every candidate of both quick CIFAR-10 searches, in one session
 set -euo pipefail
-cd /work/main && source .venv/bin/activate
+cd "$(dirname "$0")/../../.." && . .venv/bin/activate   # the repository root
 out=runs/candidates-latency; rm -rf $out; mkdir -p $out
 derive() { effscale derive --phi 1 --alpha $2 --beta $3 --gamma $4 --num-classes 10 --counter torch --out $out/$1 >/dev/null; cp $out/$1/b1.yaml $out/$1.yaml; }
 effscale derive --phi 0 --num-classes 10 --counter torch --out $out/base >/dev/null; cp $out/base/b0.yaml $out/base.yaml
