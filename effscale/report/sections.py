@@ -187,26 +187,36 @@ def search_selection(run: RunData) -> tuple[Selection, dict[str, Row], dict[str,
     return selection, rows, check
 
 
-def _candidate_cells(key: str, attrs: dict[str, Any]) -> list[Any]:
+def _candidate_cells(key: str, attrs: dict[str, Any], costed: bool = False) -> list[Any]:
+    """α, β, γ, full px, [the search's own cost ratio,] FLOPs ratios and proxy px; a cost
+    ratio whose timing missed its spread bound is marked "!"."""
     found = KEY.match(key)
     parsed = {k: float(v) for k, v in found.groupdict().items()} if found else \
         ({"alpha": 1.0, "beta": 1.0, "gamma": 1.0} if key == BASE_KEY else {})
     value = lambda name: attrs.get(name, parsed.get(name))  # noqa: E731
+    ratio = number(attrs.get("cost_ratio"))
+    cost = [(ratio + " !", ratio) if ratio and attrs.get("cost_note") else ratio] \
+        if costed else []
     return [number(value("alpha"), 2), number(value("beta"), 3), number(value("gamma"), 3),
-            str(attrs.get("full_resolution", "")), number(attrs.get("flops_ratio")),
+            str(attrs.get("full_resolution", "")), *cost, number(attrs.get("flops_ratio")),
             str(attrs.get("resolution", "")), number(attrs.get("proxy_flops_ratio"), 2)]
 
 
 def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     settings = run.settings
     selection, rows, check = search_selection(run)
+    cost = str(settings.get("cost_name") or "flops")
+    costed = cost != "flops"
     lines = []
     w, base = selection.winner, selection.base
     if w is not None:
         lines.append(f"winner {w.candidate}: α={float(w.attrs['alpha']):.2f} "
                      f"β={float(w.attrs['beta']):.3f} γ={float(w.attrs['gamma']):.3f}, "
                      f"validation accuracy {w.mean:.2%} over {len(w.accuracies)} seed(s), "
-                     f"measured FLOPs ×{float(w.attrs.get('flops_ratio', 0)):.3f} at full size")
+                     + (f"measured {cost} ×{float(w.attrs.get('cost_ratio', 0)):.3f} and "
+                        if costed else "")
+                     + f"measured FLOPs ×{float(w.attrs.get('flops_ratio', 0)):.3f} at full "
+                       "size")
     if base is not None and base.completed:
         lines.append(f"base: {base.mean:.2%} over {len(base.accuracies)} seed(s); chance is "
                      f"{1 / int(settings['num_classes']):.1%}")
@@ -219,21 +229,24 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     shown = {r.candidate for _, r in ranked}
     ranked += [("outside window", r) for r in grid.values()
                if r.completed and r.candidate not in shown]
-    result_rows = [[(label, str(i)), r.candidate, *_candidate_cells(r.candidate, r.attrs),
+    result_rows = [[(label, str(i)), r.candidate, *_candidate_cells(r.candidate, r.attrs, costed),
                     percent(r.mean), percent(r.std) if len(r.accuracies) > 1 else "",
                     str(len(r.accuracies)), number(r.seconds, 1)]
                    for i, (label, r) in enumerate(ranked)]
-    cost_heads = ["α", "β", "γ", "full px", "FLOPs × (full)", "proxy px", "FLOPs × (proxy)"]
+    cost_heads = ["α", "β", "γ", "full px", *([f"{cost} × (full)"] if costed else []),
+                  "FLOPs × (full)", "proxy px", "FLOPs × (proxy)"]
+    what = f"{cost} (measured on this device)" if costed else "conv+linear FLOPs"
     results = table(["rank", "candidate", *cost_heads, "val acc", "± std", "seeds",
                      "train s"], result_rows,
-                    caption="validation accuracy on the held-out split; cost = conv+linear "
-                            "FLOPs of the full-size model over the base's")
+                    caption=f"validation accuracy on the held-out split; cost = {what} of the "
+                            "full-size model over the base's")
     if not result_rows:
         results = para("No training has finished yet.", "note")
 
     keys = sorted({split_item(item)[0] for item in item_states(run.study)},
                   key=lambda k: (k != BASE_KEY, k))
-    feasible_rows = [[key, *_candidate_cells(key, rows[key].attrs if key in rows else {}),
+    feasible_rows = [[key, *_candidate_cells(key, rows[key].attrs if key in rows else {},
+                                             costed),
                       (f"{int(rows[key].attrs['params']):,}", str(rows[key].attrs["params"]))
                       if key in rows and "params" in rows[key].attrs else "",
                       str(rows[key].attrs.get("aliases", "")) if key in rows else "",
@@ -243,9 +256,14 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     feasible = table(["candidate", *cost_heads, "params (full)", "same model as", "state"],
                      feasible_rows,
                      caption=f"{len(feasible_rows) - 1} distinct φ=1 models at equal full-size "
-                             f"FLOPs (+ the base)"
+                             f"{cost if costed else 'FLOPs'} (+ the base)"
                              + (f", from {points} grid points" if points else "")
                              + "; a model not started yet shows the α, β, γ of its name")
+    timing = settings.get("cost_timing") or {}  # how far a timed cost holds on this machine
+    if timing.get("spread"):
+        feasible += para(f"{cost}: {timing['spread']}", "note")
+    if timing.get("drift_line"):
+        feasible += para(timing["drift_line"], "note")
 
     pictures = []
     if any(r.completed for r in grid.values()):

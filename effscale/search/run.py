@@ -93,6 +93,7 @@ class SearchPrepared(Prepared):
 
     dropped: list[Skipped] = field(default_factory=list)
     grid_points: int = 0
+    cost_timing: dict[str, Any] = field(default_factory=dict)  # see :func:`cost_timing`
 
 
 def resolve_proxy(settings: SearchSettings, events: RunEvents) -> SearchSettings:
@@ -121,15 +122,28 @@ def resolve_proxy(settings: SearchSettings, events: RunEvents) -> SearchSettings
     return replace(settings, grid=grid, recipe=recipe)
 
 
-def drift_line(cost: CostMeter, base: ModelConfig, tolerance: float) -> str:
-    """What re-timing the base after the candidates says of the cost ratios (empty for an
-    untimed cost): a warning when the machine drifted by more than the equal-cost window."""
+def cost_timing(cost: CostMeter, base: ModelConfig, tolerance: float) -> dict[str, Any]:
+    """What a timed-cost search records of its timings (empty for an untimed cost): how many
+    missed their spread bound, and the base re-timed after the candidates (``drift``: the
+    change from the timing the ratios are to), with the line that says what that means."""
     timed = cost.drift(base)
     if timed is None:
-        return ""
+        return {}
     first, again = timed
+    return {"spread": cost.spread_summary(), "base_first_s": first, "base_again_s": again,
+            "drift": round(again / first - 1, 4),
+            "drift_line": _drift_words(cost.name, first, again, tolerance)}
+
+
+def drift_line(cost: CostMeter, base: ModelConfig, tolerance: float) -> str:
+    """The base re-timed after the candidates, in words (empty for an untimed cost): a
+    warning when the machine drifted by more than the equal-cost window."""
+    return cost_timing(cost, base, tolerance).get("drift_line", "")
+
+
+def _drift_words(name: str, first: float, again: float, tolerance: float) -> str:
     change = again / first - 1
-    said = (f"{cost.name}: the base re-timed after the candidates at {again * 1e3:.2f} ms, "
+    said = (f"{name}: the base re-timed after the candidates at {again * 1e3:.2f} ms, "
             f"{change:+.1%} from the {first * 1e3:.2f} ms their ratios are to")
     if abs(change) <= tolerance:
         return f"{said}: within the ±{tolerance:.0%} window"
@@ -163,12 +177,13 @@ class Search:
         kept, dropped = build_candidates(full_base, to_proxy, settings.grid.base_resolution,
                                          settings.grid, settings.rules, settings.counter,
                                          settings.flops_tolerance, events.measuring, cost)
-        if cost is not None and (summary := cost.spread_summary()):
-            events.message(f"warning: {settings.cost}: {summary}. A candidate's own is marked "
-                           "! in the table below: its ratio is uncertain by about its spread; "
-                           "the others were steps of the β solve")
-        if cost is not None and (line := drift_line(cost, full_base, settings.flops_tolerance)):
-            events.message(line)
+        timing = {} if cost is None else cost_timing(cost, full_base, settings.flops_tolerance)
+        if timing.get("spread"):
+            events.message(f"warning: {settings.cost}: {timing['spread']}. A candidate's own is "
+                           "marked ! in the table below: its ratio is uncertain by about its "
+                           "spread; the others were steps of the β solve")
+        if timing:
+            events.message(timing["drift_line"])
         items = [item_key(BASE_KEY, s) for s in range(settings.budget.repeats)]
         items += [item_key(c.key, 0) for c in kept if not c.is_base]
         identity = settings.identity(f"{train.fingerprint}/{val.fingerprint}")
@@ -184,7 +199,7 @@ class Search:
                 choices.append(item_key(check.key, 0))
         prepared = SearchPrepared(settings, train, val, candidates, items, identity,
                                   choices=choices, dropped=dropped,
-                                  grid_points=len(kept) - 1 + len(dropped))
+                                  grid_points=len(kept) - 1 + len(dropped), cost_timing=timing)
         events.feasible([c for c in kept], dropped, prepared.grid_points)
         return prepared
 
@@ -221,6 +236,8 @@ class Search:
             doc.update(flops_window=None, cost_window=window,
                        cost=f"{describe_cost(s.cost, s.cost_batch_used())}; measured on the "
                             "full-size model: the base at its own resolution, scaled")
+        if prepared.cost_timing:
+            doc["cost_timing"] = prepared.cost_timing
         return doc
 
     def pruner(self) -> optuna.pruners.BasePruner:

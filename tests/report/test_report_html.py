@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_cli
+from conftest import SMOKE_SEARCH, run_cli
 
 from effscale.report.html import REPORT_FILE, write_run_report
 from effscale.report.load import load_run, open_run_study
-from effscale.report.sections import compare_comparisons, search_selection
+from effscale.report.sections import compare_comparisons, search_sections, search_selection
 
 pytestmark = pytest.mark.slow
 
@@ -139,6 +139,33 @@ def test_search_page_says_the_verdict_first_with_tables_and_plots(smoke_search: 
     assert page.column("feasible", "candidate")[0][0] == "base"
     assert len(page.column("family", "config")) == 8  # b0..b7
     assert "report.html" in stdout
+
+
+def test_a_search_on_another_cost_shows_that_cost(tmp_path: Path) -> None:
+    """The page of a search equal in another cost than FLOPs said "equal full-size FLOPs" and
+    showed no column of the cost its candidates were equal in. It shows both now, and the
+    timing notes a timed cost leaves in settings.yaml (as `search --cost latency` does)."""
+    out = tmp_path / "params"
+    code, _, stderr = run_cli(*SMOKE_SEARCH, "--cost", "params", "--out", out)
+    assert code == 0, stderr
+    text = (out / REPORT_FILE).read_text()
+    page = assert_self_contained(text)
+    for section in ("results", "feasible"):
+        headers, _ = page.table(section)
+        assert headers.index("params × (full)") == headers.index("full px") + 1, section
+    assert page.column("feasible", "params × (full)")[0][0] == "1.000"  # the base
+    assert "models at equal full-size params (+ the base)" in text
+    assert "cost = params (measured on this device) of the full-size model" in text
+    assert re.search(r"measured params ×\d\.\d{3} and measured FLOPs ×", page.ids["verdict"])
+
+    run = load_run(out, open_run_study(out))
+    run.settings["cost_timing"] = {
+        "spread": "8 of 42 timings did not get their spread (IQR/median) under 5%",
+        "drift_line": "warning: latency: the base re-timed after the candidates at 32.28 ms"}
+    _, sections = search_sections(run)
+    feasible = next(s for s in sections if s.id == "feasible").body
+    assert "params: 8 of 42 timings did not get their spread" in feasible
+    assert "warning: latency: the base re-timed after the candidates at 32.28 ms" in feasible
 
 
 def test_compare_page_has_the_comparisons_compare_wrote(smoke_compare: Path) -> None:
