@@ -36,6 +36,11 @@ class SearchEvents(RichEvents):
             render.err.print(feasible_table(candidates, dropped, grid_points))
 
 
+def marked(ratio: float, note: str | None) -> str:
+    """A cost ratio, with "!" when its timing did not get its spread under the bound."""
+    return f"{ratio:.3f}" + (" !" if note else "")
+
+
 def feasible_table(candidates: list[Candidate], dropped: list[Skipped], grid_points: int
                    ) -> Table:
     cost = next((c.cost for c in candidates if c.cost != "flops"), None)
@@ -50,13 +55,12 @@ def feasible_table(candidates: list[Candidate], dropped: list[Skipped], grid_poi
     for c in candidates:
         table.add_row(c.key, f"{c.alpha:.2f}", f"{c.beta:.3f}", f"{c.gamma:.3f}",
                       str(c.full_resolution),
-                      *([f"{c.cost_ratio:.3f}" + (" !" if c.cost_note else "")] if cost else []),
+                      *([marked(c.cost_ratio, c.cost_note)] if cost else []),
                       f"{c.flops_ratio:.3f}", str(c.resolution),
                       f"{c.proxy_flops_ratio:.2f}", f"{c.params:,}",
                       ", ".join(c.aliases[:3]) + (" …" if len(c.aliases) > 3 else ""))
     for d in dropped:
-        cost_cell = "" if d.cost_ratio is None else \
-            f"{d.cost_ratio:.3f}" + (" !" if d.cost_note else "")
+        cost_cell = "" if d.cost_ratio is None else marked(d.cost_ratio, d.cost_note)
         table.add_row(f"[dim]{d.key}[/dim]", "", "", "", "", *([cost_cell] if cost else []),
                       f"{d.flops_ratio:.3f}" if d.flops_ratio else "", "",
                       f"{d.proxy_flops_ratio:.2f}" if d.proxy_flops_ratio else "", "",
@@ -117,8 +121,8 @@ def summary_table(selection: Any, top: int = 8) -> Table:
         a = row.attrs
         table.add_row(label, row.candidate, f"{a.get('alpha', 1):.2f}", f"{a.get('beta', 1):.3f}",
                       f"{a.get('gamma', 1):.3f}", str(a.get("full_resolution", "")),
-                      *([f"{float(a.get('cost_ratio', 1)):.3f}"
-                         + (" !" if a.get("cost_note") else "")] if cost else []),
+                      *([marked(float(a.get("cost_ratio", 1)), a.get("cost_note"))]
+                        if cost else []),
                       f"{float(a.get('flops_ratio', 1)):.3f}", str(a.get("resolution", "")),
                       f"{float(a.get('proxy_flops_ratio', 0)):.2f}", f"{row.mean:.2%}",
                       f"{row.std:.2%}" if len(row.accuracies) > 1 else "",

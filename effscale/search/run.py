@@ -122,7 +122,8 @@ def resolve_proxy(settings: SearchSettings, events: RunEvents) -> SearchSettings
     return replace(settings, grid=grid, recipe=recipe)
 
 
-def cost_timing(cost: CostMeter, base: ModelConfig, tolerance: float) -> dict[str, Any]:
+def cost_timing(cost: CostMeter, base: ModelConfig, tolerance: float | None
+                ) -> dict[str, Any]:
     """What a timed-cost search records of its timings (empty for an untimed cost): how many
     missed their spread bound, and the base re-timed after the candidates (``drift``: the
     change from the timing the ratios are to), with the line that says what that means."""
@@ -135,16 +136,14 @@ def cost_timing(cost: CostMeter, base: ModelConfig, tolerance: float) -> dict[st
             "drift_line": _drift_words(cost.name, first, again, tolerance)}
 
 
-def drift_line(cost: CostMeter, base: ModelConfig, tolerance: float) -> str:
-    """The base re-timed after the candidates, in words (empty for an untimed cost): a
-    warning when the machine drifted by more than the equal-cost window."""
-    return cost_timing(cost, base, tolerance).get("drift_line", "")
-
-
-def _drift_words(name: str, first: float, again: float, tolerance: float) -> str:
+def _drift_words(name: str, first: float, again: float, tolerance: float | None) -> str:
+    """The re-timed base in words: a warning when the machine drifted by more than the
+    equal-cost window (``None``: no window, every candidate kept)."""
     change = again / first - 1
     said = (f"{name}: the base re-timed after the candidates at {again * 1e3:.2f} ms, "
             f"{change:+.1%} from the {first * 1e3:.2f} ms their ratios are to")
+    if tolerance is None:
+        return f"{said} (no equal-cost window: every candidate is kept)"
     if abs(change) <= tolerance:
         return f"{said}: within the ±{tolerance:.0%} window"
     return (f"warning: {said}: the machine's speed drifted by more than the ±{tolerance:.0%} "

@@ -184,19 +184,29 @@ def test_a_latency_search_re_times_its_base_and_says_how_far_the_machine_drifted
     candidates, and a change beyond the equal-cost window is a warning."""
     from effscale.model.cost import CostOptions
     from effscale.model.cost_timing import TimingPlan
-    from effscale.search.run import drift_line
+    from effscale.search.run import cost_timing
 
     plan = TimingPlan(warmup=0, min_repeats=3, max_repeats=3)
     base = get_base("b0", 10)
-    slower = CostMeter("latency", CostOptions(plan=plan), use_cache=False,
-                       timer=FakeTimer([0.020] * 3 + [0.025]))
-    slower.measured(base)  # 20 ms while the candidates were timed; 25 ms after them
-    line = drift_line(slower, base, 0.05)
+
+    def meter(again: float) -> CostMeter:
+        """20 ms while the candidates were timed; ``again`` after them."""
+        timed = CostMeter("latency", CostOptions(plan=plan), use_cache=False,
+                          timer=FakeTimer([0.020] * 3 + [again]))
+        timed.measured(base)
+        return timed
+
+    record = cost_timing(meter(0.025), base, 0.05)
+    assert (record["base_first_s"], record["base_again_s"], record["drift"]) == (0.02, 0.025,
+                                                                               0.25)
+    line = record["drift_line"]
     assert line.startswith("warning: latency: the base re-timed after the candidates at "
                            "25.00 ms, +25.0% from the 20.00 ms their ratios are to")
     assert "drifted by more than the ±5% window" in line
-    steady = CostMeter("latency", CostOptions(plan=plan), use_cache=False,
-                       timer=FakeTimer([0.020] * 3 + [0.0202]))
-    assert drift_line(steady, base, 0.05).endswith("+1.0% from the 20.00 ms their ratios "
-                                                   "are to: within the ±5% window")
-    assert drift_line(CostMeter("params"), base, 0.05) == ""
+    assert cost_timing(meter(0.0202), base, 0.05)["drift_line"].endswith(
+        "+1.0% from the 20.00 ms their ratios are to: within the ±5% window")
+    # --flops-tolerance -1 keeps every candidate: no window to compare with (this crashed)
+    assert cost_timing(meter(0.025), base, None)["drift_line"].endswith(
+        "+25.0% from the 20.00 ms their ratios are to (no equal-cost window: every candidate "
+        "is kept)")
+    assert cost_timing(CostMeter("params"), base, 0.05) == {}
