@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,10 +24,25 @@ from effscale.report.html import write_report, write_run_report
 from effscale.report.load import open_run_study
 from effscale.search.aliases import coefficient_aliases
 from effscale.search.candidates import Candidate, Skipped
+from effscale.search.confirm import ConfirmPlan
 from effscale.search.grid import budget_grid
 from effscale.search.pareto import Entry, pareto_tables
 from effscale.search.report import write_outputs
 from effscale.search.run import SearchSettings, run_search
+
+
+def parse_duration(text: str, option: str) -> float | None:
+    """``40m``, ``1.5h``, ``900s`` or ``900`` (seconds) -> seconds; ``none`` -> no limit."""
+    if text.strip().lower() in ("none", "0", "inf"):
+        return None
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text.lower())
+    if not found:
+        raise typer.BadParameter(f"{text!r} is not a duration (like 40m, 1.5h, 900s, or none)",
+                                 param_hint=option)
+    value = float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
+    if value <= 0:
+        raise typer.BadParameter("must be positive", param_hint=option)
+    return value
 
 
 class SearchEvents(RichEvents):
@@ -77,7 +94,7 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
     base = get_base(settings.base)
     rows = []
     for c in candidates:
-        if c.is_transfer:
+        if c.is_confirmation:
             continue
         rows.append({
             "key": c.key, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
@@ -130,14 +147,40 @@ def summary_table(selection: Any, top: int = 8) -> Table:
     return table
 
 
+def confirmation_table(selection: Any) -> Table | None:
+    """The confirmed models: screening accuracy (1 short run) beside the confirmation's."""
+    decision = selection.decision
+    if decision is None:
+        return None
+    table = render.data_table(
+        f"confirmation ({decision.seeds} fresh seed(s) per model; the verdict's trainings)",
+        ("model", "screening acc", "confirmation acc", "± std", "seeds", "per seed"),
+        text={"model", "per seed"})
+    screened = {r.candidate: r for r in [selection.base, *selection.ranked] if r is not None}
+    for row in [decision.base, decision.winner, *decision.rivals]:
+        if row is None:
+            continue
+        first = screened.get(row.candidate)
+        table.add_row(row.candidate, f"{first.mean:.2%}" if first else "", f"{row.mean:.2%}",
+                      f"{row.std:.2%}" if len(row.accuracies) > 1 else "",
+                      str(len(row.accuracies)), " ".join(f"{a:.1%}" for a in row.accuracies))
+    return table
+
+
 def print_selection(selection: Any, run_dir: Path) -> None:
     render.out.print(summary_table(selection))
+    if (confirmed := confirmation_table(selection)) is not None:
+        render.out.print(confirmed)
     w, base, runner = selection.winner, selection.base, selection.runner_up
+    decision = selection.decision
     doc = _coefficients_file(run_dir)
     say = lambda text: render.out.print(text, markup=False, highlight=False)  # noqa: E731
     if w is not None:
-        say(f"winner: α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.3f} "
-            f"γ={w.attrs['gamma']:.3f}  val acc {w.mean:.2%}  measured FLOPs "
+        shown = decision.winner if decision is not None and decision.winner is not None else w
+        where = "confirmation" if shown is not w else "screening"
+        say(f"winner (the screening's pick): α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.3f} "
+            f"γ={w.attrs['gamma']:.3f}  {where} val acc {shown.mean:.2%} over "
+            f"{len(shown.accuracies)} seed(s)  measured FLOPs "
             f"×{float(w.attrs['flops_ratio']):.3f} at full size "
             f"(×{float(w.attrs.get('proxy_flops_ratio', 0)):.2f} at its {w.attrs['resolution']} "
             f"px proxy; nominal α·β²·γ² = {float(w.attrs['nominal_ratio']):.2f})")
@@ -149,20 +192,27 @@ def print_selection(selection: Any, run_dir: Path) -> None:
                      for sym, k in (("α", "alpha"), ("β", "beta"), ("γ", "gamma"))]
             say("  the same proxy model for " + ", ".join(parts) + f" (α^7 from "
                 f"{aliases['alpha']['at_phi_7'][0]:g} to {aliases['alpha']['at_phi_7'][1]:g})")
-        if base is not None and base.completed:
+        if decision is None and base is not None and base.completed:
             margin = (w.mean - base.mean) * 100
-            say(f"  {'above' if margin >= 0 else 'below'} the base ({base.mean:.2%}) "
-                f"by {abs(margin):.2f} points")
-        if runner is not None:
-            say(f"  ahead of the runner-up {runner.candidate} ({runner.mean:.2%}) by "
-                f"{(w.mean - runner.mean) * 100:+.2f} points")
-    for comparison in selection.comparisons[:3]:
+            say(f"  screening: {'above' if margin >= 0 else 'below'} the base ({base.mean:.2%}) "
+                f"by {abs(margin):.2f} points"
+                + (f"; ahead of the runner-up {runner.candidate} ({runner.mean:.2%}) by "
+                   f"{(w.mean - runner.mean) * 100:+.2f} points" if runner is not None else ""))
+    comparisons = decision.comparisons if decision is not None else selection.comparisons[:3]
+    for comparison in comparisons:
         say("  " + comparison.describe())
-    if selection.stability:
-        say("  " + stability_line(selection.stability))
+    if decision is not None:
+        for power in decision.power:
+            say(f"  power {power.describe()}")
+    if stages := doc.get("stages"):
+        say("  " + stages_line(stages))
+    if fidelity_line := doc.get("fidelity_line"):
+        say("  " + fidelity_line)
     for row in getattr(selection, "failed", []):
         say(f"  failed: {row.candidate}: {'; '.join(row.failures)}")
     say(f"verdict: {selection.verdict}")
+    if caveat := doc.get("caveat"):
+        render.err.print(f"caveat: {caveat}", markup=False, highlight=False)
     rows = [r for r in [selection.base, *selection.ranked] if r is not None]
     if tables := pareto_tables({r.candidate: r for r in rows}):
         render.out.print(pareto_table(tables))
@@ -171,6 +221,20 @@ def print_selection(selection: Any, run_dir: Path) -> None:
     page = " report.html" if (run_dir / "report.html").is_file() else ""
     say(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml configs/ "
         f"(phi 0-7){matched} search.png{pareto}{page}")
+
+
+def stages_line(stages: dict[str, Any]) -> str:
+    """What each stage cost: screening, and each confirmation round estimated vs actual."""
+    screening = stages.get("screening", {})
+    confirmation = stages.get("confirmation", {})
+    rounds = ", ".join(f"round {r['round']} est. {r['estimated_s'] / 60:.1f} / actual "
+                       f"{r.get('actual_s', 0) / 60:.1f} min"
+                       for r in confirmation.get("rounds", []))
+    stopped = confirmation.get("stopped") or ""
+    return (f"stages: screening {screening.get('trainings', 0)} trainings, "
+            f"{screening.get('seconds', 0) / 60:.1f} min; confirmation "
+            f"{confirmation.get('seconds', 0) / 60:.1f} min ({rounds or 'no round yet'})"
+            + (f"; stopped: {stopped}" if stopped else ""))
 
 
 def pareto_table(tables: dict[str, list[Entry]]) -> Table:
@@ -205,6 +269,19 @@ def stability_line(stability: dict[str, Any]) -> str:
             f"wins per seed: {wins}")
 
 
+def stage_plan(budget: Any) -> str:
+    """The run's two stages in one line, before it starts."""
+    screening = (f"screening: every candidate once ({budget.epochs} epochs"
+                 + (f", the base under {budget.repeats} seeds" if budget.repeats > 1 else "")
+                 + (f", the best {budget.repeat_top} under {budget.repeats}"
+                    if budget.repeat_top and budget.repeats > 1 else "")
+                 + ") chooses the winner")
+    if not budget.confirm_top:
+        return screening + "; no confirmation stage, so the run cannot decide"
+    plan = ConfirmPlan.of(budget)
+    return f"{screening}; then {plan.describe(budget.epochs)} (the verdict comes from these)"
+
+
 def register(app: typer.Typer) -> None:
     app.command(help=search.__doc__)(opt.grouped(search))
     app.command(help=report.__doc__)(report)
@@ -231,10 +308,24 @@ def search(
     repeat_top: Annotated[int | None, typer.Option(
         min=0, help="After the grid, train the N best candidates under the other --repeats "
                     "seeds too (budget's default; 'separated' needs >= 2 seeds).")] = None,
-    check_transfer: Annotated[int | None, typer.Option(
-        min=0, help="Fidelity check: retrain the base and the top K candidates with 2× the "
-                    "epochs and report Kendall's τ and whether the winner holds (budget's "
-                    "default; 0 turns it off).")] = None,
+    confirm_top: Annotated[int | None, typer.Option(
+        min=0, help="Confirmation: retrain the base and the screening's top K on fresh seeds "
+                    "with --confirm-factor x the epochs; the verdict comes from these "
+                    "trainings alone (budget's default; 0: no confirmation, no decision).")
+    ] = None,
+    confirm_factor: Annotated[int | None, typer.Option(
+        min=1, help="Confirmation epochs = this x the screening's (budget's default).")] = None,
+    confirm_seeds: Annotated[int | None, typer.Option(
+        min=2, help="Confirmation seeds each model gets before the first verdict "
+                    "(budget's default).")] = None,
+    confirm_max_seeds: Annotated[int | None, typer.Option(
+        min=2, help="Most confirmation seeds per model: rounds of one more seed each stop "
+                    "when decided, here, or at --time (budget's default).")] = None,
+    time_budget: Annotated[str | None, typer.Option(
+        "--time", help="Training time for the whole search, e.g. 40m, 1.5h, 900s: no "
+                       "confirmation round starts that it would not finish within it (the "
+                       "minimum seeds always run). 'none': no limit. Budget's default.")
+    ] = None,
     pruner: Annotated[opt.Pruner | None, typer.Option(
         help="none, median, or halving: every candidate trains 1 epoch, the best third go on "
              "to 3, and so on (the budget's default).")] = None,
@@ -277,7 +368,13 @@ def search(
         step=step, gamma_max=gamma_max, repeats=repeats,
         pruner=pruner.value if pruner else None, resolution_step=resolution_step,
         flops_tolerance=flops_tolerance, gamma_step=gamma_step, alpha_max=alpha_max,
-        repeat_top=repeat_top, transfer_top=check_transfer)
+        repeat_top=repeat_top, confirm_top=confirm_top, confirm_factor=confirm_factor,
+        confirm_seeds=confirm_seeds, confirm_max_seeds=confirm_max_seeds)
+    if time_budget is not None:
+        chosen = replace(chosen, time_limit=parse_duration(time_budget, "--time"))
+    if chosen.confirm_max_seeds < chosen.confirm_seeds:
+        raise typer.BadParameter(f"is below --confirm-seeds {chosen.confirm_seeds}",
+                                 param_hint="--confirm-max-seeds")
     if resolution_step is not None and gamma_step is None:
         chosen = chosen.override(gamma_step=None)
     window = None if chosen.flops_tolerance is None or chosen.flops_tolerance < 0 \
@@ -294,6 +391,7 @@ def search(
                          f"{chosen.epochs} epochs, proxy base {chosen.resolution} px; expected "
                          f"wall time {chosen.expected or 'not measured'}", markup=False,
                          highlight=False)
+        render.err.print(stage_plan(chosen), markup=False, highlight=False)
     started = time.monotonic()
     outcome = run_with_progress(
         lambda: run_search(settings, events, run.resume_text(), run.dry_run), events)

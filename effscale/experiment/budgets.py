@@ -20,9 +20,14 @@ class Budget:
 
     ``flops_tolerance`` is relative: a candidate is kept when its full-size FLOPs ratio is
     within ``target x (1 +- flops_tolerance)``; ``None`` keeps every candidate.
-    ``repeat_top``: the best N candidates get the other seeds too (for a tested verdict).
-    ``transfer_top``/``transfer_factor``: the fidelity check retrains the base and the top k
-    candidates with ``transfer_factor`` times the epochs (0: no check).
+    ``repeats``/``repeat_top``: screening seeds of the base, and of the best N candidates
+    (screening only chooses; these seeds never enter the verdict).
+    ``confirm_top``/``confirm_factor``: the confirmation stage retrains the base and the
+    screening's top k on fresh seeds with ``confirm_factor`` times the epochs, at least
+    ``confirm_seeds`` and at most ``confirm_max_seeds`` seeds each, a round of one more seed
+    at a time until the verdict is decided, the seeds run out or the next round would pass
+    ``time_limit`` (seconds of training for the whole search; ``None``: no limit). 0: no
+    confirmation, so no decision (see :mod:`effscale.search.confirm`).
     """
 
     name: str
@@ -41,9 +46,18 @@ class Budget:
     gamma_step: float | None = None
     alpha_max: float = 2.0
     repeat_top: int = 0
-    transfer_top: int = 0
-    transfer_factor: int = 2
+    confirm_top: int = 0
+    confirm_factor: int = 2
+    confirm_seeds: int = 2
+    confirm_max_seeds: int = 4
+    time_limit: float | None = None
     expected: str = ""
+
+    @property
+    def looks(self) -> int:
+        """How many times the confirmation may test its verdict: once per round from
+        ``confirm_seeds`` seeds to ``confirm_max_seeds``."""
+        return max(1, self.confirm_max_seeds - self.confirm_seeds + 1)
 
     def override(self, **changes: object) -> Budget:
         """A copy with the non-``None`` values in ``changes`` applied."""
@@ -55,22 +69,25 @@ BUDGETS: dict[str, Budget] = {
     "smoke": Budget(
         "smoke", train_size=512, val_size=256, epochs=1, batch_size=64, resolution=20,
         step=0.4, gamma_max=1.4, gamma_step=0.2, repeats=1, pruner="none",
-        flops_tolerance=0.05, resolution_step=None,
+        flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=1,
+        confirm_seeds=2, confirm_max_seeds=2,
         description="plumbing check: seconds on any CPU; accuracies are meaningless",
         expected="under a minute",
     ),
     "demo": Budget(
         "demo", train_size=1280, val_size=500, epochs=3, batch_size=32, resolution=20,
-        step=0.8, gamma_max=1.3, gamma_step=0.3, alpha_max=1.8, repeats=2, pruner="none",
-        flops_tolerance=0.05, resolution_step=None, repeat_top=2,
+        step=0.8, gamma_max=1.3, gamma_step=0.3, alpha_max=1.8, repeats=1, pruner="none",
+        flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=2,
+        confirm_seeds=2, confirm_max_seeds=3, time_limit=150.0,
         description="the embedded synthetic set, learned for real in under 3 minutes on a "
                     "CPU: width-only, depth-only and resolution+width at 2x full-size FLOPs",
         expected="under 3 min on 2 CPU cores (2 min 50 s measured from an empty cache)",
     ),
     "quick": Budget(
         "quick", train_size=10000, val_size=5000, epochs=3, batch_size=64, resolution=20,
-        step=0.4, gamma_max=1.3, gamma_step=0.15, alpha_max=1.8, repeats=2, pruner="none",
-        flops_tolerance=0.05, resolution_step=None, repeat_top=2, transfer_top=3,
+        step=0.4, gamma_max=1.3, gamma_step=0.15, alpha_max=1.8, repeats=1, pruner="none",
+        flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_factor=2,
+        confirm_seeds=2, confirm_max_seeds=3, time_limit=55 * 60.0,
         description="coarse grid (alpha 1/1.4/1.8, gamma 1/1.15/1.3 = 20/23/26 px under "
                     "CIFAR's native 32), beta solved to 2x full-size FLOPs: 5 candidates; the "
                     "best 2 get a second seed; fidelity check: base and top 3 retrained for "
@@ -80,17 +97,17 @@ BUDGETS: dict[str, Budget] = {
     ),
     "standard": Budget(
         "standard", train_size=45000, val_size=5000, epochs=10, batch_size=128, resolution=22,
-        step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=3, pruner="halving",
-        flops_tolerance=0.05, resolution_step=None, repeat_top=3, transfer_top=5,
-        description="NNI-like grid (alpha step 0.1, gamma step 0.05 = 22..32 px), beta solved; "
+        step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=1, pruner="halving",
+        flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_seeds=3,
+        confirm_max_seeds=6, description="NNI-like grid (alpha step 0.1, gamma step 0.05 = 22..32 px), beta solved; "
                     "for GPUs",
         expected="hours on a CPU; not yet measured on a GPU",
     ),
     "full": Budget(
         "full", train_size=0, val_size=5000, epochs=30, batch_size=128, resolution=22,
-        step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=3, pruner="halving",
-        flops_tolerance=0.05, resolution_step=None, repeat_top=3, transfer_top=5,
-        description="for GPUs: all training images, 30 epochs, the standard grid",
+        step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=1, pruner="halving",
+        flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_seeds=3,
+        confirm_max_seeds=6, description="for GPUs: all training images, 30 epochs, the standard grid",
         expected="not yet measured",
     ),
 }

@@ -110,7 +110,7 @@ def work_synchronous(prepared: Prepared, study: optuna.Study, device: torch.devi
         item = claimed_item(prepared, trial)
         key, seed_index = split_item(item)
         if prepared.candidates[key].is_base or seed_index > 0 \
-                or prepared.candidates[key].is_transfer:
+                or prepared.candidates[key].is_confirmation:
             # The base, and --repeat-top's extra seeds of finished winners, train in full.
             run_trial(prepared, study, trial, device, events)
         else:

@@ -43,7 +43,13 @@ def recipe_for(settings: RunSettings, candidate: Trainable) -> Recipe:
 def prunable(candidate: Trainable, seed_index: int) -> bool:
     """Only a first-seed grid candidate may be pruned: never the base, a repeat seed of a
     finished candidate, or a fidelity-check retraining."""
-    return seed_index == 0 and not candidate.is_base and not candidate.is_transfer
+    return seed_index == 0 and not candidate.is_base and not candidate.is_confirmation
+
+
+def training_seed(prepared: Prepared, key: str, seed_index: int) -> int:
+    """The seed an item trains with: confirmation items get fresh seeds (see
+    :func:`effscale.experiment.settings.seed_for`)."""
+    return seed_for(prepared.settings, seed_index, prepared.candidates[key].is_confirmation)
 
 
 def claimed_item(prepared: Prepared, trial: optuna.Trial) -> str:
@@ -56,7 +62,7 @@ def record_start(trial: optuna.Trial, prepared: Prepared, item: str) -> None:
     for name, value in prepared.candidates[key].summary().items():
         trial.set_user_attr(name, value)
     trial.set_user_attr("candidate", key)
-    trial.set_user_attr("seed", seed_for(prepared.settings, seed_index))
+    trial.set_user_attr("seed", training_seed(prepared, key, seed_index))
     trial.set_user_attr("val_size", len(prepared.val))
 
 
@@ -76,7 +82,7 @@ def save_weights(prepared: Prepared, item: str, result: TrainResult) -> None:
         return
     candidate = prepared.candidates[key]
     save_checkpoint(weights_path(prepared.run_dir, key), candidate.config, result.model, {
-        "model": key, "item": item, "seed": seed_for(prepared.settings, seed_index),
+        "model": key, "item": item, "seed": training_seed(prepared, key, seed_index),
         "val_accuracy": result.val_accuracy, "epochs": result.epochs_run,
         "dataset": prepared.settings.dataset})
 
@@ -171,7 +177,7 @@ def run_trial(prepared: Prepared, study: optuna.Study, trial: optuna.Trial,
         return train_config(
             candidate.config, prepared.train.images, prepared.train.labels,
             prepared.val.images, prepared.val.labels, recipe=tried, device=device,
-            seed=seed_for(settings, seed_index),
+            seed=training_seed(prepared, key, seed_index),
             progress=with_test_hooks(events.step, item, tried.batch_size),
             on_epoch=on_epoch, on_oom=on_retry, eval_hook=eval_fault_hook(item),
         )

@@ -45,6 +45,11 @@ class RunSettings:
     keep_weights: bool = False  # seed 0's trained model of each item in RUN/weights/<model>.pt
 
 
-def seed_for(settings: RunSettings, seed_index: int) -> int:
-    """The training seed of a work item's ``seed_index`` (0: the first seed)."""
-    return settings.seed + 1000 * seed_index
+FRESH_SEED_OFFSET = 100  # a confirmation's seed i trains as seed index 100 + i
+
+
+def seed_for(settings: RunSettings, seed_index: int, fresh: bool = False) -> int:
+    """The training seed of a work item's ``seed_index`` (0: the first seed). ``fresh``: a
+    confirmation item, whose seeds start at index :data:`FRESH_SEED_OFFSET`, so they never
+    coincide with a screening seed."""
+    return settings.seed + 1000 * (seed_index + (FRESH_SEED_OFFSET if fresh else 0))

@@ -422,6 +422,7 @@ def dump_config(config: ModelConfig) -> str:
     )
 
 
-def save_config(config: ModelConfig, path: str | os.PathLike[str]) -> None:
-    """Write a config as YAML atomically."""
-    atomic.write_text(path, dump_config(config))
+def save_config(config: ModelConfig, path: str | os.PathLike[str], header: str = "") -> None:
+    """Write a config as YAML atomically; ``header`` lines go first, as YAML comments."""
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    atomic.write_text(path, comment + dump_config(config))

@@ -21,8 +21,14 @@ from effscale.report.sections import compare_sections, search_sections, verdict_
 REPORT_FILE = "report.html"
 
 
-def banner(run: RunData) -> str:
+def banner(run: RunData, decided: bool | None = None) -> str:
+    """The run's state. A finished run whose answer is undecided does not get the green
+    COMPLETE banner: its page must not read as a result."""
     c = run.counts
+    if run.finished and decided is False:
+        return (f'<div class="banner partial" id="status">FINISHED, UNDECIDED: all '
+                f'{c["items"]} trainings settled, and the verdict below is not a decision.'
+                "</div>")
     if run.finished:
         return (f'<div class="banner done" id="status">COMPLETE: all {c["items"]} trainings '
                 "settled.</div>")
@@ -42,7 +48,7 @@ def build_report(run: RunData) -> str:
               f'<p class="meta">run {esc(run.run_dir.name)} · study '
               f"{esc(run.study.study_name)} · report written "
               f"{esc(datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>"
-              f"{banner(run)}{verdict_html(verdict)}")
+              f"{banner(run, verdict.signal)}{verdict_html(verdict)}")
     return page(f"effscale {title}", header, sections)
 
 

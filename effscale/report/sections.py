@@ -39,9 +39,17 @@ from effscale.report.markup import (
 )
 from effscale.scaling.derive import Coefficients, derive_config
 from effscale.search import fidelity
-from effscale.search.candidates import BASE_KEY, TRANSFER_PREFIX
+from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
+from effscale.search.confirm import ConfirmPlan, current_decision
 from effscale.search.plot import plot_search
-from effscale.search.results import Selection, grid_rows, select
+from effscale.search.report import UNDECIDED_HEADER, undecided_reason
+from effscale.search.results import (
+    Selection,
+    confirmation_rows,
+    grid_rows,
+    select,
+    with_decision,
+)
 
 KEY = re.compile(r"^a(?P<alpha>[\d.]+)_b(?P<beta>[\d.]+)_g(?P<gamma>[\d.]+)$")
 CAM_FILE = "cam.png"
@@ -85,7 +93,7 @@ def comparison_rows(comparisons: list[stats.Comparison]) -> list[list[Any]]:
 def comparisons_table(comparisons: list[stats.Comparison]) -> str:
     if not comparisons:
         return para("No comparison yet: it needs two models with results.", "note")
-    return table(["a", "b", "margin (points)", "95 % interval", "p", "Holm p", "family",
+    return table(["a", "b", "margin (points)", "95 % interval", "p", "adjusted p", "family",
                   "result"], comparison_rows(comparisons),
                  caption="each comparison: paired bootstrap over validation examples plus "
                          "pooled seed noise; Holm-adjusted over its family")
@@ -173,17 +181,17 @@ def plot_section(pictures: list[str], missing: str) -> str:
 
 def search_selection(run: RunData) -> tuple[Selection, dict[str, Row], dict[str, Any]]:
     """The ranking and verdict the search's own report gives for the study as it is now
-    (:func:`effscale.search.report.write_outputs`), with its fidelity check."""
+    (:func:`effscale.search.report.write_outputs`): screening, confirmation, fidelity."""
     settings = run.settings
     rows = collect_rows(run.study)
     window = settings.get("flops_window")
-    selection = select(grid_rows(rows), int(settings["num_classes"]),
-                       tuple(window) if window else None)
-    factor = int(settings.get("identity", {}).get("budget", {}).get("transfer_factor", 2))
+    num_classes = int(settings["num_classes"])
+    selection = select(grid_rows(rows), num_classes, tuple(window) if window else None)
+    plan = ConfirmPlan.from_settings(settings)
+    with_decision(selection, current_decision(run.study, plan, num_classes, rows),
+                  plan.top > 0)
     check = fidelity.summarize(rows, selection.winner.candidate if selection.winner else None,
-                               factor)
-    if check:
-        selection.verdict += "; " + fidelity.describe(check)
+                               plan.factor)
     return selection, rows, check
 
 
@@ -209,18 +217,30 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     costed = cost != "flops"
     lines = []
     w, base = selection.winner, selection.base
-    if w is not None:
-        lines.append(f"winner {w.candidate}: α={float(w.attrs['alpha']):.2f} "
+    decision = selection.decision
+    if w is not None and not selection.decided:
+        lines.append("CAVEAT: " + UNDECIDED_HEADER.replace("{why}", undecided_reason(selection))
+                     .format(run="").replace("\n", " ")
+                     + " Its configs/ carry the same warning in their first line.")
+    shown = decision.winner if decision is not None and decision.winner is not None else w
+    shown_base = decision.base if decision is not None and decision.base is not None else base
+    where = "confirmation" if shown is not w else "screening"
+    if w is not None and shown is not None:
+        lines.append(f"screening's pick {w.candidate}: α={float(w.attrs['alpha']):.2f} "
                      f"β={float(w.attrs['beta']):.3f} γ={float(w.attrs['gamma']):.3f}, "
-                     f"validation accuracy {w.mean:.2%} over {len(w.accuracies)} seed(s), "
+                     f"{where} accuracy {shown.mean:.2%} over {len(shown.accuracies)} "
+                     "seed(s), "
                      + (f"measured {cost} ×{float(w.attrs.get('cost_ratio', 0)):.3f} and "
                         if costed else "")
                      + f"measured FLOPs ×{float(w.attrs.get('flops_ratio', 0)):.3f} at full "
                        "size")
-    if base is not None and base.completed:
-        lines.append(f"base: {base.mean:.2%} over {len(base.accuracies)} seed(s); chance is "
+    if shown_base is not None and shown_base.completed:
+        lines.append(f"base: {where} accuracy {shown_base.mean:.2%} over "
+                     f"{len(shown_base.accuracies)} seed(s); chance is "
                      f"{1 / int(settings['num_classes']):.1%}")
-    verdict = Verdict(selection.verdict, selection.signal if w is not None else None, lines)
+    if decision is not None:
+        lines += [f"power {p.describe()}" for p in decision.power]
+    verdict = Verdict(selection.verdict, selection.decided if w is not None else None, lines)
 
     states = states_by_model(run)
     grid = grid_rows(rows)
@@ -251,7 +271,7 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                       if key in rows and "params" in rows[key].attrs else "",
                       str(rows[key].attrs.get("aliases", "")) if key in rows else "",
                       states.get(key, "")]
-                     for key in keys if not key.startswith(TRANSFER_PREFIX)]
+                     for key in keys if not key.startswith(CONFIRM_PREFIX)]
     points = settings.get("feasible_grid_points")
     feasible = table(["candidate", *cost_heads, "params (full)", "same model as", "state"],
                      feasible_rows,
@@ -277,14 +297,16 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
 
     if check:
         fid = para(fidelity.describe(check)) + table(
-            ["model", "proxy accuracy", "check accuracy"],
-            [[k, percent(check["proxy_accuracy"][k]), percent(check["check_accuracy"][k])]
+            ["model", "screening accuracy", "confirmation accuracy"],
+            [[k, percent(check["screening_accuracy"][k]),
+              percent(check["confirmation_accuracy"][k])]
              for k in check["models"]], caption=check["schedule"])
-    elif int(settings.get("identity", {}).get("budget", {}).get("transfer_top", 0)):
-        fid = para("Not run yet: the base and the top candidates are retrained with longer "
-                   "schedules after the grid.", "note")
+    elif int(settings.get("identity", {}).get("budget", {}).get("confirm_top", 0)):
+        fid = para("Not run yet: the base and the top candidates are retrained on fresh seeds "
+                   "with a longer schedule after the screening.", "note")
     else:
-        fid = para("No fidelity check at this budget (its transfer_top is 0).", "note")
+        fid = para("No confirmation at this budget (its confirm_top is 0), so no decision.",
+                   "note")
 
     if w is not None:
         coeffs = Coefficients(float(w.attrs["alpha"]), float(w.attrs["beta"]),
@@ -304,9 +326,13 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
         Section("feasible", "Feasible set", feasible),
         Section("cost", "Accuracy against measured cost; the α-β-γ map",
                 plot_section(pictures, "No finished training to plot yet.")),
-        Section("noise", "Seed noise and the comparisons",
+        Section("confirmation", "Confirmation: the decision",
+                seed_noise_body(confirmation_rows(rows), decision.comparisons)
+                if decision is not None else
+                para("No confirmation trainings yet: nothing is decided.", "note")),
+        Section("noise", "Screening: seed noise and the comparisons (decide nothing)",
                 seed_noise_body(grid, selection.comparisons)),
-        Section("fidelity", "Fidelity check", fid),
+        Section("fidelity", "Screening vs confirmation ranking", fid),
         Section("family", "Derived B0-B7", family),
     ]
     if (cam := cam_section(run)) is not None:

@@ -39,9 +39,10 @@ from effscale.scaling.equal_flops import Measurer, as_cost
 from effscale.search.grid import GridSpec, Triple, alpha_gamma_points, feasible_grid
 
 BASE_KEY = "base"
-TRANSFER_PREFIX = "transfer/"
+CONFIRM_PREFIX = "confirm/"
 SOLVE_COUNTER = "torch"  # conv+linear on the meta device: ~0.3 s a model, where fvcore takes ~6
 BISECTIONS = 14
+DEFAULT_RTOL = 0.05  # the budgets' cost window, relative
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,8 @@ class Candidate:
         return self.key == BASE_KEY
 
     @property
-    def is_transfer(self) -> bool:
-        return self.key.startswith(TRANSFER_PREFIX)
+    def is_confirmation(self) -> bool:
+        return self.key.startswith(CONFIRM_PREFIX)
 
     def summary(self) -> dict:
         """Plain numbers for trials.csv and trial user attributes."""
@@ -102,13 +103,13 @@ class Candidate:
             **({"cost_note": self.cost_note} if self.cost_note else {}),
         }
 
-    def for_transfer(self, factor: int) -> Candidate:
+    def for_confirmation(self, factor: int) -> Candidate:
         """The same model as a fidelity-check item, trained ``factor`` times longer."""
-        return replace(self, key=transfer_key(self.key), epochs_factor=factor)
+        return replace(self, key=confirm_key(self.key), epochs_factor=factor)
 
 
-def transfer_key(key: str) -> str:
-    return TRANSFER_PREFIX + key
+def confirm_key(key: str) -> str:
+    return CONFIRM_PREFIX + key
 
 
 @dataclass(frozen=True)
@@ -124,11 +125,12 @@ class Skipped:
 
 
 def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float,
-               beta_max: float, rules: ScalingRules, measure: Measurer | CostMeasurer
-               ) -> tuple[float | None, str]:
+               beta_max: float, rules: ScalingRules, measure: Measurer | CostMeasurer,
+               rtol: float | None = DEFAULT_RTOL) -> tuple[float | None, str]:
     """``beta`` in ``[1, beta_max]`` whose full-size model's conv+linear FLOPs are closest to
     ``target`` times the base's, with ``alpha`` and ``gamma`` fixed; ``(None, why)`` when no
-    beta >= 1 can come within a step of it. ``measure`` should count conv+linear FLOPs with the
+    beta in range comes within ``rtol`` (the run's cost window, relative; ``None``: any
+    distance) of it: beta = 1 already over the target, or beta_max still under it. ``measure`` should count conv+linear FLOPs with the
     fast :data:`SOLVE_COUNTER`; the kept model is measured again with the run's counter. A
     :class:`~effscale.model.cost.CostMeasurer` solves on its cost instead."""
 
@@ -138,12 +140,16 @@ def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float
     cost = as_cost(measure)
     base_flops = cost(full_base)
     ratio = lambda b: cost(build(b)) / base_flops  # noqa: E731
+    within = lambda r: rtol is None or abs(r / target - 1) <= rtol  # noqa: E731
     at_one = ratio(1.0)
     if at_one >= target:
-        if at_one / target - 1 <= 0.05:
+        if within(at_one):
             return 1.0, ""
         return None, f"costs ×{at_one:.2f} at full size already with β = 1"
-    if ratio(beta_max) < target:
+    at_max = ratio(beta_max)
+    if at_max < target:
+        if within(at_max):
+            return beta_max, ""
         return None, f"needs β > --beta-max {beta_max:g} to reach ×{target:g}"
     lo, hi = 1.0, beta_max
     for _ in range(BISECTIONS):
@@ -160,14 +166,16 @@ def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float
 
 
 def grid_points(full_base: ModelConfig, spec: GridSpec, rules: ScalingRules,
-                measure: Measurer) -> tuple[list[Triple], list[Skipped]]:
-    """The (alpha, beta, gamma, proxy size) points of ``spec``: solved or NNI's grid."""
+                measure: Measurer, rtol: float | None = DEFAULT_RTOL
+                ) -> tuple[list[Triple], list[Skipped]]:
+    """The (alpha, beta, gamma, proxy size) points of ``spec``: solved (within ``rtol`` of the
+    target, the run's window) or NNI's grid."""
     if spec.beta == "grid":
         return feasible_grid(spec), []
     triples, skipped = [], []
     for alpha, gamma, size in alpha_gamma_points(spec):
         beta, why = solve_beta(full_base, alpha, gamma, spec.target, spec.beta_max, rules,
-                               measure)
+                               measure, rtol)
         if beta is None:
             skipped.append(Skipped(f"a{alpha:.2f}_g{gamma:.3f}", why))
         else:
@@ -201,7 +209,7 @@ def build_candidates(
     # conv+linear FLOPs, the published convention and what `derive` and `compare` report
     measure = Measurer(counter, conv_linear=True)
     triples, skipped = grid_points(full_base, spec, rules,
-                                   cost or Measurer(SOLVE_COUNTER, conv_linear=True))
+                                   cost or Measurer(SOLVE_COUNTER, conv_linear=True), rtol)
     base = measure(full_base)
     base_params, base_flops, base_activations = base.params, base.flops, base.activations
     def note_of(config: ModelConfig) -> str:

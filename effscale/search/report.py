@@ -23,12 +23,13 @@ from effscale.model.bases import get_base
 from effscale.model.config import rules_from_dict, save_config
 from effscale.scaling.derive import Coefficients, derive_config, match_flops
 from effscale.search import fidelity
+from effscale.search.confirm import ConfirmPlan, current_decision, stage_costs
 from effscale.search.aliases import coefficient_aliases, phi_range
-from effscale.search.candidates import BASE_KEY, TRANSFER_PREFIX
+from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
 from effscale.search.grid import GridSpec
 from effscale.search.pareto import pareto_csv, pareto_tables, plot_pareto
 from effscale.search.plot import plot_search
-from effscale.search.results import Selection, grid_rows, select
+from effscale.search.results import Selection, grid_rows, select, with_decision
 
 SKIP_MATCHED = ("smoke", "demo")  # budgets whose runs do not write configs/matched/
 CSV_FIELDS = [
@@ -40,62 +41,91 @@ CSV_FIELDS = [
 ]
 
 
+UNDECIDED_HEADER = ("UNDECIDED: effscale search did not separate these coefficients from the "
+                    "base ({why}).\nThis family follows an answer the data did not support; "
+                    "read {run}coefficients.yaml before you train it.")
+
+
 def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dict[str, Any]:
-    """What coefficients.yaml holds."""
-    winner, base = selection.winner, selection.base
+    """What coefficients.yaml holds. The winner's accuracy is its confirmation mean when
+    there is a confirmation (unbiased by the selection), else its screening mean."""
+    winner, base, decision = selection.winner, selection.base, selection.decision
     doc: dict[str, Any] = {
-        "base": settings["base"], "dataset": settings["dataset"], "signal": selection.signal,
+        "base": settings["base"], "dataset": settings["dataset"],
+        "decided": selection.decided, "signal": selection.signal,
         "verdict": selection.verdict, "method": stats.METHOD,
     }
+    confirmed = decision.winner if decision is not None else None
+    confirmed_base = decision.base if decision is not None else None
     if winner is not None:
+        shown = confirmed if confirmed is not None and confirmed.candidate == winner.candidate \
+            else winner
         doc.update(
             alpha=float(winner.attrs["alpha"]), beta=float(winner.attrs["beta"]),
             gamma=float(winner.attrs["gamma"]), candidate=winner.candidate,
-            val_accuracy=round(winner.mean, 5), val_accuracy_std=round(winner.std, 5),
-            seeds=len(winner.accuracies),
+            val_accuracy=round(shown.mean, 5), val_accuracy_std=round(shown.std, 5),
+            seeds=len(shown.accuracies),
+            accuracy_from="confirmation" if shown is not winner else "screening",
+            screening_val_accuracy=round(winner.mean, 5),
             flops_ratio_measured=float(winner.attrs.get("flops_ratio", 0.0)),
             flops_ratio_nominal=float(winner.attrs.get("nominal_ratio", 0.0)),
             proxy_resolution=int(winner.attrs.get("resolution", 0)),
         )
-    if base is not None and base.completed:
-        doc["base_val_accuracy"] = round(base.mean, 5)
-        doc["base_val_accuracy_std"] = round(base.std, 5)
-        doc["base_seeds"] = len(base.accuracies)
-    doc["seed_std_pooled"] = round(selection.seed_std, 5)
-    doc["seed_dof"] = selection.seed_dof
-    if selection.comparisons:
-        doc["holm"] = (f"p-values Holm-adjusted over the {selection.comparisons[0].family} "
-                       "comparisons of the winner (with the base and every other ranked "
-                       "candidate); separated when the adjusted p < 0.05 and both sides have "
-                       ">= 2 seeds")
+    shown_base = confirmed_base or base
+    if shown_base is not None and shown_base.completed:
+        doc["base_val_accuracy"] = round(shown_base.mean, 5)
+        doc["base_val_accuracy_std"] = round(shown_base.std, 5)
+        doc["base_seeds"] = len(shown_base.accuracies)
+    if decision is not None:
+        doc["confirmation"] = decision.to_dict()
+    doc["screening_verdict"] = selection.screening_verdict or selection.verdict
+    doc["screening_seed_std_pooled"] = round(selection.seed_std, 5)
+    doc["screening_seed_dof"] = selection.seed_dof
     if selection.runner_up is not None:
         doc["runner_up"] = {"candidate": selection.runner_up.candidate,
-                            "val_accuracy": round(selection.runner_up.mean, 5)}
-    doc["comparisons"] = [c.describe() for c in selection.comparisons[:6]]
-    doc["tied_with_winner"] = selection.tied
-    doc["untested_against_winner"] = selection.untested
+                            "screening_val_accuracy": round(selection.runner_up.mean, 5)}
+    doc["screening_comparisons"] = [c.describe() for c in selection.comparisons[:6]]
+    doc["tied_with_winner"] = decision.tied if decision is not None else selection.tied
     if selection.stability:
         doc["rank_stability"] = selection.stability
     doc["tool_version"] = __version__
     return doc
 
 
+def undecided_reason(selection: Selection) -> str:
+    """Why a run's answer is not decided, in a few words ("" when it is)."""
+    if selection.decided:
+        return ""
+    decision = selection.decision
+    if decision is None:
+        return "screening only, no confirmation"
+    if decision.verdict.startswith("NO SIGNAL"):
+        return "the proxy did not learn: the base is near chance on confirmation"
+    if decision.overturned_by:
+        return f"the confirmation overturned the screening's pick ({decision.overturned_by})"
+    vs = decision.vs_base
+    if vs is not None and vs.separated and vs.margin < 0:
+        return "the winner is below the base on confirmation"
+    return (f"winner vs base within the noise on {decision.seeds} confirmation seeds"
+            if vs is not None and vs.testable else "winner vs base not testable")
+
 
 def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
     """Write trials.csv, coefficients.yaml, configs/ and the plot for the study's current
-    state. Files are replaced atomically, so a reader never sees a half-written one."""
+    state. Files are replaced atomically, so a reader never sees a half-written one. An
+    undecided answer is marked in coefficients.yaml (``decided: false``, ``caveat``) and in
+    a header line of every config it writes."""
 
     settings = study.user_attrs["settings"]
     rows = collect_rows(study)
     window = settings.get("flops_window")
-    selection = select(grid_rows(rows), int(settings["num_classes"]),
-                       tuple(window) if window else None)
+    num_classes = int(settings["num_classes"])
+    selection = select(grid_rows(rows), num_classes, tuple(window) if window else None)
     selection.stability = _stability(study)
-    factor = int(settings.get("identity", {}).get("budget", {}).get("transfer_factor", 2))
+    plan = ConfirmPlan.from_settings(settings)
+    with_decision(selection, current_decision(study, plan, num_classes, rows), plan.top > 0)
     check = fidelity.summarize(rows, selection.winner.candidate if selection.winner else None,
-                               factor)
-    if check:
-        selection.verdict += "; " + fidelity.describe(check)
+                               plan.factor)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_csv(run_dir / "trials.csv", rows)
     if tables := pareto_tables(grid_rows(rows)):
@@ -108,8 +138,15 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
         doc.update(_cost(selection, settings))
         if check:
             doc["fidelity"] = check
+            doc["fidelity_line"] = fidelity.describe(check)
+        if plan.top:
+            doc["stages"] = stage_costs(study)
+        header = "" if selection.decided else UNDECIDED_HEADER.replace(
+            "{why}", undecided_reason(selection))
+        if header:
+            doc["caveat"] = header.format(run="").replace("\n", " ")
         atomic.write_text(run_dir / "coefficients.yaml", yaml.safe_dump(doc, sort_keys=False))
-        _write_families(doc, settings, rules, run_dir)
+        _write_families(doc, settings, rules, run_dir, header)
 
         atomic.write_bytes(run_dir / "search.png",
                            plot_search(grid_rows(rows), selection, settings))
@@ -145,7 +182,7 @@ def _cost(selection: Selection, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_families(doc: dict[str, Any], settings: dict[str, Any], rules: Any,
-                    run_dir: Path) -> None:
+                    run_dir: Path, header: str = "") -> None:
     """configs/b0..b7.yaml (alpha**phi, beta**phi, gamma**phi) and, unless the run skips it,
     configs/matched/b0..b7.yaml (each B_phi solved to 2**phi x B0's full-size FLOPs, whatever
     the search's cost: ``effscale derive --coefficients RUN/coefficients.yaml --match latency``
@@ -155,7 +192,8 @@ def _write_families(doc: dict[str, Any], settings: dict[str, Any], rules: Any,
     classes = int(settings["num_classes"])
     for phi in range(8):
         config = derive_config(coeffs, float(phi), settings["base"], classes, rules)
-        save_config(config, run_dir / "configs" / f"{config.name}.yaml")
+        save_config(config, run_dir / "configs" / f"{config.name}.yaml",
+                    header.format(run="../"))
     if settings.get("budget") in SKIP_MATCHED:
         # Solving B7 along a depth-heavy direction (alpha = 1.8: 61x the blocks) took minutes
         # on 2 cores, more than the demo itself; `effscale derive --coefficients
@@ -164,7 +202,9 @@ def _write_families(doc: dict[str, Any], settings: dict[str, Any], rules: Any,
     for phi in range(8):
         matched = match_flops(coeffs, float(phi), settings["base"], classes, rules,
                               counter="torch")
-        save_config(matched.config, run_dir / "configs" / "matched" / f"{matched.config.name}.yaml")
+        save_config(matched.config,
+                    run_dir / "configs" / "matched" / f"{matched.config.name}.yaml",
+                    header.format(run="../../"))
 
 
 def csv_record(row: Row) -> dict[str, Any]:
@@ -201,7 +241,7 @@ def _stability(study: optuna.Study) -> dict[str, Any]:
         if item is None:
             continue
         candidate, seed = split_item(item)
-        if candidate != BASE_KEY and not candidate.startswith(TRANSFER_PREFIX) \
+        if candidate != BASE_KEY and not candidate.startswith(CONFIRM_PREFIX) \
                 and trial.value is not None:
             by_seed.setdefault(seed, {})[candidate] = float(trial.value)
     result = stats.rank_stability(by_seed)

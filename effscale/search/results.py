@@ -1,23 +1,25 @@
-"""The search's answer: the ranking of the grid candidates, the winner and its verdict.
+"""The search's answer: the screening's ranking, its winner, and the verdict.
 
-The winner is the best mean validation accuracy among completed candidates in the FLOPs
-window; its margins get t intervals on the pooled seed noise, Holm-corrected together (see
-:mod:`effscale.experiment.stats`). The top-N choices the follow-ups make (repeat seeds, the
-fidelity check) are made once and remembered in the study.
+The winner is the best mean validation accuracy among completed screening candidates in the
+cost window. The screening's own margins are shown (t intervals on the pooled seed noise,
+Holm-corrected over the testable ones) but decide nothing: the winner was picked as the
+maximum of those same trainings. The verdict, ``signal`` and ``decided`` come from the
+confirmation stage alone (:mod:`effscale.search.decision`), applied by :func:`with_decision`.
+The top-N choices the follow-ups make (repeat seeds, confirmation) are made once and
+remembered in the study.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import optuna
 
 from effscale.experiment import stats
 from effscale.experiment.results import Row, collect_rows
-from effscale.search.candidates import BASE_KEY, TRANSFER_PREFIX
-
-CHANCE_MARGIN = 0.05  # a base this close to chance accuracy learned nothing useful
+from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
+from effscale.search.decision import CHANCE_MARGIN, Decision
 
 
 @dataclass
@@ -38,6 +40,39 @@ class Selection:
     noise_from_base_only: bool = False  # only the base ran under several seeds
     seed_dof: int = 0  # degrees of freedom of seed_std: sum(n_i - 1)
     untested: list[str] = field(default_factory=list)  # one seed on a side: no test possible
+    decision: Decision | None = None  # the confirmation's verdict (None: no confirmation)
+    screening_verdict: str = ""  # what the screening alone says (never the decision)
+
+    @property
+    def decided(self) -> bool:
+        """The winner is separated above the base on confirmation seeds."""
+        return self.decision is not None and self.decision.signal
+
+    @property
+    def answer(self) -> Row | None:
+        """The model the search answers with: the screening's winner."""
+        return self.winner
+
+
+def with_decision(selection: Selection, decision: Decision | None,
+                  confirmation_planned: bool = True) -> Selection:
+    """The selection with its verdict and ``signal`` from the confirmation; without one,
+    a screening-only verdict that says it decides nothing."""
+    selection.screening_verdict = selection.verdict
+    selection.decision = decision
+    if decision is not None:
+        selection.signal = decision.signal
+        selection.verdict = decision.verdict
+        return selection
+    selection.signal = False
+    if selection.winner is None or selection.verdict.startswith("NO SIGNAL"):
+        return selection
+    why = ("the confirmation has not run yet" if confirmation_planned else
+           "this budget has no confirmation stage (--confirm-top 0)")
+    selection.verdict = (f"UNDECIDED (screening only: {why}, and a winner picked as the best "
+                         "of these same trainings is biased upward, so they decide nothing); "
+                         f"screening: {selection.verdict}")
+    return selection
 
 
 def select(rows: dict[str, Row], num_classes: int, flops_window: tuple[float, float] | None
@@ -185,6 +220,12 @@ def remembered_top(study: optuna.Study, attr: str, top: int) -> list[str]:
 
 
 def grid_rows(rows: dict[str, Row]) -> dict[str, Row]:
-    """The rows that take part in the ranking: everything but the fidelity check's."""
-    return {k: v for k, v in rows.items() if not k.startswith(TRANSFER_PREFIX)}
+    """The rows that take part in the ranking: the screening's, not the confirmation's."""
+    return {k: v for k, v in rows.items() if not k.startswith(CONFIRM_PREFIX)}
+
+
+def confirmation_rows(rows: dict[str, Row]) -> dict[str, Row]:
+    """The confirmation's rows, keyed by the model they confirm (``confirm/`` removed)."""
+    return {k[len(CONFIRM_PREFIX):]: replace(v, candidate=k[len(CONFIRM_PREFIX):])
+            for k, v in rows.items() if k.startswith(CONFIRM_PREFIX)}
 

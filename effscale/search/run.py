@@ -1,5 +1,7 @@
 """The phi=1 compound-scaling search on the experiment engine: grid -> candidates at equal
-full-size FLOPs -> short proxy trainings -> repeat seeds and the fidelity check -> winner.
+full-size FLOPs -> screening (short proxy trainings; the winner is chosen) -> confirmation
+(the base and the top candidates on fresh seeds, longer, round by round until decided) ->
+the verdict.
 
 Progress goes through :class:`~effscale.experiment.events.RunEvents`; this module never
 prints.
@@ -37,7 +39,7 @@ from effscale.model.cost import (
     run_cost_options,
 )
 from effscale.search.candidates import BASE_KEY, Skipped, build_candidates
-from effscale.search.fidelity import enqueue_check
+from effscale.search.confirm import ConfirmPlan, confirm_choices, next_round
 from effscale.search.grid import GridSpec, gamma_axis
 from effscale.search.repeats import enqueue_top, repeat_choices
 from effscale.search.report import write_outputs
@@ -73,6 +75,8 @@ class SearchSettings(RunSettings):
         budget = asdict(self.budget)
         budget.pop("description")
         budget.pop("expected")
+        budget.pop("time_limit")  # how long to go on is not what the run is: a resume may
+        # give more time
         extra = {"repeat_top": self.repeat_top} if self.repeat_top else {}
         if self.allow_upsampling:
             extra["allow_upsampling"] = True
@@ -191,11 +195,13 @@ class Search:
             choices += repeat_choices([c.key for c in kept if not c.is_base],
                                       settings.budget.repeats)
         candidates: dict[str, Any] = {c.key: c for c in kept}
-        if settings.budget.transfer_top:
+        if settings.budget.confirm_top:
             for c in kept:
-                check = c.for_transfer(settings.budget.transfer_factor)
+                check = c.for_confirmation(settings.budget.confirm_factor)
                 candidates[check.key] = check
-                choices.append(item_key(check.key, 0))
+            choices += confirm_choices([c.key for c in kept],
+                                       max(settings.budget.confirm_seeds,
+                                           settings.budget.confirm_max_seeds))
         prepared = SearchPrepared(settings, train, val, candidates, items, identity,
                                   choices=choices, dropped=dropped,
                                   grid_points=len(kept) - 1 + len(dropped), cost_timing=timing)
@@ -226,7 +232,7 @@ class Search:
             "cost": "conv+linear FLOPs (multiply-adds) of the full-size model: the base at its "
                     f"own resolution, scaled; counted by {s.counter}",
             "feasible_grid_points": prepared.grid_points,
-            "candidates": sum(not c.is_base and not c.is_transfer
+            "candidates": sum(not c.is_base and not c.is_confirmation
                               for c in prepared.candidates.values()),
             "items": len(prepared.items),
             "versions": versions(), "cost_name": s.cost,
@@ -242,28 +248,38 @@ class Search:
     def pruner(self) -> optuna.pruners.BasePruner:
         return make_pruner(self.settings.budget.pruner)
 
+    def plan(self) -> ConfirmPlan:
+        return ConfirmPlan.of(self.settings.budget, self.settings.workers)
+
     def follow_ups(self, study: optuna.Study, events: RunEvents) -> bool:
-        """``--repeat-top`` first, then the fidelity check; each is chosen once, so a call
-        after they were enqueued adds nothing."""
+        """``--repeat-top`` first (screening seeds), then the confirmation, a round at a time;
+        each choice is made once, so a call after they were enqueued adds nothing."""
         settings = self.settings
         if settings.repeat_top:
             added = enqueue_top(study, settings.repeat_top, settings.budget.repeats)
             if added:
                 events.message(f"--repeat-top {settings.repeat_top}: {len(added)} more "
-                               "trainings of the best candidates under further seeds")
+                               "screening trainings of the best candidates under further seeds")
                 return True
-        if settings.budget.transfer_top:
-            added, seconds = enqueue_check(study, settings.budget.transfer_top,
-                                           settings.budget.transfer_factor)
-            if added:
-                factor = settings.budget.transfer_factor
-                events.message(
-                    f"fidelity check: retraining {len(added)} models (the base and the top "
-                    f"{len(added) - 1}) with {factor}x the epochs "
-                    f"({settings.recipe.epochs * factor}); estimated {seconds / 60:.0f} min "
-                    "from their first trainings")
-                return True
-        return False
+        plan = self.plan()
+        if plan.top < 1:
+            return False
+        num_classes = int(study.user_attrs["settings"]["num_classes"])
+        step = next_round(study, plan, num_classes)
+        if step.stopped:
+            events.message(f"confirmation stopped: {step.stopped}")
+            return False
+        if not step.added:
+            return False
+        epochs = settings.recipe.epochs * plan.factor
+        if step.round == 1:
+            events.message(plan.describe(settings.recipe.epochs))
+        over = (" (past the time budget, but a verdict needs "
+                f"{plan.min_seeds} seeds a model)" if step.over_time else "")
+        events.message(f"confirmation round {step.round}: {len(step.added)} trainings of "
+                       f"{epochs} epochs (the base and the top {len(step.added) - 1}, fresh "
+                       f"seed {step.round}); estimated {step.estimated_s / 60:.1f} min{over}")
+        return True
 
     def write_outputs(self, study: optuna.Study, prepared: Prepared, doc: dict[str, Any],
                       complete: bool) -> Any:

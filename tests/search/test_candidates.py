@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from effscale.experiment.budgets import get_budget
@@ -39,6 +41,33 @@ def test_solved_beta_lands_on_the_target_at_full_size() -> None:
     # so at gamma = 1.2 no beta >= 1 is left.
     beta, why = solve_beta(full, 1.2, 1.2, 2.0, 1.5, RULES, measure)
     assert beta is None and "×2.28" in why
+
+
+def test_solve_beta_uses_the_runs_cost_window_not_a_fixed_5_percent() -> None:
+    """Defect 4: alpha 1.4 at gamma 1.1 costs x2.14 with beta = 1 (7 % over x2). A +-10 %
+    window keeps it, +-5 % does not, and no window at all keeps it too; a beta_max model 3 %
+    under the target is kept within +-5 % instead of refused."""
+    measure = Measurer("torch", conv_linear=True)
+    full = get_base("b0", 10)
+    assert solve_beta(full, 1.4, 1.1, 2.0, 1.5, RULES, measure, rtol=0.10) == (1.0, "")
+    assert solve_beta(full, 1.4, 1.1, 2.0, 1.5, RULES, measure, rtol=None) == (1.0, "")
+    beta, why = solve_beta(full, 1.4, 1.1, 2.0, 1.5, RULES, measure, rtol=0.05)
+    assert beta is None and "×2.14" in why
+    # width alone at beta_max 1.43 measures x1.936 (3.2 % under x2)
+    assert solve_beta(full, 1.0, 1.0, 2.0, 1.43, RULES, measure, rtol=0.05) == (1.43, "")
+    beta, why = solve_beta(full, 1.0, 1.0, 2.0, 1.43, RULES, measure, rtol=0.02)
+    assert beta is None and "needs β > --beta-max 1.43" in why
+
+
+def test_a_wider_window_reaches_the_candidates_through_the_grid() -> None:
+    """build_candidates passes its window to the solver: alpha 1.4 with beta = 1 at gamma
+    1.1 is a candidate under +-10 %."""
+    spec = replace(spec_of("smoke"), alpha_max=1.4, step=0.4, gamma_max=1.1,
+                   gamma_step=0.1)
+    kept, skipped = candidates_of(spec, rtol=0.10)
+    assert any(c.alpha == 1.4 and c.beta == 1.0 for c in kept), (kept, skipped)
+    kept5, _ = candidates_of(spec, rtol=0.05)
+    assert not any(c.alpha == 1.4 and c.beta == 1.0 for c in kept5)
 
 
 def test_demo_trains_one_candidate_per_direction_at_2x() -> None:

@@ -264,15 +264,15 @@ def test_fidelity_check_retrains_the_base_and_top_k_longer(tmp_path: Path, cli) 
     out = tmp_path / "check"
     code, _, stderr = cli("search", "--dataset", "synthetic", "--budget", "smoke",
                           "--train-size", "64", "--val-size", "32", "--batch-size", "32",
-                          "--alpha-max", "1.4", "--check-transfer", "1", "--threads", "1",
+                          "--alpha-max", "1.4", "--confirm-top", "1", "--threads", "1",
                           "--out", out)
     assert code == 0, stderr
     assert "fidelity check: retraining 2 models (the base and the top 1) with 2x the epochs" \
         in stderr
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
     checks = {item_of(t): t for t in study.get_trials(deepcopy=False)
-              if item_of(t).startswith("transfer/")}
-    assert len(checks) == 2 and "transfer/base@0" in checks
+              if item_of(t).startswith("confirm/")}
+    assert len(checks) == 2 and "confirm/base@0" in checks
     assert all(len(t.intermediate_values) == 2 for t in checks.values())  # 2x smoke's 1 epoch
     doc = yaml.safe_load((out / "coefficients.yaml").read_text())
     fidelity = doc["fidelity"]
@@ -280,5 +280,5 @@ def test_fidelity_check_retrains_the_base_and_top_k_longer(tmp_path: Path, cli) 
     assert fidelity["kendall_tau"] in (-1.0, 0.0, 1.0)
     assert "fidelity check" in doc["verdict"]
     ranked = [r["candidate"] for r in csv.DictReader((out / "trials.csv").open())]
-    assert "transfer/base" in ranked  # recorded, but not ranked with the grid
+    assert "confirm/base" in ranked  # recorded, but not ranked with the grid
     assert doc["candidate"].startswith("a")

@@ -63,7 +63,7 @@ class Toy:
         return self.key == "base"
 
     @property
-    def is_transfer(self) -> bool:
+    def is_confirmation(self) -> bool:
         return False
 
     def summary(self) -> dict[str, Any]:

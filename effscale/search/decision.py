@@ -1,0 +1,203 @@
+"""The decision: the screening's winner against the base and its rivals, on confirmation
+trainings alone (fresh seeds, a longer schedule), with the power of every comparison.
+
+Selection and test never share a training: the screening chose the winner and the models
+that go on (:mod:`effscale.search.confirm`); here they are compared on seeds the selection
+never saw, so the winner's reported accuracy and the verdict carry no selection bias.
+
+Method (:mod:`effscale.experiment.stats`): seed noise pooled over the confirmation models
+only; the winner's comparisons with the base and with each other confirmed candidate are
+one Holm family over the testable ones, and since the confirmation adds seeds until it
+decides, each adjusted p-value is multiplied by the number of looks the plan allows
+(Bonferroni over looks). The smallest difference each comparison could detect with 80 %
+power is computed at the strictest level it faces, and again for more seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from effscale.experiment import stats
+from effscale.experiment.results import Row
+from effscale.search.candidates import BASE_KEY
+
+CHANCE_MARGIN = 0.05  # a base this close to chance accuracy learned nothing useful
+MORE_SEEDS = (1, 2, 4)  # what the power line prices
+
+
+@dataclass
+class Power:
+    """The smallest true difference a comparison detects with 80 % power, now and with more
+    seeds on each side (``more``: extra seeds -> points)."""
+
+    versus: str
+    detectable: float
+    margin: float
+    alpha: float
+    more: dict[int, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        more = ", ".join(f"+{k} seed{'s' if k > 1 else ''}: {v * 100:.2f}"
+                         for k, v in self.more.items() if not math.isnan(v))
+        return (f"vs {self.versus}: detects {self.detectable * 100:.2f} points with 80 % power "
+                f"at level {self.alpha:.4f} (observed {self.margin * 100:+.2f})"
+                + (f"; with {more}" if more else ""))
+
+
+@dataclass
+class Decision:
+    """What the confirmation says. ``decided``: the winner is separated from the base (in
+    either direction); ``signal``: separated *above* it."""
+
+    winner: Row | None
+    base: Row | None
+    rivals: list[Row]
+    comparisons: list[stats.Comparison]
+    seed_std: float
+    seed_dof: int
+    seeds: int
+    looks: int
+    decided: bool
+    signal: bool
+    verdict: str
+    power: list[Power] = field(default_factory=list)
+    overturned_by: str = ""  # a confirmed rival separated ABOVE the screening's winner
+    tied: list[str] = field(default_factory=list)
+
+    @property
+    def vs_base(self) -> stats.Comparison | None:
+        return next((c for c in self.comparisons if c.b == BASE_KEY), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decided": self.decided, "signal": self.signal,
+            "winner": self.winner.candidate if self.winner else None,
+            "seeds": self.seeds, "looks": self.looks,
+            "seed_std_pooled": round(self.seed_std, 5), "seed_dof": self.seed_dof,
+            "accuracy": {r.candidate: round(r.mean, 5)
+                         for r in [self.base, self.winner, *self.rivals] if r is not None},
+            "seeds_per_model": {r.candidate: len(r.accuracies)
+                                for r in [self.base, self.winner, *self.rivals] if r is not None},
+            "comparisons": [c.describe() for c in self.comparisons],
+            "power": [{"versus": p.versus, "detectable": round(p.detectable, 5),
+                       "margin": round(p.margin, 5), "alpha": round(p.alpha, 5),
+                       "more_seeds": {k: round(v, 5) for k, v in p.more.items()}}
+                      for p in self.power],
+            "overturned_by": self.overturned_by or None, "tied": self.tied,
+        }
+
+
+def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int
+           ) -> Decision:
+    """The verdict from confirmation rows (keyed by candidate, the ``confirm/`` prefix
+    removed). ``order``: the confirmed models, the base first, then the candidates in the
+    screening's order (its winner first). ``looks``: the plan's number of looks."""
+    done = {k: rows[k] for k in order if k in rows and rows[k].completed}
+    base = done.get(BASE_KEY)
+    candidates = [done[k] for k in order if k != BASE_KEY and k in done]
+    winner = candidates[0] if candidates else None
+    rivals = candidates[1:]
+    noise, dof = stats.pooled_seed_noise([r.accuracies for r in done.values()])
+    seeds = min((len(r.accuracies) for r in done.values()), default=0)
+    decision = Decision(winner, base, rivals, [], noise, dof, seeds, looks, False, False, "")
+    if winner is None or base is None:
+        missing = "the base" if base is None else "the screening's winner"
+        decision.verdict = (f"UNDECIDED: {missing} has no finished confirmation training yet, "
+                            "so nothing is confirmed")
+        return decision
+    chance = 1.0 / num_classes
+    if base.mean < chance + CHANCE_MARGIN:
+        decision.verdict = (
+            f"NO SIGNAL: on confirmation the base reached {base.mean:.1%}, within "
+            f"{CHANCE_MARGIN:.0%} of chance ({chance:.1%}): the proxy did not learn, so "
+            "no ranking means anything. Use a larger budget.")
+        return decision
+    family = [_compare(winner, other, noise, dof) for other in [base, *rivals]]
+    decision.comparisons = stats.holm_family([c for c in family if c is not None],
+                                             looks=looks)
+    testable = sum(c.testable for c in decision.comparisons)
+    alpha = stats.ALPHA / max(1, testable) / looks  # the first Holm step, over the looks
+    decision.power = [_power(c, noise, dof, len(done), alpha) for c in decision.comparisons
+                      if c.testable]
+    vs_base = decision.vs_base
+    decision.decided = vs_base is not None and vs_base.separated
+    decision.signal = decision.decided and vs_base is not None and vs_base.margin > 0
+    against = [c for c in decision.comparisons if c.b != BASE_KEY]
+    decision.tied = [c.b for c in against if c.testable and not c.separated]
+    above = [c for c in against if c.separated and c.margin < 0]
+    decision.overturned_by = above[0].b if above else ""
+    if decision.overturned_by:  # the screening's choice does not stand: no decided answer
+        decision.decided = decision.signal = False
+    decision.verdict = _verdict(decision)
+    return decision
+
+
+def _compare(a: Row, b: Row, noise: float, dof: int) -> stats.Comparison | None:
+    if a.mean_correct is None or b.mean_correct is None:
+        return None
+    return stats.compare(a.candidate, a.mean_correct, b.candidate, b.mean_correct, noise,
+                         seeds_a=len(a.accuracies), seeds_b=len(b.accuracies), noise_dof=dof)
+
+
+def _power(c: stats.Comparison, noise: float, dof: int, models: int, alpha: float) -> Power:
+    """Detectable difference now, and with ``k`` more seeds on every confirmed model (the
+    example part of the SE is kept; the seed part and its degrees of freedom grow)."""
+    now = stats.detectable(c.se, c.df, alpha)
+    more = {}
+    for k in MORE_SEEDS:
+        na, nb = c.seeds_a + k, c.seeds_b + k
+        seed_se = noise * math.sqrt(1 / na + 1 / nb)
+        se = math.sqrt(c.example_se ** 2 + seed_se ** 2)
+        df = stats.welch_df(c.example_se, 1_000_000, seed_se, dof + models * k)
+        more[k] = stats.detectable(se, df, alpha)
+    return Power(c.b, now, c.margin, alpha, more)
+
+
+def _verdict(d: Decision) -> str:
+    assert d.winner is not None and d.base is not None
+    vs = d.vs_base
+    where = (f"on {d.seeds} fresh confirmation seed{'s' if d.seeds != 1 else ''} per model, "
+             "unseen by the selection")
+    if vs is None:
+        return "UNDECIDED: the winner and the base have no per-example results to compare"
+    p_text = (f"{stats.format_p(vs.p_adjusted, 'adjusted p')} over {vs.family} "
+              f"comparison(s) x {d.looks} look(s)")
+    if not vs.testable:
+        head = f"UNDECIDED: winner vs base is not testable ({vs.untestable})"
+    elif d.signal:
+        head = (f"DECIDED: {d.winner.candidate} beats the base by {vs.margin * 100:.2f} points "
+                f"{where} (95 % interval {vs.low * 100:+.2f} to {vs.high * 100:+.2f}; {p_text})")
+    elif d.decided:
+        head = (f"DECIDED AGAINST: {d.winner.candidate} is {abs(vs.margin) * 100:.2f} points "
+                f"BELOW the base {where} ({p_text}): no scaled direction found here beats "
+                "the base at equal cost")
+    else:
+        base_power = next((p for p in d.power if p.versus == BASE_KEY), None)
+        reach = (f"; this run could detect {base_power.detectable * 100:.2f} points with 80 % "
+                 f"power ({', '.join(f'+{k} seeds: {v * 100:.2f}' for k, v in base_power.more.items())})"
+                 if base_power else "")
+        head = (f"UNDECIDED: {d.winner.candidate}'s {vs.margin * 100:+.2f} points over the base "
+                f"{where} are within the noise ({p_text}){reach}")
+    parts = [head]
+    if d.overturned_by:
+        parts.append(f"the screening's pick was OVERTURNED: {d.overturned_by} is separated "
+                     f"above {d.winner.candidate} on confirmation, so the screening's choice "
+                     "does not stand (decided: false)")
+    elif d.rivals:
+        runner = next((c for c in d.comparisons if c.b == d.rivals[0].candidate), None)
+        if runner is None or not runner.testable:
+            parts.append(f"vs the runner-up {d.rivals[0].candidate}: not testable")
+        elif runner.separated:
+            parts.append(f"it is separated from the runner-up {runner.b} "
+                         f"({runner.margin * 100:+.2f} points, "
+                         f"{stats.format_p(runner.p_adjusted, 'adjusted p')})")
+        else:
+            power = next((p for p in d.power if p.versus == runner.b), None)
+            parts.append(f"it is TIED with the runner-up {runner.b} ({runner.margin * 100:+.2f} "
+                         "points, within the noise"
+                         + (f"; detectable: {power.detectable * 100:.2f} points" if power else "")
+                         + "): the data do not choose between these two directions")
+    parts.append(f"confirmation seed std {d.seed_std:.2%} on {d.seed_dof} degree(s) of freedom")
+    return "; ".join(parts)
