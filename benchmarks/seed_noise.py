@@ -148,7 +148,7 @@ def report(records: list[dict], val_sizes: list[int]) -> None:
         paired = [acc[(b, s)] - acc[(a, s)] for s in common]
         unpaired = [acc[(b, s)] - acc[(a, t)] for s in common for t in common if s != t]
         sd_p, sd_u = stats.seed_std(paired), stats.seed_std(unpaired)
-        pooled, dof = stats.pooled_seed_noise([[acc[(m, s)] for s in common] for m in MODELS])
+        pooled, _dof = stats.pooled_seed_noise([[acc[(m, s)] for s in common] for m in MODELS])
         mdes = [mde(pooled, n, 2 * (n - 1)) * 100 for n in (2, 3, 5)]
         print(f"{e:>6} {n_val:>6} {np.mean(paired) * 100:>+9.2f} {sd_p * 100:>9.2f} "
               f"{sd_u * 100:>11.2f} {sd_p / sd_u if sd_u else float('nan'):>15.2f} "
@@ -159,7 +159,8 @@ def report(records: list[dict], val_sizes: list[int]) -> None:
     print("\nwall seconds per training (mean; x the base at the fewest epochs)")
     first = float(np.mean(seconds[(a, epochs[0])])) if (a, epochs[0]) in seconds else 1.0
     for (model, e), values in sorted(seconds.items()):
-        print(f"  {model:20} {e:>3} epochs: {np.mean(values):6.0f} s  x{np.mean(values) / first:.2f}")
+        mean = float(np.mean(values))
+        print(f"  {model:20} {e:>3} epochs: {mean:6.0f} s  x{mean / first:.2f}")
     print("(unpaired sd is over seed i of one model against seed j != i of the other; a "
           "paired/unpaired ratio near 1 means a shared data order does not cancel noise)")
 

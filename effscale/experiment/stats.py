@@ -48,18 +48,15 @@ NOT_TESTABLE = "needs >= 2 seeds on both sides"
 ZERO_NOISE = ("the seeds gave identical accuracies, so seed noise measured 0: the seeds did not "
               "vary the training, and no margin can be tested against a noise of 0")
 POWER = 0.8
-METHOD = ("Selection and test are apart: the screening picks the winner; the base and the "
-          "top candidates are retrained on fresh seeds (confirmation) and only those trainings "
-          "are compared. SE = sqrt(SE_examples^2 + s^2 (1/n_a + 1/n_b)); 95 % interval margin "
-          "+- t_{0.975} x SE with Welch-Satterthwaite degrees of freedom over the two parts, "
-          "and a two-sided t p-value. SE_examples: paired bootstrap over validation examples "
+METHOD = ("SE = sqrt(SE_examples^2 + s^2 (1/n_a + 1/n_b)); 95 % interval margin +- "
+          "t_{0.975} x SE with Welch-Satterthwaite degrees of freedom over the two parts, and "
+          "a two-sided t p-value. SE_examples: paired bootstrap over validation examples "
           f"({RESAMPLES} resamples, per-example correctness averaged over seeds); s: pooled "
-          "seed-to-seed std over the confirmation models. The winner's comparisons with the "
-          "base and the other confirmed candidates are Holm-adjusted over the testable ones "
-          "and multiplied by the number of looks the confirmation may take (it adds seeds "
-          "until decided). Separated when both sides have >= 2 seeds, the seed noise is "
-          "measured (not exactly 0) and the adjusted p < 0.05. Power: the smallest difference "
-          "detected with 80 % probability, (t_{1-a/2} + t_{0.8}) x SE at that level")
+          "seed-to-seed std over the models with >= 2 seeds. Several comparisons of one model "
+          "are Holm-adjusted over the testable ones. Separated when both sides have >= 2 "
+          "seeds, the seed noise is measured (not exactly 0) and the adjusted p < 0.05. Power: "
+          "the smallest difference detected with 80 % probability, (t_{1-a/2} + t_{0.8}) x SE "
+          "at that level")
 
 
 def _betacf(a: float, b: float, x: float) -> float:

@@ -130,9 +130,11 @@ def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float
     """``beta`` in ``[1, beta_max]`` whose full-size model's conv+linear FLOPs are closest to
     ``target`` times the base's, with ``alpha`` and ``gamma`` fixed; ``(None, why)`` when no
     beta in range comes within ``rtol`` (the run's cost window, relative; ``None``: any
-    distance) of it: beta = 1 already over the target, or beta_max still under it. ``measure`` should count conv+linear FLOPs with the
-    fast :data:`SOLVE_COUNTER`; the kept model is measured again with the run's counter. A
-    :class:`~effscale.model.cost.CostMeasurer` solves on its cost instead."""
+    distance) of it: beta = 1 already over the target, or beta_max still under it. ``measure``
+    should count conv+linear FLOPs with the fast :data:`SOLVE_COUNTER`; the kept model is
+    measured again with the run's counter. A :class:`~effscale.model.cost.CostMeasurer` solves
+    on its cost instead.
+    """
 
     def build(beta: float) -> ModelConfig:
         return scale_config(full_base, depth=alpha, width=beta, resolution=gamma, rules=rules)

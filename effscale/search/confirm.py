@@ -1,14 +1,14 @@
 """The confirmation stage: the search's decision is made on trainings the selection never saw.
 
-After the screening (every candidate once, short), the base and the screening's top ``k`` are
-retrained with ``factor`` times the epochs on *fresh* seeds (seed indices from
-:data:`effscale.experiment.settings.FRESH_SEED_OFFSET` on, never used by the screening), one round at a time: a round gives each
-of them one more seed. From ``min_seeds`` seeds on, the verdict
-(:func:`effscale.search.decision.decide`) is computed after every round, and the stage stops
-as soon as the winner is separated from the base, when ``max_seeds`` is reached, or when the
-next round's estimated time would pass the search's time budget. Each look counts: the
-verdict's p-values are multiplied by the number of looks the plan allows, so stopping early
-does not inflate the false-claim rate.
+After the screening (every candidate once, short), the base and the screening's top ``k``
+are retrained with ``factor`` times the epochs on *fresh* seeds (seed indices from
+:data:`effscale.experiment.settings.FRESH_SEED_OFFSET` on, never used by the screening), one
+round at a time: a round gives each of them one more seed. From ``min_seeds`` seeds on, the
+verdict (:func:`effscale.search.decision.decide`) is computed after every round, and the
+stage stops as soon as the winner is separated from the base, when ``max_seeds`` is reached,
+or when the next round's estimated time would pass the search's time budget. Each look
+counts: the verdict's p-values are multiplied by the number of looks the plan allows, so
+stopping early does not inflate the false-claim rate.
 
 Note:
     The models are chosen once, from the finished screening, and stored in the study (user

@@ -23,6 +23,14 @@ from effscale.experiment import stats
 from effscale.experiment.results import Row
 from effscale.search.candidates import BASE_KEY
 
+METHOD = ("Selection and test are apart: the screening (every candidate once, short) picks "
+          "the winner and the models that go on; the base and those models are retrained on "
+          "fresh seeds with a longer schedule (confirmation), and only those trainings are "
+          "compared, so the winner's accuracy and the verdict carry no selection bias. The "
+          "winner's comparisons with the base and the other confirmed candidates form one "
+          "family; the confirmation adds a seed to each model per round until the winner is "
+          "separated from the base, so the adjusted p-values are also multiplied by the "
+          "number of looks its plan allows. " + stats.METHOD)
 CHANCE_MARGIN = 0.05  # a base this close to chance accuracy learned nothing useful
 MORE_SEEDS = (1, 2, 4)  # what the power line prices
 
@@ -175,9 +183,10 @@ def _verdict(d: Decision) -> str:
                 "the base at equal cost")
     else:
         base_power = next((p for p in d.power if p.versus == BASE_KEY), None)
+        more = ", ".join(f"+{k} seeds: {v * 100:.2f}" for k, v in base_power.more.items()) \
+            if base_power else ""
         reach = (f"; this run could detect {base_power.detectable * 100:.2f} points with 80 % "
-                 f"power ({', '.join(f'+{k} seeds: {v * 100:.2f}' for k, v in base_power.more.items())})"
-                 if base_power else "")
+                 f"power ({more})" if base_power else "")
         head = (f"UNDECIDED: {d.winner.candidate}'s {vs.margin * 100:+.2f} points over the base "
                 f"{where} are within the noise ({p_text}){reach}")
     parts = [head]

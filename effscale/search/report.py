@@ -23,9 +23,10 @@ from effscale.model.bases import get_base
 from effscale.model.config import rules_from_dict, save_config
 from effscale.scaling.derive import Coefficients, derive_config, match_flops
 from effscale.search import fidelity
-from effscale.search.confirm import ConfirmPlan, current_decision, stage_costs
 from effscale.search.aliases import coefficient_aliases, phi_range
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
+from effscale.search.confirm import ConfirmPlan, current_decision, stage_costs
+from effscale.search.decision import METHOD as DECISION_METHOD
 from effscale.search.grid import GridSpec
 from effscale.search.pareto import pareto_csv, pareto_tables, plot_pareto
 from effscale.search.plot import plot_search
@@ -53,7 +54,7 @@ def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dic
     doc: dict[str, Any] = {
         "base": settings["base"], "dataset": settings["dataset"],
         "decided": selection.decided, "signal": selection.signal,
-        "verdict": selection.verdict, "method": stats.METHOD,
+        "verdict": selection.verdict, "method": DECISION_METHOD,
     }
     confirmed = decision.winner if decision is not None else None
     confirmed_base = decision.base if decision is not None else None

@@ -260,6 +260,11 @@ BAD_INPUT = [
      "--official covers phi 0-7"),
     ("official-b8", {}, ["derive", "--official", "--phi", "8", "--out", "out"],
      "--official covers phi 0-7"),
+    ("search-time-not-a-duration", {}, ["search", "--dataset", "synthetic", "--time", "soon",
+                                         "--out", "out"], "not a duration"),
+    ("search-confirm-seeds-crossed", {}, ["search", "--dataset", "synthetic", "--confirm-seeds",
+                                           "4", "--confirm-max-seeds", "3", "--out", "out"],
+     "is below --confirm-seeds 4"),
     ("out-is-a-file", {"out": "x"}, ["derive", "--phi", "0", "--out", "out", "--counter", "torch"],
      "out: cannot create output directory"),
 ]
@@ -328,3 +333,24 @@ def test_feasible_table_of_a_latency_search_names_its_cost_and_marks_uncertain_t
                                rules=ScalingRules(), budget=budget, recipe=budget_recipe(budget))
     rows = {r["key"]: r for r in feasible_document(kept, skipped, settings)["candidates"]}
     assert all(rows[c.key]["cost_note"] == c.cost_note for c in kept)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("40m", 2400.0), ("1.5h", 5400.0), ("900s", 900.0), ("900", 900.0), (" 2M ", 120.0),
+    ("none", None), ("0", None)])
+def test_time_budget_reads_as_people_write_it(text: str, seconds: float | None) -> None:
+    from effscale.cli.search import parse_duration
+
+    assert parse_duration(text, "--time") == seconds
+
+
+def test_the_search_says_what_each_stage_will_do_before_it_runs() -> None:
+    from effscale.cli.search import stage_plan
+    from effscale.experiment.budgets import get_budget
+
+    quick = stage_plan(get_budget("quick"))
+    assert quick.startswith("screening: every candidate once (3 epochs) chooses the winner")
+    assert "the base and the screening's top 2 retrained for 6 epochs on fresh seeds, 2 to 3 " \
+           "each" in quick and "55 min" in quick
+    none = stage_plan(get_budget("quick").override(confirm_top=0))
+    assert none.endswith("no confirmation stage, so the run cannot decide")

@@ -50,8 +50,15 @@ def test_smoke_trials_cover_the_feasible_set(smoke_run: tuple[Path, int, str, st
     settings = yaml.safe_load((out / "settings.yaml").read_text())
     rows = list(csv.DictReader((out / "trials.csv").open()))
     assert settings["status"] == "complete"
-    assert len(rows) == settings["candidates"] + 1  # every candidate plus the base, once
+    screening = [r for r in rows if not r["candidate"].startswith("confirm/")]
+    assert len(screening) == settings["candidates"] + 1  # every candidate plus the base, once
     assert rows[0]["candidate"] == "base"
+    # smoke confirms the base and its top 1 on 2 fresh seeds each
+    confirmed = {r["candidate"]: int(r["seeds"]) for r in rows
+                 if r["candidate"].startswith("confirm/")}
+    assert len(confirmed) == 2 and "confirm/base" in confirmed
+    assert set(confirmed.values()) == {2}
+    rows = screening
     for row in rows:
         assert row["state"] == "complete"
         assert 0.0 <= float(row["val_accuracy"]) <= 1.0
@@ -93,11 +100,28 @@ def test_smoke_coefficients_carry_their_precision(smoke_run: tuple[Path, int, st
 
 
 def test_smoke_summary_is_honest_about_signal(smoke_run: tuple[Path, int, str, str]) -> None:
-    out, _, stdout, _ = smoke_run
+    out, _, stdout, _stderr = smoke_run
     doc = yaml.safe_load((out / "coefficients.yaml").read_text())
-    assert "verdict:" in stdout and "winner:" in stdout
+    assert "verdict:" in stdout and "winner (the screening's pick):" in stdout
     if doc["base_val_accuracy"] < 0.15:  # a 256-image, 1-epoch proxy learns next to nothing
         assert doc["signal"] is False and doc["verdict"].startswith("NO SIGNAL")
+
+
+def test_smoke_undecided_family_is_marked_everywhere(smoke_run: tuple[Path, int, str, str]
+                                                     ) -> None:
+    """An undecided answer says so in coefficients.yaml, in the first line of every config
+    derived from it, and on the terminal."""
+    out, _, _, stderr = smoke_run
+    doc = yaml.safe_load((out / "coefficients.yaml").read_text())
+    assert doc["decided"] is False and doc["caveat"].startswith("UNDECIDED:")
+    for path in (out / "configs").glob("b*.yaml"):
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# UNDECIDED: effscale search did not separate"), path
+        assert load_config(path).num_classes == 10  # still a valid config
+    assert "caveat: UNDECIDED" in stderr
+    stages = doc["stages"]
+    assert stages["screening"]["trainings"] == 5
+    assert [r["round"] for r in stages["confirmation"]["rounds"]] == [1, 2]
 
 
 def _row(name: str, acc: float, flops: int, correct: np.ndarray | None = None) -> Row:
@@ -175,7 +199,8 @@ def test_repeat_top_trains_the_best_again_under_more_seeds(tmp_path: Path, cli) 
     from effscale.experiment.storage import open_storage
 
     out = tmp_path / "top"
-    code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--out", out)
+    code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--confirm-top", "0",
+                          "--out", out)
     assert code == 0, stderr
     rows = {row["candidate"]: row for row in csv.DictReader((out / "trials.csv").open())}
     seeds = {name: int(row["seeds"]) for name, row in rows.items()}
@@ -203,7 +228,8 @@ def test_repeat_top_trains_the_best_again_under_more_seeds(tmp_path: Path, cli) 
         assert doc["seeds"] == 2
     trainings = len(study.get_trials(deepcopy=False))
 
-    code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--out", out)
+    code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--confirm-top", "0",
+                          "--out", out)
     assert code == 0, stderr  # the same command again resumes the finished run
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
     assert len(study.get_trials(deepcopy=False)) == trainings
@@ -220,7 +246,8 @@ def test_repeat_top_seeds_are_never_pruned_by_halving(tmp_path: Path, cli) -> No
 
     out = tmp_path / "halving-top"
     code, _, stderr = cli(*SMOKE, "--pruner", "halving", "--epochs", "3",
-                          "--repeats", "2", "--repeat-top", "2", "--keep-weights", "--out", out)
+                          "--repeats", "2", "--repeat-top", "2", "--keep-weights",
+                          "--confirm-top", "0", "--out", out)
     assert code == 0, stderr
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
     by_seed: dict[int, list] = {}
@@ -255,7 +282,8 @@ def test_dry_run_json_is_the_feasible_set_at_equal_full_size_cost(cli) -> None:
     assert doc["proxy_stem_stride"] == 1
 
 
-def test_fidelity_check_retrains_the_base_and_top_k_longer(tmp_path: Path, cli) -> None:
+def test_confirmation_retrains_the_base_and_top_k_longer_on_fresh_seeds(tmp_path: Path,
+                                                                        cli) -> None:
     import optuna
 
     from effscale.experiment.queue import item_of
@@ -264,21 +292,37 @@ def test_fidelity_check_retrains_the_base_and_top_k_longer(tmp_path: Path, cli) 
     out = tmp_path / "check"
     code, _, stderr = cli("search", "--dataset", "synthetic", "--budget", "smoke",
                           "--train-size", "64", "--val-size", "32", "--batch-size", "32",
-                          "--alpha-max", "1.4", "--confirm-top", "1", "--threads", "1",
-                          "--out", out)
+                          "--alpha-max", "1.4", "--confirm-top", "1", "--confirm-factor", "2",
+                          "--threads", "1", "--out", out)
     assert code == 0, stderr
-    assert "fidelity check: retraining 2 models (the base and the top 1) with 2x the epochs" \
-        in stderr
+    assert "confirmation round 1: 2 trainings of 2 epochs (the base and the top 1" in stderr
+    assert "confirmation round 2:" in stderr and "confirmation round 3" not in stderr
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
     checks = {item_of(t): t for t in study.get_trials(deepcopy=False)
               if item_of(t).startswith("confirm/")}
-    assert len(checks) == 2 and "confirm/base@0" in checks
+    assert sorted(checks) == sorted(["confirm/base@0", "confirm/base@1",
+                                     f"confirm/{study.user_attrs['confirm_top'][0]}@0",
+                                     f"confirm/{study.user_attrs['confirm_top'][0]}@1"])
     assert all(len(t.intermediate_values) == 2 for t in checks.values())  # 2x smoke's 1 epoch
+    screening_seeds = {t.user_attrs["seed"] for t in study.get_trials(deepcopy=False)
+                       if not item_of(t).startswith("confirm/")}
+    fresh = {t.user_attrs["seed"] for t in checks.values()}
+    assert fresh == {100_000, 101_000} and not fresh & screening_seeds
     doc = yaml.safe_load((out / "coefficients.yaml").read_text())
     fidelity = doc["fidelity"]
     assert fidelity["models"][0] == "base" and fidelity["pairs"] == 1
-    assert fidelity["kendall_tau"] in (-1.0, 0.0, 1.0)
-    assert "fidelity check" in doc["verdict"]
+    assert fidelity["kendall_tau_b"] in (-1.0, 1.0, None)
+    assert doc["confirmation"]["seeds"] == 2 and doc["confirmation"]["looks"] == 1
     ranked = [r["candidate"] for r in csv.DictReader((out / "trials.csv").open())]
-    assert "confirm/base" in ranked  # recorded, but not ranked with the grid
+    assert "confirm/base" in ranked  # recorded, but not ranked with the screening
     assert doc["candidate"].startswith("a")
+
+
+def test_no_confirmation_is_undecided_by_construction(tmp_path: Path, cli) -> None:
+    out = tmp_path / "none"
+    code, _stdout, stderr = cli(*SMOKE, "--confirm-top", "0", "--out", out)
+    assert code == 0, stderr
+    doc = yaml.safe_load((out / "coefficients.yaml").read_text())
+    assert doc["decided"] is False and "confirmation" not in doc
+    assert doc["verdict"].startswith(("UNDECIDED (screening only: this budget has no "
+                                      "confirmation stage", "NO SIGNAL"))
