@@ -191,7 +191,8 @@ def search_selection(run: RunData) -> tuple[Selection, dict[str, Row], dict[str,
     with_decision(selection, current_decision(run.study, plan, num_classes, rows),
                   plan.top > 0)
     check = fidelity.summarize(rows, selection.winner.candidate if selection.winner else None,
-                               plan.factor)
+                               plan.factor,
+                               selection.decision.tied if selection.decision else None)
     return selection, rows, check
 
 

@@ -67,7 +67,7 @@ class ConfirmPlan:
         return self.max_seeds - self.min_seeds + 1
 
     def describe(self, epochs: int) -> str:
-        limit = (f", or until the search has trained for {self.time_limit / 60:.0f} min"
+        limit = (f", or until the search has trained for {self.time_limit / 60:.3g} min"
                  if self.time_limit else "")
         return (f"confirmation: the base and the screening's top {self.top} retrained for "
                 f"{epochs * self.factor} epochs on fresh seeds, {self.min_seeds} to "
@@ -169,7 +169,7 @@ def next_round(study: optuna.Study, plan: ConfirmPlan, num_classes: int) -> Step
         elif over:
             stop = (f"undecided after {done} confirmation seeds: the next round "
                     f"(~{estimate / 60:.1f} min) would pass the time budget of "
-                    f"{(plan.time_limit or 0) / 60:.0f} min")
+                    f"{(plan.time_limit or 0) / 60:.3g} min")
         if stop:
             study.set_user_attr(STOP_ATTR, stop)
             return Step(round=done, stopped=stop)

@@ -20,10 +20,13 @@ from effscale.experiment.stats import kendall_tau
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
 
 
-def summarize(rows: dict[str, Any], winner: str | None, factor: int) -> dict[str, Any]:
+def summarize(rows: dict[str, Any], winner: str | None, factor: int,
+              tied: list[str] | None = None) -> dict[str, Any]:
     """Kendall's tau-b between the screening's and the confirmation's rankings, and whether
-    the winner held, from report rows (``Row`` objects keyed by candidate). Empty before two
-    models have both."""
+    the winner held, from report rows (``Row`` objects keyed by candidate). ``tied``: the
+    models the decision found within the noise of the winner (a tied model ranked first on
+    confirmation is said to be tied, not to have beaten it). Empty before two models have
+    both."""
     confirmed = {key[len(CONFIRM_PREFIX):]: row for key, row in rows.items()
                  if key.startswith(CONFIRM_PREFIX) and row.completed}
     common = [key for key in confirmed if key in rows and rows[key].completed]
@@ -48,6 +51,7 @@ def summarize(rows: dict[str, Any], winner: str | None, factor: int) -> dict[str
         "first_on_confirmation": first,
         "winner_checked": checked,
         "winner_held": checked and first == winner,
+        "first_tied_with_winner": checked and first != winner and first in (tied or []),
         "cost_seconds": round(seconds, 1),
     }
 
@@ -60,6 +64,9 @@ def describe(summary: dict[str, Any]) -> str:
         held = "the winner was NOT checked (its confirmation trainings did not finish)"
     elif summary["winner_held"]:
         held = "the winner held (first on confirmation, the base included)"
+    elif summary.get("first_tied_with_winner"):
+        held = (f"{summary['first_on_confirmation']} ranked first on confirmation, within the "
+                "noise of the winner (tied)")
     else:
         first = summary["first_on_confirmation"]
         held = (f"the winner did NOT hold ({'the base' if first == BASE_KEY else first} "

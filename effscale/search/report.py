@@ -126,7 +126,8 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
     plan = ConfirmPlan.from_settings(settings)
     with_decision(selection, current_decision(study, plan, num_classes, rows), plan.top > 0)
     check = fidelity.summarize(rows, selection.winner.candidate if selection.winner else None,
-                               plan.factor)
+                               plan.factor,
+                               selection.decision.tied if selection.decision else None)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_csv(run_dir / "trials.csv", rows)
     if tables := pareto_tables(grid_rows(rows)):

@@ -133,8 +133,12 @@ def test_search_page_says_the_verdict_first_with_tables_and_plots(smoke_search: 
     verdict = yaml.safe_load((smoke_search / "coefficients.yaml").read_text())["verdict"]
     assert html.escape(verdict) in text  # the same verdict as the search's own outputs
     assert text.index('id="verdict"') < text.index("<nav>") < text.index('id="results"')
-    assert "COMPLETE: all 5 trainings settled" in page.ids["status"]
-    for section in ("results", "feasible", "cost", "noise", "fidelity", "family", "settings"):
+    # smoke's 1-epoch proxy decides nothing: the banner must not read as a result
+    assert "FINISHED, UNDECIDED: all 9 trainings settled" in page.ids["status"]
+    assert "COMPLETE" not in page.ids["status"]
+    assert "CAVEAT: UNDECIDED" in page.ids["verdict"]
+    for section in ("results", "feasible", "cost", "confirmation", "noise", "fidelity",
+                    "family", "settings"):
         assert f'<section id="{section}">' in text, section
     assert page.column("feasible", "candidate")[0][0] == "base"
     assert len(page.column("family", "config")) == 8  # b0..b7
@@ -196,7 +200,7 @@ def test_a_run_in_progress_is_marked_partial(smoke_search: Path, tmp_path: Path,
                       waiting=["a1.20_b1.30_g1.000@0"])
     text = write_run_report(run).read_text()
     page = assert_self_contained(text)
-    assert "IN PROGRESS: PARTIAL RESULTS. 5 of 7 trainings settled (1 running, 1 waiting)" \
+    assert "IN PROGRESS: PARTIAL RESULTS. 9 of 11 trainings settled (1 running, 1 waiting)" \
         in page.ids["status"]
     states = dict(zip([c[0] for c in page.column("feasible", "candidate")],
                       [c[0] for c in page.column("feasible", "state")]))

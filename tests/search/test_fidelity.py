@@ -55,3 +55,15 @@ def test_a_winner_without_a_confirmation_result_is_not_checked() -> None:
 
 def test_no_summary_before_the_confirmation_ran() -> None:
     assert summarize({"base": _row("base", 0.5), "a": _row("a", 0.6)}, "a", 2) == {}
+
+
+def test_a_tied_rival_first_on_confirmation_is_said_to_be_tied() -> None:
+    rows = {r.candidate: r for r in [
+        _row("base", 0.52), _row("a", 0.55), _row("b", 0.546),
+        _row("confirm/base", 0.611), _row("confirm/a", 0.637), _row("confirm/b", 0.642)]}
+    summary = summarize(rows, "a", 2, tied=["b"])
+    assert summary["winner_held"] is False and summary["first_tied_with_winner"] is True
+    assert "b ranked first on confirmation, within the noise of the winner" in \
+        describe(summary)
+    assert "did NOT hold" not in describe(summary)
+    assert "did NOT hold" in describe(summarize(rows, "a", 2))  # not known to be tied

@@ -161,7 +161,7 @@ def test_rung_synchronous_search_is_order_free(monkeypatch: pytest.MonkeyPatch,
     from effscale.train.trainer import TrainResult
 
     budget = get_budget("smoke").override(epochs=9, train_size=64, val_size=32, batch_size=32,
-                                          pruner="halving", repeats=1)
+                                          pruner="halving", repeats=1, confirm_top=0)
     settings = SearchSettings(base="b0", dataset="synthetic", budget=budget,
                               grid=GridSpec(step=0.1, gamma_max=1.25, base_resolution=32),
                               recipe=budget_recipe(budget), counter="torch")
