@@ -180,8 +180,13 @@ def test_selection_names_tied_candidates() -> None:
     assert single.winner.candidate == "a"
     assert single.tied == [] and single.untested == ["b", "c"] and not single.signal
     assert "--repeat-top N (N >= 2)" in single.verdict
-    for row in rows.values():  # a second seed each: now the comparisons are testable
-        row.accuracies, row.correct = row.accuracies * 2, row.correct * 2
+    for i, row in enumerate(rows.values()):  # a second seed each: now testable
+        first = row.correct[0]
+        again = first.copy()  # (a copy would measure a seed noise of exactly 0)
+        again[np.flatnonzero(first)[i:i + 3]] = False  # 3 right answers become wrong ...
+        again[np.flatnonzero(~first)[i:i + 2]] = True  # ... and 2 wrong ones right
+        row.accuracies = [row.accuracies[0], row.accuracies[0] - 1 / len(first)]
+        row.correct = [first, again]
     selection = select(rows, 10)
     assert selection.winner.candidate == "a"
     assert selection.tied == ["b"] and selection.untested == []
