@@ -306,8 +306,9 @@ def search(
              "(budget's default 0.05; a negative value keeps all).")] = None,
     repeats: opt.BaseRepeats = None,
     repeat_top: Annotated[int | None, typer.Option(
-        min=0, help="After the grid, train the N best candidates under the other --repeats "
-                    "seeds too (budget's default; 'separated' needs >= 2 seeds).")] = None,
+        min=0, help="Screening: train the N best candidates under the other --repeats seeds "
+                    "too (a steadier choice; the verdict comes from the confirmation).")
+    ] = None,
     confirm_top: Annotated[int | None, typer.Option(
         min=0, help="Confirmation: retrain the base and the screening's top K on fresh seeds "
                     "with --confirm-factor x the epochs; the verdict comes from these "
@@ -342,23 +343,24 @@ def search(
     at full size (b0: 224 px) scaled by α, β, γ, β solved (by default) so that its measured
     FLOPs are 2× the base's, kept within ±5 %. Each is trained briefly as a proxy (same depth
     and width, input = the proxy base size × γ, never above the dataset's native size, stem
-    stride lowered so the final maps stay ≥ 2×2) on a held-out split, with the base under the
-    same budget. Budgets from quick up then retrain the base and the top candidates with 2×
-    the epochs (a fidelity check). Rerunning the same command resumes an unfinished run.
+    stride lowered so the final maps stay ≥ 2×2) on a held-out split. Rerunning the same
+    command resumes an unfinished run.
+
+    Select, then confirm: the screening trains every candidate and the base once and only
+    chooses; the base and the top --confirm-top candidates are then retrained with
+    --confirm-factor × the epochs on fresh seeds, one round (one more seed each) at a time,
+    until the winner is separated from the base, --confirm-max-seeds is reached or the next
+    round would pass --time. The verdict comes from those trainings alone: SE =
+    sqrt(SE_examples² + SE_seeds²) (paired bootstrap over validation examples; pooled seed
+    std of the confirmation), a t test on Welch–Satterthwaite degrees of freedom, Holm over
+    the winner's testable comparisons times the number of looks, and for each comparison the
+    smallest difference it could detect with 80 % power. An undecided answer is written but
+    marked (decided: false, a first line in every config).
 
     --cost latency (or params, activations, train-step) makes the candidates equal in that
     cost instead of FLOPs: β solved on it, the ±5 % window on it, measured on the full-size
     models on this device. Every run also reports accuracy against each measured cost: the
     Pareto front (table, pareto.csv, pareto.png).
-
-    Verdict: SE = sqrt(SE_examples² + SE_seeds²), where SE_examples comes from a paired
-    bootstrap over validation examples and SE_seeds is the pooled seed-to-seed std (base
-    under --repeats, top candidates under --repeat-top) times sqrt(1/n_a + 1/n_b). The margin
-    gets a 95 % t interval and p-value on the pooled seed degrees of freedom; the winner's
-    comparisons (base and every other candidate) are Holm-corrected together. A margin is
-    separated only when both sides have >= 2 seeds and the Holm p < 0.05; a winner within
-    the noise is reported as tied (named), one with a single seed as untested. The signal
-    is on only when the winner is separated above the base.
     """
     if as_json and not run.dry_run:
         raise typer.BadParameter("goes with --dry-run", param_hint="--json")
