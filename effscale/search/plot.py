@@ -10,12 +10,13 @@ from effscale.search.results import Selection
 
 
 def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, Any]) -> bytes:
-    """PNG bytes with two panels; the base and the winner are marked.
+    """PNG bytes with three panels; the base and the winner are marked.
 
     Left: accuracy against the FLOPs ratio measured at full size (the cost the coefficients
     carry, with the equal-cost window shaded), each candidate's ratio at its proxy shown as a
     hollow marker joined to it (the proxy's distortion). Right: accuracy over the alpha-gamma
-    plane (beta is solved or read off the label).
+    plane (beta is solved or read off the label). Third: the confirmation, the trainings the
+    verdict comes from: each fresh seed's accuracy and each model's mean.
     """
     import matplotlib
 
@@ -23,7 +24,8 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, 
     import matplotlib.pyplot as plt
 
     done = [r for r in rows.values() if r.completed and r.candidate != "base"]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
+    fig, (left, right, third) = plt.subplots(
+        1, 3, figsize=(17, 5), dpi=110, gridspec_kw={"width_ratios": [1.2, 1.1, 0.8]})
     ratios = [float(r.attrs["flops_ratio"]) for r in done]
     accs = [r.mean * 100 for r in done]
     errs = [r.std * 100 for r in done]
@@ -52,7 +54,8 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, 
     left.axhline(chance, color="tab:orange", linestyle=":", linewidth=1, label="chance")
     left.set_xlabel("FLOPs ÷ base FLOPs (measured; filled: full size, hollow: proxy)")
     left.set_ylabel("validation accuracy (%)")
-    left.set_title(f"{settings['base']} on {settings['dataset']} ({settings['budget']} budget)")
+    left.set_title(f"screening: {settings['base']} on {settings['dataset']} "
+                   f"({settings['budget']} budget)")
     left.legend(fontsize=8, loc="best")
     left.grid(alpha=0.3)
     if done:
@@ -72,9 +75,37 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, 
     right.set_ylabel("γ (resolution)")
     right.set_title("accuracy over the α-γ plane, all at equal full-size FLOPs")
     right.grid(alpha=0.3)
-    fig.suptitle(selection.verdict[:150], fontsize=8)
+    _confirmation_panel(third, selection)
+    fig.suptitle(selection.verdict[:190], fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _confirmation_panel(axis: Any, selection: Selection) -> None:
+    """Each confirmed model's fresh-seed accuracies (dots) and mean (bar)."""
+    decision = selection.decision
+    models = [] if decision is None else \
+        [r for r in [decision.base, decision.winner, *decision.rivals] if r is not None]
+    if not models:
+        axis.text(0.5, 0.5, "no confirmation: nothing decided", ha="center", va="center",
+                  transform=axis.transAxes)
+        axis.set_axis_off()
+        return
+    for i, row in enumerate(models):
+        colour = "black" if row.candidate == "base" else \
+            "tab:red" if decision is not None and row is decision.winner else "tab:blue"
+        axis.bar([i], [row.mean * 100], color=colour, alpha=0.25, width=0.6)
+        axis.plot([i] * len(row.accuracies), [a * 100 for a in row.accuracies], "o",
+                  color=colour)
+    accuracies = [a * 100 for r in models for a in r.accuracies]
+    low, high = min(accuracies), max(accuracies)
+    axis.set_ylim(low - max(1.0, 0.5 * (high - low)), high + max(1.0, 0.5 * (high - low)))
+    axis.set_xticks(range(len(models)))
+    axis.set_xticklabels([r.candidate for r in models], rotation=15, fontsize=7)
+    axis.set_ylabel("validation accuracy (%), fresh seeds")
+    verdict = "decided" if selection.decided else "UNDECIDED"
+    axis.set_title(f"confirmation ({verdict}): the verdict's trainings")
+    axis.grid(alpha=0.3, axis="y")
