@@ -80,7 +80,8 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "decided": self.decided, "signal": self.signal,
+            # the question settled, either way (the answer's own ``decided`` is ``signal``)
+            "separated_from_base": self.decided, "signal": self.signal,
             "winner": self.winner.candidate if self.winner else None,
             "seeds": self.seeds, "looks": self.looks,
             "seed_std_pooled": round(self.seed_std, 5), "seed_dof": self.seed_dof,
