@@ -126,7 +126,9 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
 
 def summary_table(selection: Any, top: int = 8) -> Table:
     rows = ([("base", selection.base)] if selection.base and selection.base.completed else [])
-    rows += [("winner" if i == 0 else str(i + 1), r) for i, r in enumerate(selection.ranked[:top])]
+    picked = selection.winner is getattr(selection, "screening_pick", selection.winner)
+    rows += [(("winner" if picked else "pick") if i == 0 else str(i + 1), r)
+             for i, r in enumerate(selection.ranked[:top])]
     cost = next((str(r.attrs["cost"]) for _, r in rows if r.attrs.get("cost")), None)
     table = render.data_table(
         "search result (validation accuracy on the held-out split; cost = "
@@ -178,7 +180,7 @@ def print_selection(selection: Any, run_dir: Path) -> None:
     if w is not None:
         shown = decision.winner if decision is not None and decision.winner is not None else w
         where = "confirmation" if shown is not w else "screening"
-        say(f"winner (the screening's pick): α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.3f} "
+        say(f"winner ({selection.named_by}): α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.3f} "
             f"γ={w.attrs['gamma']:.3f}  {where} val acc {shown.mean:.2%} over "
             f"{len(shown.accuracies)} seed(s)  measured FLOPs "
             f"×{float(w.attrs['flops_ratio']):.3f} at full size "
@@ -349,13 +351,15 @@ def search(
     Select, then confirm: the screening trains every candidate and the base once and only
     chooses; the base and the top --confirm-top candidates are then retrained with
     --confirm-factor × the epochs on fresh seeds, one round (one more seed each) at a time,
-    until the winner is separated from the base, --confirm-max-seeds is reached or the next
-    round would pass --time. The verdict comes from those trainings alone: SE =
+    until a candidate is separated above the base, --confirm-max-seeds is reached or the
+    next round would pass --time. The verdict comes from those trainings alone: SE =
     sqrt(SE_examples² + SE_seeds²) (paired bootstrap over validation examples; pooled seed
     std of the confirmation), a t test on Welch–Satterthwaite degrees of freedom, Holm over
-    the winner's testable comparisons times the number of looks, and for each comparison the
-    smallest difference it could detect with 80 % power. An undecided answer is written but
-    marked (decided: false, a first line in every config).
+    every confirmed candidate vs the base and every confirmed pair, times the number of
+    looks, and for each comparison the smallest difference it could detect with 80 % power.
+    The answer is the first candidate in the screening's order separated above the base
+    with none separated above it: the screening's pick when it qualifies. An undecided
+    answer is written but marked (decided: false, a first line in every config).
 
     --cost latency (or params, activations, train-step) makes the candidates equal in that
     cost instead of FLOPs: β solved on it, the ±5 % window on it, measured on the full-size

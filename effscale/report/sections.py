@@ -40,15 +40,12 @@ from effscale.report.markup import (
 from effscale.scaling.derive import Coefficients, derive_config
 from effscale.search import fidelity
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
-from effscale.search.confirm import ConfirmPlan, current_decision
 from effscale.search.plot import plot_search
-from effscale.search.report import UNDECIDED_HEADER, undecided_reason
+from effscale.search.report import UNDECIDED_HEADER, search_answer, undecided_reason
 from effscale.search.results import (
     Selection,
     confirmation_rows,
     grid_rows,
-    select,
-    with_decision,
 )
 
 KEY = re.compile(r"^a(?P<alpha>[\d.]+)_b(?P<beta>[\d.]+)_g(?P<gamma>[\d.]+)$")
@@ -182,17 +179,8 @@ def plot_section(pictures: list[str], missing: str) -> str:
 def search_selection(run: RunData) -> tuple[Selection, dict[str, Row], dict[str, Any]]:
     """The ranking and verdict the search's own report gives for the study as it is now
     (:func:`effscale.search.report.write_outputs`): screening, confirmation, fidelity."""
-    settings = run.settings
     rows = collect_rows(run.study)
-    window = settings.get("flops_window")
-    num_classes = int(settings["num_classes"])
-    selection = select(grid_rows(rows), num_classes, tuple(window) if window else None)
-    plan = ConfirmPlan.from_settings(settings)
-    with_decision(selection, current_decision(run.study, plan, num_classes, rows),
-                  plan.top > 0)
-    check = fidelity.summarize(rows, selection.winner.candidate if selection.winner else None,
-                               plan.factor,
-                               selection.decision.tied if selection.decision else None)
+    selection, check = search_answer(run.study, rows)
     return selection, rows, check
 
 
@@ -227,7 +215,8 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     shown_base = decision.base if decision is not None and decision.base is not None else base
     where = "confirmation" if shown is not w else "screening"
     if w is not None and shown is not None:
-        lines.append(f"screening's pick {w.candidate}: α={float(w.attrs['alpha']):.2f} "
+        lines.append(f"winner {w.candidate} ({selection.named_by}): "
+                     f"α={float(w.attrs['alpha']):.2f} "
                      f"β={float(w.attrs['beta']):.3f} γ={float(w.attrs['gamma']):.3f}, "
                      f"{where} accuracy {shown.mean:.2%} over {len(shown.accuracies)} "
                      "seed(s), "

@@ -3,14 +3,19 @@ trainings alone (fresh seeds, a longer schedule), with the power of every compar
 
 Selection and test never share a training: the screening chose the winner and the models
 that go on (:mod:`effscale.search.confirm`); here they are compared on seeds the selection
-never saw, so the winner's reported accuracy and the verdict carry no selection bias.
+never saw, so the verdict carries no selection bias (nor does the pick's accuracy; a
+winner named by the confirmation instead is said to be chosen among the confirmed models).
 
 Method (:mod:`effscale.experiment.stats`): seed noise pooled over the confirmation models
-only; the winner's comparisons with the base and with each other confirmed candidate are
-one Holm family over the testable ones, and since the confirmation adds seeds until it
-decides, each adjusted p-value is multiplied by the number of looks the plan allows
-(Bonferroni over looks). The smallest difference each comparison could detect with 80 %
-power is computed at the strictest level it faces, and again for more seeds.
+only; every confirmed candidate against the base, and every pair of confirmed candidates,
+are one Holm family over the testable ones. The answer is the first candidate in the
+screening's order separated above the base that no confirmed candidate is separated above:
+the screening's pick when it qualifies, so a pick that fails its confirmation does not
+leave the run undecided when another confirmed candidate beats the base. Because the
+confirmation adds seeds until it decides, each adjusted p-value is multiplied by the
+number of looks the plan allows (Bonferroni over looks). The smallest difference each
+comparison could detect with 80 % power is computed at the strictest level it faces, and
+again for more seeds.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from effscale.search.candidates import BASE_KEY
 METHOD = ("Selection and test are apart: the screening (every candidate once, short) picks "
           "the winner and the models that go on; the base and those models are retrained on "
           "fresh seeds with a longer schedule (confirmation), and only those trainings are "
-          "compared, so the winner's accuracy and the verdict carry no selection bias. The "
-          "winner's comparisons with the base and the other confirmed candidates form one "
-          "family; the confirmation adds a seed to each model per round until the winner is "
-          "separated from the base, so the adjusted p-values are also multiplied by the "
-          "number of looks its plan allows. " + stats.METHOD)
+          "compared, so the verdict carries no selection bias. Every confirmed candidate "
+          "against the base, and every pair of confirmed candidates, form one Holm family; "
+          "the answer is the first candidate in the screening's order that is separated "
+          "above the base with no confirmed candidate separated above it (the screening's "
+          "pick when it qualifies). The confirmation adds a seed to each model per round "
+          "until a candidate is separated above the base, so the adjusted p-values are "
+          "also multiplied by the number of looks its plan allows. " + stats.METHOD)
 CHANCE_MARGIN = 0.05  # a base this close to chance accuracy learned nothing useful
 MORE_SEEDS = (1, 2, 4)  # what the power line prices
 
@@ -71,12 +78,23 @@ class Decision:
     signal: bool
     verdict: str
     power: list[Power] = field(default_factory=list)
-    overturned_by: str = ""  # a confirmed rival separated ABOVE the screening's winner
+    # the confirmation named another model than the screening's pick (the winner when
+    # decided), or a rival separated above the pick that is not above the base (undecided)
+    overturned_by: str = ""
+    pick: str = ""  # the screening's pick
     tied: list[str] = field(default_factory=list)
+
+    def tied_with(self, name: str) -> list[str]:
+        """The confirmed candidates within the noise of ``name`` (testable, not separated)."""
+        return [c.b if c.a == name else c.a for c in self.comparisons
+                if name in (c.a, c.b) and BASE_KEY not in (c.a, c.b)
+                and c.testable and not c.separated]
 
     @property
     def vs_base(self) -> stats.Comparison | None:
-        return next((c for c in self.comparisons if c.b == BASE_KEY), None)
+        """The winner against the base."""
+        name = self.winner.candidate if self.winner is not None else None
+        return next((c for c in self.comparisons if c.a == name and c.b == BASE_KEY), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,16 +120,22 @@ def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int
            ) -> Decision:
     """The verdict from confirmation rows (keyed by candidate, the ``confirm/`` prefix
     removed). ``order``: the confirmed models, the base first, then the candidates in the
-    screening's order (its winner first). ``looks``: the plan's number of looks."""
+    screening's order (its pick first). ``looks``: the plan's number of looks.
+
+    One Holm family holds every confirmed candidate against the base and every pair of
+    confirmed candidates. The winner is the first candidate, in the screening's order, that
+    is separated above the base and that no other confirmed candidate is separated above;
+    the screening's pick when it qualifies. Each "separated from the base" claim is
+    controlled over the whole family, whichever candidate it ends up naming."""
     done = {k: rows[k] for k in order if k in rows and rows[k].completed}
     base = done.get(BASE_KEY)
     candidates = [done[k] for k in order if k != BASE_KEY and k in done]
-    winner = candidates[0] if candidates else None
-    rivals = candidates[1:]
+    pick = candidates[0] if candidates else None
     noise, dof = stats.pooled_seed_noise([r.accuracies for r in done.values()])
     seeds = min((len(r.accuracies) for r in done.values()), default=0)
-    decision = Decision(winner, base, rivals, [], noise, dof, seeds, looks, False, False, "")
-    if winner is None or base is None:
+    decision = Decision(pick, base, candidates[1:], [], noise, dof, seeds, looks, False,
+                        False, "", pick=order[1] if len(order) > 1 else "")
+    if pick is None or base is None:
         missing = "the base" if base is None else "the screening's winner"
         decision.verdict = (f"UNDECIDED: {missing} has no finished confirmation training yet, "
                             "so nothing is confirmed")
@@ -123,24 +147,54 @@ def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int
             f"{CHANCE_MARGIN:.0%} of chance ({chance:.1%}): the proxy did not learn, so "
             "no ranking means anything. Use a larger budget.")
         return decision
-    family = [_compare(winner, other, noise, dof) for other in [base, *rivals]]
-    decision.comparisons = stats.holm_family([c for c in family if c is not None],
-                                             looks=looks)
+    winner = _winner(candidates, base, noise, dof, looks)
+    decision.winner = winner or pick
+    decision.rivals = [c for c in candidates if c is not decision.winner]
+    decision.comparisons = _family(decision.winner, decision.rivals, base, noise, dof, looks)
     testable = sum(c.testable for c in decision.comparisons)
     alpha = stats.ALPHA / max(1, testable) / looks  # the first Holm step, over the looks
-    decision.power = [_power(c, noise, dof, len(done), alpha) for c in decision.comparisons
-                      if c.testable]
+    mine = [c for c in decision.comparisons if c.a == decision.winner.candidate]
+    decision.power = [_power(c, noise, dof, len(done), alpha) for c in mine if c.testable]
     vs_base = decision.vs_base
     decision.decided = vs_base is not None and vs_base.separated
     decision.signal = decision.decided and vs_base is not None and vs_base.margin > 0
-    against = [c for c in decision.comparisons if c.b != BASE_KEY]
+    against = [c for c in mine if c.b != BASE_KEY]
     decision.tied = [c.b for c in against if c.testable and not c.separated]
-    above = [c for c in against if c.separated and c.margin < 0]
-    decision.overturned_by = above[0].b if above else ""
-    if decision.overturned_by:  # the screening's choice does not stand: no decided answer
-        decision.decided = decision.signal = False
+    if winner is not None and winner.candidate != decision.pick:
+        decision.overturned_by = winner.candidate  # the confirmation names another model
+    elif winner is None:
+        above = [c for c in against if c.separated and c.margin < 0]
+        decision.overturned_by = above[0].b if above else ""
+        if decision.overturned_by:  # above the pick, yet not above the base: no answer
+            decision.decided = decision.signal = False
     decision.verdict = _verdict(decision)
     return decision
+
+
+def _family(winner: Row, rivals: list[Row], base: Row, noise: float, dof: int, looks: int
+            ) -> list[stats.Comparison]:
+    """The confirmation's family, the winner's comparisons first (vs the base, vs each
+    rival), then each rival vs the base and the rivals' pairs; Holm over the testable ones."""
+    pairs = [(winner, base), *((winner, r) for r in rivals), *((r, base) for r in rivals),
+             *((a, b) for i, a in enumerate(rivals) for b in rivals[i + 1:])]
+    family = [_compare(a, b, noise, dof) for a, b in pairs]
+    return stats.holm_family([c for c in family if c is not None], looks=looks)
+
+
+def _winner(candidates: list[Row], base: Row, noise: float, dof: int, looks: int
+            ) -> Row | None:
+    """The first candidate in the screening's order separated above the base that no other
+    confirmed candidate is separated above (``None``: no candidate qualifies). Holm's
+    result does not depend on which model a comparison names first, so the family built
+    around the screening's pick decides the same as the one built around any candidate."""
+    family = _family(candidates[0], candidates[1:], base, noise, dof, looks)
+    above = {(c.a, c.b) for c in family if c.separated and c.margin > 0} | \
+        {(c.b, c.a) for c in family if c.separated and c.margin < 0}
+    for c in candidates:
+        beaten = any((other.candidate, c.candidate) in above for other in candidates)
+        if (c.candidate, BASE_KEY) in above and not beaten:
+            return c
+    return None
 
 
 def _compare(a: Row, b: Row, noise: float, dof: int) -> stats.Comparison | None:
@@ -191,12 +245,24 @@ def _verdict(d: Decision) -> str:
         head = (f"UNDECIDED: {d.winner.candidate}'s {vs.margin * 100:+.2f} points over the base "
                 f"{where} are within the noise ({p_text}){reach}")
     parts = [head]
-    if d.overturned_by:
+    if d.overturned_by and d.signal:
+        pick_vs = next((c for c in d.comparisons
+                        if c.a == d.pick and c.b == BASE_KEY), None)
+        how = ("" if pick_vs is None else
+               f" ({pick_vs.margin * 100:+.2f} points over the base, "
+               + ("separated" if pick_vs.separated else "within the noise") + ")")
+        parts.append(f"the screening's pick {d.pick} was NOT confirmed{how}; "
+                     f"{d.winner.candidate}, later in the screening's order, is the first "
+                     "confirmed model separated above the base, so it is the answer (chosen "
+                     "among the confirmed models by these tests, its accuracy may read a "
+                     "little high; the claim itself is controlled over the whole family)")
+    elif d.overturned_by:
         parts.append(f"the screening's pick was OVERTURNED: {d.overturned_by} is separated "
                      f"above {d.winner.candidate} on confirmation, so the screening's choice "
                      "does not stand (decided: false)")
-    elif d.rivals:
-        runner = next((c for c in d.comparisons if c.b == d.rivals[0].candidate), None)
+    if d.rivals and not (d.overturned_by and not d.signal):
+        runner = next((c for c in d.comparisons if c.a == d.winner.candidate
+                       and c.b == d.rivals[0].candidate), None)
         if runner is None or not runner.testable:
             parts.append(f"vs the runner-up {d.rivals[0].candidate}: not testable")
         elif runner.separated:

@@ -23,10 +23,10 @@ from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
 def summarize(rows: dict[str, Any], winner: str | None, factor: int,
               tied: list[str] | None = None) -> dict[str, Any]:
     """Kendall's tau-b between the screening's and the confirmation's rankings, and whether
-    the winner held, from report rows (``Row`` objects keyed by candidate). ``tied``: the
-    models the decision found within the noise of the winner (a tied model ranked first on
-    confirmation is said to be tied, not to have beaten it). Empty before two models have
-    both."""
+    the screening's pick (``winner``) held, from report rows (``Row`` objects keyed by
+    candidate). ``tied``: the models the decision found within the noise of the pick (a
+    tied model ranked first on confirmation is said to be tied, not to have beaten it).
+    Empty before two models have both."""
     confirmed = {key[len(CONFIRM_PREFIX):]: row for key, row in rows.items()
                  if key.startswith(CONFIRM_PREFIX) and row.completed}
     common = [key for key in confirmed if key in rows and rows[key].completed]
@@ -61,16 +61,17 @@ def describe(summary: dict[str, Any]) -> str:
     if not summary:
         return ""
     if not summary["winner_checked"]:
-        held = "the winner was NOT checked (its confirmation trainings did not finish)"
+        held = ("the screening's pick was NOT checked (its confirmation trainings did not "
+                "finish)")
     elif summary["winner_held"]:
-        held = "the winner held (first on confirmation, the base included)"
+        held = "the screening's pick held (first on confirmation, the base included)"
     elif summary.get("first_tied_with_winner"):
         held = (f"{summary['first_on_confirmation']} ranked first on confirmation, within the "
-                "noise of the winner (tied)")
+                "noise of the screening's pick (tied)")
     else:
         first = summary["first_on_confirmation"]
-        held = (f"the winner did NOT hold ({'the base' if first == BASE_KEY else first} "
-                "ranked first on confirmation)")
+        held = (f"the screening's pick did NOT hold ({'the base' if first == BASE_KEY else first}"
+                " ranked first on confirmation)")
     tau = summary["kendall_tau_b"]
     tau_text = "undefined (tied accuracies)" if tau is None else f"{tau:+.2f}"
     return (f"screening vs confirmation ({len(summary['models'])} models, "

@@ -111,6 +111,27 @@ def undecided_reason(selection: Selection) -> str:
             if vs is not None and vs.testable else "winner vs base not testable")
 
 
+def search_answer(study: optuna.Study, rows: dict[str, Row] | None = None
+                  ) -> tuple[Selection, dict[str, Any]]:
+    """The study's answer as it stands: the screening's ranking with the confirmation's
+    decision applied, and the fidelity of the screening's pick (screening vs confirmation
+    ranking). The one place the CLI, coefficients.yaml and report.html take it from."""
+    settings = study.user_attrs["settings"]
+    rows = collect_rows(study) if rows is None else rows
+    window = settings.get("flops_window")
+    num_classes = int(settings["num_classes"])
+    selection = select(grid_rows(rows), num_classes, tuple(window) if window else None)
+    selection.stability = _stability(study)
+    plan = ConfirmPlan.from_settings(settings)
+    with_decision(selection, current_decision(study, plan, num_classes, rows), plan.top > 0)
+    pick = selection.screening_pick
+    decision = selection.decision
+    check = fidelity.summarize(rows, pick.candidate if pick else None, plan.factor,
+                               decision.tied_with(pick.candidate)
+                               if decision is not None and pick is not None else None)
+    return selection, check
+
+
 def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
     """Write trials.csv, coefficients.yaml, configs/ and the plot for the study's current
     state. Files are replaced atomically, so a reader never sees a half-written one. An
@@ -119,15 +140,8 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
 
     settings = study.user_attrs["settings"]
     rows = collect_rows(study)
-    window = settings.get("flops_window")
-    num_classes = int(settings["num_classes"])
-    selection = select(grid_rows(rows), num_classes, tuple(window) if window else None)
-    selection.stability = _stability(study)
+    selection, check = search_answer(study, rows)
     plan = ConfirmPlan.from_settings(settings)
-    with_decision(selection, current_decision(study, plan, num_classes, rows), plan.top > 0)
-    check = fidelity.summarize(rows, selection.winner.candidate if selection.winner else None,
-                               plan.factor,
-                               selection.decision.tied if selection.decision else None)
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_csv(run_dir / "trials.csv", rows)
     if tables := pareto_tables(grid_rows(rows)):

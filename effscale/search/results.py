@@ -42,27 +42,44 @@ class Selection:
     untested: list[str] = field(default_factory=list)  # one seed on a side: no test possible
     decision: Decision | None = None  # the confirmation's verdict (None: no confirmation)
     screening_verdict: str = ""  # what the screening alone says (never the decision)
+    pick: Row | None = None  # the screening's choice; ``winner`` once a confirmation decides
+
+    @property
+    def named_by(self) -> str:
+        """Who named the winner: the screening, or the confirmation in the pick's place."""
+        pick = self.screening_pick
+        if pick is not None and self.winner is not None and pick is not self.winner:
+            return f"confirmed in place of the screening's pick {pick.candidate}"
+        return "the screening's pick"
+
+    @property
+    def screening_pick(self) -> Row | None:
+        """The screening's own winner (the best of its trainings), whatever was decided."""
+        return self.pick if self.pick is not None else self.winner
 
     @property
     def decided(self) -> bool:
         """The winner is separated above the base on confirmation seeds."""
         return self.decision is not None and self.decision.signal
 
-    @property
-    def answer(self) -> Row | None:
-        """The model the search answers with: the screening's winner."""
-        return self.winner
-
-
 def with_decision(selection: Selection, decision: Decision | None,
                   confirmation_planned: bool = True) -> Selection:
     """The selection with its verdict and ``signal`` from the confirmation; without one,
-    a screening-only verdict that says it decides nothing."""
+    a screening-only verdict that says it decides nothing. When the confirmation decides
+    for another candidate than the screening's pick (the pick was not confirmed), that
+    candidate becomes the winner and the pick the runner-up."""
     selection.screening_verdict = selection.verdict
     selection.decision = decision
+    selection.pick = selection.winner
     if decision is not None:
         selection.signal = decision.signal
         selection.verdict = decision.verdict
+        named = decision.winner.candidate if decision.winner is not None else None
+        if decision.signal and selection.winner is not None \
+                and named != selection.winner.candidate:
+            row = next((r for r in selection.ranked if r.candidate == named), None)
+            if row is not None:
+                selection.runner_up, selection.winner = selection.winner, row
         return selection
     selection.signal = False
     if selection.winner is None or selection.verdict.startswith("NO SIGNAL"):

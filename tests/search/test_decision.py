@@ -38,15 +38,17 @@ def test_a_clear_winner_is_decided_with_its_power() -> None:
     assert d.decided and d.signal and d.winner.candidate == "w"
     assert d.verdict.startswith("DECIDED: w beats the base by 10.00 points on 3 fresh")
     vs = d.vs_base
-    assert vs.family == 2 and vs.looks == 2
-    # Holm's smallest p doubled by the family and again by the looks
-    assert vs.p_adjusted == pytest.approx(min(1.0, 2 * 2 * min(c.p_value for c in d.comparisons)))
+    # one family: w vs base, w vs r, r vs base
+    assert [(c.a, c.b) for c in d.comparisons] == [("w", "base"), ("w", "r"), ("r", "base")]
+    assert vs.family == 3 and vs.looks == 2
+    # Holm's smallest p times the family and again by the looks
+    assert vs.p_adjusted == pytest.approx(min(1.0, 3 * 2 * min(c.p_value for c in d.comparisons)))
     assert "separated from the runner-up r" in d.verdict
     assert [p.versus for p in d.power] == ["base", "r"]
     base_power = d.power[0]
-    assert base_power.alpha == pytest.approx(0.05 / 2 / 2)
+    assert base_power.alpha == pytest.approx(0.05 / 3 / 2)
     assert base_power.detectable == pytest.approx(
-        stats.detectable(vs.se, vs.df, 0.0125))
+        stats.detectable(vs.se, vs.df, 0.05 / 6))
     # more seeds never make the detectable difference larger
     assert base_power.detectable >= base_power.more[1] >= base_power.more[2] >= \
         base_power.more[4]
@@ -67,11 +69,45 @@ def test_a_winner_below_the_base_is_decided_against() -> None:
     assert d.decided and not d.signal and d.verdict.startswith("DECIDED AGAINST")
 
 
-def test_a_rival_separated_above_the_winner_overturns_it() -> None:
+def test_a_rival_separated_above_the_pick_and_the_base_is_the_answer() -> None:
     rows = rows_of(row("base", 1000, 1010), row("w", 1100, 1110), row("r", 1400, 1410))
     d = decide(rows, ORDER, looks=1, num_classes=10)
-    assert d.overturned_by == "r" and not d.decided and not d.signal
-    assert "OVERTURNED" in d.verdict
+    assert d.winner.candidate == "r" and d.pick == "w" and d.overturned_by == "r"
+    assert d.decided and d.signal
+    assert d.verdict.startswith("DECIDED: r beats the base by 20.00 points")
+    assert "the screening's pick w was NOT confirmed (+5.00 points over the base, separated)" \
+        in d.verdict
+
+
+def test_a_pick_within_the_noise_gives_way_to_a_confirmed_rival() -> None:
+    """The screening's pick ties the base on confirmation; the second confirmed candidate
+    is separated above the base: the run is decided with the second (not left undecided
+    because the screening's first choice failed)."""
+    rows = rows_of(row("base", 1000, 1040, 980), row("w", 1010, 1050, 990),
+                   row("r", 1300, 1340, 1280))
+    d = decide(rows, ORDER, looks=2, num_classes=10)
+    assert d.winner.candidate == "r" and d.signal and d.overturned_by == "r"
+    assert [r.candidate for r in d.rivals] == ["w"]
+    assert "the screening's pick w was NOT confirmed (+0.50 points over the base, within the " \
+        "noise)" in d.verdict
+    assert d.vs_base.a == "r" and [p.versus for p in d.power] == ["base", "w"]
+
+
+def test_the_first_qualifying_candidate_in_screening_order_wins() -> None:
+    """Two candidates above the base and tied with each other: the screening's order
+    names the answer, whichever has the higher confirmation mean."""
+    rows = rows_of(row("base", 1000, 1010, 990), row("w", 1200, 1230, 1180),
+                   row("r", 1210, 1240, 1190))
+    d = decide(rows, ORDER, looks=1, num_classes=10)
+    assert d.winner.candidate == "w" and d.signal and not d.overturned_by
+    assert d.tied == ["r"] and "TIED with the runner-up r" in d.verdict
+
+
+def test_a_rival_above_the_pick_but_not_the_base_leaves_it_undecided() -> None:
+    rows = rows_of(row("base", 1150, 1160), row("w", 900, 910), row("r", 1152, 1162))
+    d = decide(rows, ORDER, looks=1, num_classes=10)
+    assert d.winner.candidate == "w" and d.overturned_by == "r"
+    assert not d.decided and not d.signal and "OVERTURNED" in d.verdict
 
 
 def test_zero_seed_noise_decides_nothing() -> None:

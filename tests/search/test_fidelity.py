@@ -63,7 +63,7 @@ def test_a_tied_rival_first_on_confirmation_is_said_to_be_tied() -> None:
         _row("confirm/base", 0.611), _row("confirm/a", 0.637), _row("confirm/b", 0.642)]}
     summary = summarize(rows, "a", 2, tied=["b"])
     assert summary["winner_held"] is False and summary["first_tied_with_winner"] is True
-    assert "b ranked first on confirmation, within the noise of the winner" in \
+    assert "b ranked first on confirmation, within the noise of the screening's pick" in \
         describe(summary)
     assert "did NOT hold" not in describe(summary)
     assert "did NOT hold" in describe(summarize(rows, "a", 2))  # not known to be tied

@@ -149,3 +149,28 @@ def test_holm_counts_only_the_testable_comparisons() -> None:
     assert [vs_base.p_adjusted, vs_r.p_adjusted] == pytest.approx(
         stats.holm([vs_base.p_value, vs_r.p_value]))
     assert vs_base.p_adjusted < 3 * vs_base.p_value  # not multiplied by the untestable ones
+
+
+def test_a_confirmation_that_names_another_candidate_makes_it_the_answer() -> None:
+    """The screening picked w; on confirmation w ties the base and r beats it. The answer
+    (coefficients.yaml's α, β, γ and accuracy) is r's, the pick becomes the runner-up, and
+    the fidelity is about the pick."""
+    from effscale.search.decision import decide
+
+    screening = rows_of(row("base", [1000]), row("w", [1300]), row("r", [1250]))
+    screening["r"].attrs.update(alpha=1.0, beta=1.111, gamma=1.3)
+    selection = select(screening, num_classes=10)
+    assert selection.winner.candidate == "w"
+    confirmation = rows_of(row("base", [1000, 1040, 980]), row("w", [1010, 1050, 990]),
+                           row("r", [1300, 1340, 1280]))
+    decision = decide(confirmation, ["base", "w", "r"], looks=2, num_classes=10)
+    with_decision(selection, decision)
+    assert selection.decided and selection.winner.candidate == "r"
+    assert selection.screening_pick.candidate == "w" and selection.runner_up.candidate == "w"
+    assert selection.named_by == "confirmed in place of the screening's pick w"
+    doc = coefficients_document(selection, {"base": "b0", "dataset": "synthetic"})
+    assert (doc["candidate"], doc["alpha"], doc["beta"], doc["gamma"]) == ("r", 1.0, 1.111,
+                                                                           1.3)
+    assert doc["accuracy_from"] == "confirmation" and doc["seeds"] == 3
+    assert doc["val_accuracy"] == pytest.approx(np.mean([0.65, 0.67, 0.64]), abs=1e-5)
+    assert doc["confirmation"]["overturned_by"] == "r"
