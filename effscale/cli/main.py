@@ -44,6 +44,9 @@ def _register_commands() -> None:
 
     for command in (flops, cost, derive, search, compare, cam, train, segment):
         command.register(app)
+    from effscale.cli import weights  # deploy: one line each below
+
+    weights.register(app)
 
 
 _register_commands()

@@ -195,6 +195,9 @@ ReportOut = Annotated[Path | None, typer.Option(
 CheckpointOut = Annotated[Path | None, typer.Option(
     help="Checkpoint file (default: <config name>-<dataset>.pt).")]
 ConfigDirOut = Annotated[Path, typer.Option(help="Directory for b{phi}.yaml files.")]
+ImportedCheckpointOut = Annotated[Path, typer.Option(
+    help="Checkpoint file to write: the config and the imported weights (for train --init, "
+         "export and effscale.load_checkpoint).")]
 Quiet = Annotated[bool, typer.Option(help="No progress output.")]
 DryRun = Annotated[bool, typer.Option(
     help="Build and measure the models, show them and stop: nothing is trained or written.")]

@@ -61,7 +61,8 @@ def test_version(cli: Cli) -> None:
 # effscale.cli.options that declare its meanings, each with its own help text. Any other flag
 # that several commands share must read the same in all of them.
 MEANINGS = {
-    "--out": ("RunDirOut", "ReportOut", "CheckpointOut", "ConfigDirOut"),
+    "--out": ("RunDirOut", "ReportOut", "CheckpointOut", "ConfigDirOut",
+              "ImportedCheckpointOut"),
     "--resolution": ("ProxyResolution", "TrainResolution"),  # flops: TrainResolution's text
     "--repeats": ("BaseRepeats", "ModelRepeats"),  # search: the base's seeds; compare: all
     "--json": ("AsJson", "DryRunJson"),
