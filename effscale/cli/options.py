@@ -34,7 +34,7 @@ from effscale.experiment.budgets import (
 from effscale.experiment.pruning import PRUNERS
 from effscale.experiment.workers import parse_devices, plan_workers
 from effscale.model.bases import base_names
-from effscale.model.cost import COSTS, DEFAULT_COST, cost_names
+from effscale.model.cost import COSTS, DEFAULT_COST, RUNTIMES, cost_names
 from effscale.model.flops import COUNTERS
 from effscale.search.grid import BETA_MODES
 from effscale.train.trainer import DEVICES
@@ -43,6 +43,16 @@ from effscale.train.trainer import DEVICES
 def choices(name: str, values: Iterable[str]) -> type[Enum]:
     """A str enum of ``values`` (member name = value), so Typer offers exactly those."""
     return Enum(name, {value: value for value in values}, type=str, module=__name__)
+
+
+def runtime_list(text: str) -> list[str]:
+    """``torch,onnxruntime`` -> the runtimes, each checked, in order, without repeats."""
+    names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    bad = [name for name in names if name not in RUNTIMES]
+    if bad or not names:
+        raise typer.BadParameter(f"{bad[0] if bad else text!r}: not a runtime (valid: "
+                                 f"{', '.join(RUNTIMES)})", param_hint="--runtime")
+    return names
 
 
 def one_of(names: Iterable[str]) -> str:
@@ -153,6 +163,10 @@ COST_HELP = (f"What a model costs, measured on the full-size model: {one_of(COST
              + " costs are timed on this device (median until the spread is under 5 %) and "
                "cached per device: CPU model, threads, torch version, GPU.")
 CostOpt = Annotated[Cost, typer.Option(help=COST_HELP)]
+RUNTIME_HELP = (f"What runs the model that latency times: {one_of(RUNTIMES)} (the model "
+                "exported to ONNX, as it ships; needs the deploy extra). Cached per runtime.")
+RuntimesOpt = Annotated[str, typer.Option(
+    "--runtime", help=RUNTIME_HELP + " A comma list shows them side by side.")]
 CostBatch = Annotated[int | None, typer.Option(
     min=1, help="Batch size of the timed costs: latency's (default 1) and train-step's "
                 "(default: the training batch size, 64 without a budget).")]
