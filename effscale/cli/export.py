@@ -26,7 +26,7 @@ def export(
     opset: Annotated[int | None, typer.Option(
         min=7, help="ONNX opset version.", show_default="torch's exporter's")] = None,
     resolution: opt.MeasuredResolution = None,
-    tolerance: Annotated[float, typer.Option(
+    max_diff: Annotated[float, typer.Option(
         min=0.0, help="Fail when onnxruntime's output differs from torch's by more than this "
                       "times max(1, the largest output).")] = 1e-4,
     as_json: opt.AsJson = False,
@@ -38,7 +38,7 @@ def export(
     torch's own export (torch.onnx.export, dynamo) at one input size, --resolution (the
     config's by default); any batch. The file is then run in onnxruntime on a random batch
     of 3 and compared with torch: the largest absolute difference is printed, and above
-    --tolerance × max(1, the largest output) the command fails (the file stays, to inspect).
+    --max-diff × max(1, the largest output) the command fails (the file stays, to inspect).
     A config file's random weights give tiny outputs; check a checkpoint for a telling
     comparison. Needs the deploy extra: pip install -e ".[deploy]".
     """
@@ -59,7 +59,7 @@ def export(
                "resolution": px, "dynamic_axes": {"image": [0], "logits": [0]},
                "onnxruntime": deploy.onnxruntime_version(), "verify_batch": checked.batch,
                "max_abs_diff": checked.max_abs_diff, "max_abs_output": checked.max_abs_output,
-               "tolerance": tolerance, "ok": checked.relative <= tolerance}
+               "max_diff": max_diff, "ok": checked.relative <= max_diff}
     if as_json:
         render.out.print_json(json.dumps(summary))
     else:
@@ -70,5 +70,5 @@ def export(
             f"{checked.max_abs_output:.3g})", markup=False, highlight=False)
     if not summary["ok"]:
         raise EffscaleError(f"{onnx}: onnxruntime differs from torch by "
-                            f"{checked.max_abs_diff:.3g}, above --tolerance {tolerance:g} × "
+                            f"{checked.max_abs_diff:.3g}, above --max-diff {max_diff:g} × "
                             f"max(1, {checked.max_abs_output:.3g})", 1)

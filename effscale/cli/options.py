@@ -91,6 +91,11 @@ DataDir = Annotated[Path | None, typer.Option(
 AllowUpsampling = Annotated[bool, typer.Option(
     help="Let proxy inputs exceed the dataset's native size (upsampled pixels).")]
 
+InitCheckpoint = Annotated[Path | None, typer.Option(
+    "--init", help="Start from this effscale checkpoint's weights (e.g. from `effscale weights "
+                   "import`) instead of from scratch: its stem and stages must fit the config; "
+                   "a classifier for another class count, or a UNet's decoder, starts fresh.")]
+
 # --------------------------------------------------------------------------- budget overrides
 
 # search and compare: the budget depends on the dataset; train: a fixed default.
