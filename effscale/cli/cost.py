@@ -48,6 +48,7 @@ def cost(
     cache: Annotated[bool, typer.Option(
         help="Reuse latencies measured before on this device (same config, threads, torch).")
     ] = True,
+    runtime: opt.RuntimesOpt = "torch",
     as_json: opt.AsJson = False,
 ) -> None:
     """One table of what each config costs at its own (full) resolution on this device.
@@ -58,7 +59,8 @@ def cost(
     optimizer state; on CUDA torch.cuda.max_memory_allocated) and the latency of one forward
     pass at batch 1 (and at --cost-batch when it is above 1): warm-up calls, then timed calls
     until IQR / median <= --spread, or --max-seconds / --max-repeats, where it says it did
-    not get there. Latencies are cached by config content and device fingerprint. Under the
+    not get there, in each --runtime (torch, onnxruntime: side by side). Latencies are cached
+    by config content, device fingerprint and runtime. Under the
     table: Pearson's and Spearman's correlation of FLOPs and of activations with the latency
     across the rows (three or more configs).
     """
@@ -69,13 +71,15 @@ def cost(
     loaded = [(path, load_config(path)) for path in configs]
     fingerprint = device_fingerprint(device.value, threads)
     batches = [LATENCY_BATCH] + ([cost_batch] if cost_batch and cost_batch > 1 else [])
+    runtimes = opt.runtime_list(runtime)
     rows = []
     for i, (path, config) in enumerate(loaded, 1):
         if not as_json:
             render.err.print(f"measuring {path} ({i}/{len(loaded)})", markup=False,
                              highlight=False)
         rows.append(_measure_row(path, config, device.value, threads, counter.value, plan,
-                                 batches, (cost_batch or 1) if memory else None, cache))
+                                 batches, (cost_batch or 1) if memory else None, cache,
+                                 runtimes))
     doc = cost_document(rows, fingerprint, plan)
     if as_json:
         render.out.print_json(json.dumps(doc))
@@ -87,20 +91,25 @@ def cost(
     for row in doc["rows"]:
         for latency in row["latency"]:
             if latency["note"]:
-                say(f"note: {row['path']} batch {latency['batch']}: {latency['note']}")
+                runtime = latency.get("runtime", "torch")
+                where = "" if runtime == "torch" else f" in {runtime}"
+                say(f"note: {row['path']} batch {latency['batch']}{where}: {latency['note']}")
     if memory and doc["rows"]:
         say(f"training memory: {doc['rows'][0]['train_memory']['method']}")
     say("device: " + ", ".join(f"{k} {v}" for k, v in fingerprint.items()))
+    if runtimes != ["torch"]:
+        say("runtimes: " + ", ".join(device_fingerprint(device.value, threads, r).get(
+            "runtime", f"torch {fingerprint['torch']}") for r in runtimes))
 
 
 def _measure_row(path: Path, config: Any, device: str, threads: int | None, counter: str,
                  plan: TimingPlan, batches: list[int], memory_batch: int | None,
-                 cache: bool) -> dict[str, Any]:
+                 cache: bool, runtimes: list[str] = ["torch"]) -> dict[str, Any]:  # noqa: B006
     counted = {name: measure_cost(config, name, CostOptions(counter=counter)).value
                for name in ("params", "flops", "activations")}
-    latencies = [measure_cost(config, "latency", CostOptions(batch=batch, device=device,
-                                                             threads=threads, plan=plan),
-                              use_cache=cache) for batch in batches]
+    latencies = [measure_cost(config, "latency", CostOptions(
+        batch=batch, device=device, threads=threads, plan=plan, runtime=runtime),
+        use_cache=cache) for runtime in runtimes for batch in batches]
     try:
         peak = training_memory(config, memory_batch, device, threads) if memory_batch else None
     except (RuntimeError, MemoryError, ValueError) as exc:  # too big, or 1x1 maps at batch 1
@@ -122,7 +131,8 @@ def _latency_doc(measured: Measured) -> dict[str, Any]:
     return {"batch": measured.batch, "median_s": timing.median, "iqr_s": timing.iqr,
             "rel_spread": round(timing.rel_spread, 6), "repeats": timing.repeats,
             "warmup": timing.warmup, "converged": timing.converged, "note": timing.note(),
-            "threads": (measured.device or {}).get("threads")}
+            "threads": (measured.device or {}).get("threads"),
+            "runtime": (measured.device or {}).get("runtime", "torch").split(" ")[0]}
 
 
 def cost_document(rows: list[dict[str, Any]], fingerprint: dict[str, Any], plan: TimingPlan
@@ -147,9 +157,14 @@ def cost_document(rows: list[dict[str, Any]], fingerprint: dict[str, Any], plan:
 def cost_table(doc: dict[str, Any]) -> Table:
     rows = doc["rows"]
     first = rows[0] if rows else None
-    extra = [lat["batch"] for lat in first["latency"][1:]] if first else []
+    runs = [(lat["batch"], lat.get("runtime", "torch")) for lat in first["latency"]] \
+        if first else []
+    several = len({runtime for _, runtime in runs}) > 1
+    label = lambda batch, runtime: f"{runtime} b{batch}" if several \
+        else f"latency b{batch}"  # noqa: E731
     columns = ["config", "px", "params", "GFLOPs", "activations", "train memory",
-               "latency b1", "± IQR", *(f"latency b{b}" for b in extra),
+               label(*runs[0]) if runs else "latency b1", "± IQR",
+               *(label(*run) for run in runs[1:]),
                "FLOPs ÷ first", "latency ÷ first"]
     table = render.data_table(
         f"what each config costs on this {doc['device']['device']} "

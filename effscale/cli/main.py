@@ -44,6 +44,10 @@ def _register_commands() -> None:
 
     for command in (flops, cost, derive, search, compare, cam, train, segment):
         command.register(app)
+    from effscale.cli import export, weights  # deploy: one line each below
+
+    weights.register(app)
+    export.register(app)
 
 
 _register_commands()

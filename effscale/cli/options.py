@@ -34,7 +34,7 @@ from effscale.experiment.budgets import (
 from effscale.experiment.pruning import PRUNERS
 from effscale.experiment.workers import parse_devices, plan_workers
 from effscale.model.bases import base_names
-from effscale.model.cost import COSTS, DEFAULT_COST, cost_names
+from effscale.model.cost import COSTS, DEFAULT_COST, RUNTIMES, cost_names
 from effscale.model.flops import COUNTERS
 from effscale.search.grid import BETA_MODES
 from effscale.train.trainer import DEVICES
@@ -43,6 +43,16 @@ from effscale.train.trainer import DEVICES
 def choices(name: str, values: Iterable[str]) -> type[Enum]:
     """A str enum of ``values`` (member name = value), so Typer offers exactly those."""
     return Enum(name, {value: value for value in values}, type=str, module=__name__)
+
+
+def runtime_list(text: str) -> list[str]:
+    """``torch,onnxruntime`` -> the runtimes, each checked, in order, without repeats."""
+    names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    bad = [name for name in names if name not in RUNTIMES]
+    if bad or not names:
+        raise typer.BadParameter(f"{bad[0] if bad else text!r}: not a runtime (valid: "
+                                 f"{', '.join(RUNTIMES)})", param_hint="--runtime")
+    return names
 
 
 def one_of(names: Iterable[str]) -> str:
@@ -80,6 +90,11 @@ DataDir = Annotated[Path | None, typer.Option(
          "cache).")]
 AllowUpsampling = Annotated[bool, typer.Option(
     help="Let proxy inputs exceed the dataset's native size (upsampled pixels).")]
+
+InitCheckpoint = Annotated[Path | None, typer.Option(
+    "--init", help="Start from this effscale checkpoint's weights (e.g. from `effscale weights "
+                   "import`) instead of from scratch: its stem and stages must fit the config; "
+                   "a classifier for another class count, or a UNet's decoder, starts fresh.")]
 
 # --------------------------------------------------------------------------- budget overrides
 
@@ -153,6 +168,10 @@ COST_HELP = (f"What a model costs, measured on the full-size model: {one_of(COST
              + " costs are timed on this device (median until the spread is under 5 %) and "
                "cached per device: CPU model, threads, torch version, GPU.")
 CostOpt = Annotated[Cost, typer.Option(help=COST_HELP)]
+RUNTIME_HELP = (f"What runs the model that latency times: {one_of(RUNTIMES)} (the model "
+                "exported to ONNX, as it ships; needs the deploy extra). Cached per runtime.")
+RuntimesOpt = Annotated[str, typer.Option(
+    "--runtime", help=RUNTIME_HELP + " A comma list shows them side by side.")]
 CostBatch = Annotated[int | None, typer.Option(
     min=1, help="Batch size of the timed costs: latency's (default 1) and train-step's "
                 "(default: the training batch size, 64 without a budget).")]
@@ -195,6 +214,9 @@ ReportOut = Annotated[Path | None, typer.Option(
 CheckpointOut = Annotated[Path | None, typer.Option(
     help="Checkpoint file (default: <config name>-<dataset>.pt).")]
 ConfigDirOut = Annotated[Path, typer.Option(help="Directory for b{phi}.yaml files.")]
+ImportedCheckpointOut = Annotated[Path, typer.Option(
+    help="Checkpoint file to write: the config and the imported weights (for train --init, "
+         "export and effscale.load_checkpoint).")]
 Quiet = Annotated[bool, typer.Option(help="No progress output.")]
 DryRun = Annotated[bool, typer.Option(
     help="Build and measure the models, show them and stop: nothing is trained or written.")]

@@ -37,6 +37,7 @@ def segment_demo(
         "--random-colours", help="Random shape colours: only the shape tells the class "
                                  "(much harder; needs far more epochs).")] = False,
     threads: opt.DemoThreads = None,
+    init: opt.InitCheckpoint = None,
     as_json: opt.AsJson = False,
 ) -> None:
     """Train CONFIG as an Eff-UNet on synthetic shapes and compare its mIoU with a baseline.
@@ -64,7 +65,7 @@ def segment_demo(
         result = train_segmentation(
             model_config, images=images, size=size, num_classes=classes, epochs=epochs,
             batch_size=batch_size, lr=lr, seed=seed, class_colours=not random_colours,
-            progress=step)
+            progress=step, init=init)
     if as_json:
         render.out.print_json(json.dumps({"config_file": str(config), **result.to_dict()}))
         return

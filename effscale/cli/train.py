@@ -43,6 +43,7 @@ def train(
     compile: Annotated[bool, typer.Option(
         "--compile", help="torch.compile the model (CUDA only; on CPUs it did not pay).")] = False,
     out: opt.CheckpointOut = None,
+    init: opt.InitCheckpoint = None,
     as_json: opt.AsJson = False,
     quiet: opt.Quiet = False,
 ) -> None:
@@ -71,7 +72,7 @@ def train(
         with interrupt_once():
             run = train_single(model_config, settings, checkpoint=target,
                                compile_model=compile, message=view.message,
-                               progress=view.step, on_epoch=view.epoch)
+                               progress=view.step, on_epoch=view.epoch, init=init)
     except KeyboardInterrupt:
         render.err.print("interrupted: nothing was saved", markup=False)
         raise typer.Exit(130) from None

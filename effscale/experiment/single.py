@@ -46,6 +46,7 @@ def train_single(
     config: ModelConfig, settings: RunSettings, *, checkpoint: Path | None,
     compile_model: bool = False, message: Callable[[str], None] | None = None,
     progress: ProgressFn | None = None, on_epoch: EpochFn | None = None,
+    init: Path | None = None,
 ) -> SingleRun:
     """Train ``config`` at ``settings.budget.resolution`` on the run's data split with the
     run's recipe and seed, and save a checkpoint (weights + the config actually trained:
@@ -65,7 +66,7 @@ def train_single(
     result = train_config(
         trained, train.images, train.labels, val.images, val.labels, recipe=settings.recipe,
         device=device, seed=seed_for(settings, 0), progress=progress, on_epoch=on_epoch,
-        compile_model=compile_model,
+        compile_model=compile_model, init=init,
     )
     model, result.model = result.model, None
     if checkpoint is not None:

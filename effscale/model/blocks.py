@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from effscale.model.rounding import round_width
 
@@ -26,6 +29,51 @@ class ConvBNAct(nn.Sequential):
         if act is not None:
             layers.append(act(inplace=True))
         super().__init__(*layers)
+
+
+class Conv2dSame(nn.Conv2d):
+    """A convolution with TensorFlow's SAME padding: the output is ``ceil(input / stride)``
+    and the padding, worked out from each input's size, puts an odd pixel at the bottom and
+    right (as timm's ``Conv2dSame``, for weights trained in TensorFlow)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, kernel, stride, dilation in zip(x.shape[-2:], self.kernel_size, self.stride,
+                                                  self.dilation):
+            total = max((math.ceil(size / stride) - 1) * stride + (kernel - 1) * dilation + 1
+                        - size, 0)
+            pads.append((total // 2, total - total // 2))
+        (top, bottom), (left, right) = pads
+        if top or bottom or left or right:
+            x = F.pad(x, [left, right, top, bottom])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def apply_layer_options(model: nn.Module, bn_eps: float = 1e-5, bn_momentum: float = 0.1,
+                        padding: str = "symmetric") -> nn.Module:
+    """Set every batch norm's ``eps`` and ``momentum``, and with ``padding="same"`` turn every
+    strided convolution into a :class:`Conv2dSame` holding the same parameters (a stride-1
+    convolution with an odd kernel pads the same either way). The modules keep their names
+    and order; returns ``model``. At the defaults nothing changes."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eps, module.momentum = bn_eps, bn_momentum
+    if padding == "same":
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if type(child) is nn.Conv2d and max(child.stride) > 1:
+                    setattr(parent, name, _same(child))
+    return model
+
+
+def _same(conv: nn.Conv2d) -> Conv2dSame:
+    with torch.device("meta"):
+        same = Conv2dSame(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                          0, conv.dilation, conv.groups, conv.bias is not None)
+    same.weight = conv.weight
+    if conv.bias is not None:
+        same.bias = conv.bias
+    return same
 
 
 class DropPath(nn.Module):

@@ -24,6 +24,7 @@ ACTIVATIONS = ("silu", "relu", "relu6")
 DEPTH_ROUNDING = ("ceil", "round")
 HEAD_TYPES = ("classifier", "unet")
 UPSAMPLING = ("nearest", "bilinear")
+PADDING = ("symmetric", "same")
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,15 @@ class ModelConfig:
 
     ``family`` is a free-text label of the lineage (``efficientnet``, ``resnet``, a registered
     base's own): written to and read from every config file, never used to build the model.
+
+    ``bn_eps``, ``bn_momentum`` and ``padding`` are what published weights were trained with,
+    so that imported weights compute the same function (``effscale weights import``):
+    every batch norm's epsilon and momentum (PyTorch's convention: torchvision's EfficientNet
+    B5-B7 and timm's ``tf_*`` models use ``bn_eps: 1.0e-3``), and ``padding: same`` for
+    TensorFlow's SAME padding of strided convolutions (timm's ``tf_*`` weights: the padding
+    depends on the input size, and an odd pixel goes to the bottom and right), where
+    ``symmetric`` pads ``kernel // 2`` on every side. Files leave them out at their defaults
+    (1e-5, 0.1, symmetric: PyTorch's), so every other config reads and builds as before.
     """
 
     name: str
@@ -106,6 +116,9 @@ class ModelConfig:
     stem_pool: bool
     head_channels: int
     stages: tuple[Stage, ...]
+    bn_eps: float = 1e-5
+    bn_momentum: float = 0.1
+    padding: str = "symmetric"
     head: Head = field(default_factory=Head)
     provenance: Provenance | None = None
 
@@ -234,8 +247,10 @@ _CONFIG_KEYS = {
     "name": True, "family": True, "num_classes": True, "resolution": True,
     "dropout": True, "drop_path_rate": True, "activation": True,
     "stem_channels": True, "stem_kernel": True, "stem_stride": True, "stem_pool": False,
-    "head_channels": True, "stages": True, "head": False, "provenance": False,
+    "head_channels": True, "stages": True, "bn_eps": False, "bn_momentum": False,
+    "padding": False, "head": False, "provenance": False,
 }
+_LAYER_DEFAULTS = {"bn_eps": 1e-5, "bn_momentum": 0.1, "padding": "symmetric"}
 
 
 def _stage(check: _Checker, key: str, raw: Any) -> Stage:
@@ -315,6 +330,13 @@ def _head(check: _Checker, raw: Any) -> Head:
     )
 
 
+def _bn_eps(check: _Checker, value: Any) -> float:
+    eps = check.number("bn_eps", value, 0.0, 1.0, True)
+    if eps <= 0:
+        raise check.fail("bn_eps", "a number in (0, 1)", value)
+    return eps
+
+
 def config_from_dict(raw: Any, source: str = "config") -> ModelConfig:
     """Check a parsed YAML document and turn it into a :class:`ModelConfig`."""
     check = _Checker(source)
@@ -336,6 +358,9 @@ def config_from_dict(raw: Any, source: str = "config") -> ModelConfig:
         stem_pool=check.flag("stem_pool", raw.get("stem_pool", False)),
         head_channels=check.integer("head_channels", raw["head_channels"], 0),
         stages=tuple(_stage(check, f"stages[{i}]", s) for i, s in enumerate(stages_raw)),
+        bn_eps=_bn_eps(check, raw.get("bn_eps", _LAYER_DEFAULTS["bn_eps"])),
+        bn_momentum=check.number("bn_momentum", raw.get("bn_momentum", 0.1), 0.0, 1.0),
+        padding=check.choice("padding", raw.get("padding", "symmetric"), PADDING),
         head=_head(check, raw["head"]) if "head" in raw else Head(),
         provenance=_provenance(check, raw["provenance"]) if "provenance" in raw else None,
     )
@@ -406,6 +431,11 @@ def config_to_dict(config: ModelConfig) -> dict[str, Any]:
     ]
     data["dropout"], data["drop_path_rate"] = float(config.dropout), float(config.drop_path_rate)
     data["head"]["decoder_channels"] = list(config.head.decoder_channels)
+    for key, default in _LAYER_DEFAULTS.items():
+        if data[key] == default:  # left out at PyTorch's defaults: older files read the same
+            del data[key]
+        elif key != "padding":
+            data[key] = float(data[key])
     if config.head == Head():
         del data["head"]
     if config.provenance is None:

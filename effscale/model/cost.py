@@ -6,7 +6,8 @@
 - ``activations``: output elements of every conv and linear layer (Dollár et al. 2021 find
   they track GPU runtime better than FLOPs do).
 - ``latency``: inference time of one forward pass (eval mode, no autograd) at a batch size,
-  1 by default, on this device.
+  1 by default, on this device, in a runtime: ``torch`` (default) or ``onnxruntime`` (the
+  model exported to ONNX and run there, as it ships; the ``deploy`` extra).
 - ``train-step``: time of one training step (forward, cross-entropy, backward, SGD step) at
   the training batch size.
 
@@ -16,7 +17,8 @@ below a bound, or until a time or repeat limit, in which case the result says th
 not get there (the median is still given). On a GPU each call is timed with CUDA events; on
 the CPU with ``time.perf_counter``. The threads and the device are recorded with the result,
 and timed results are cached on disk by config content plus a device fingerprint (CPU model,
-cores, threads, torch version; GPU name), so a resumed search sees the same figures. The timer
+cores, threads, torch version; GPU name; the runtime when it is not torch), so a resumed
+search sees the same figures. The timer
 is injectable: unit tests pass a fake one and time nothing. The timing itself is in
 :mod:`effscale.model.cost_timing`, training memory (``effscale cost``) in
 :mod:`effscale.model.cost_memory`.
@@ -57,6 +59,7 @@ from effscale.paths import cache_dir
 DEFAULT_COST = "flops"
 TRAIN_BATCH = 64  # train-step's batch where no run gives one (the trainer's default batch)
 LATENCY_BATCH = 1
+RUNTIMES = ("torch", "onnxruntime")  # what runs the model that latency times
 _CACHE_VERSION = 1
 
 
@@ -86,10 +89,11 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def device_fingerprint(device: str | torch.device = "cpu", threads: int | None = None
-                       ) -> dict[str, Any]:
+def device_fingerprint(device: str | torch.device = "cpu", threads: int | None = None,
+                       runtime: str = "torch") -> dict[str, Any]:
     """What a timed cost depends on besides the model: device type, CPU model, cores, torch
-    threads, torch version, and on a GPU its name and the CUDA version."""
+    threads, torch version, on a GPU its name and the CUDA version, and a runtime other than
+    torch with its version (absent for torch, so torch's cache keys stay as they were)."""
     resolved = resolve_device(str(device))
     fingerprint: dict[str, Any] = {
         "device": resolved.type, "cpu": cpu_model(), "cores": os.cpu_count() or 0,
@@ -98,7 +102,17 @@ def device_fingerprint(device: str | torch.device = "cpu", threads: int | None =
     if resolved.type == "cuda":
         fingerprint["gpu"] = torch.cuda.get_device_name(resolved)
         fingerprint["cuda"] = str(torch.version.cuda)
+    if runtime != "torch":
+        fingerprint["runtime"] = f"{runtime} {_runtime_version(runtime)}"
     return fingerprint
+
+
+def _runtime_version(runtime: str) -> str:
+    if runtime not in RUNTIMES:
+        raise EffscaleError(f"unknown runtime {runtime!r} (valid: {', '.join(RUNTIMES)})")
+    from effscale.deploy.onnx import onnxruntime_version
+
+    return onnxruntime_version()
 
 
 @contextlib.contextmanager
@@ -120,13 +134,15 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 @dataclass(frozen=True)
 class CostOptions:
     """How the costs are measured. ``batch``: latency's (default 1) or train-step's (default
-    :data:`TRAIN_BATCH`); ``counter``: the FLOP counter of ``flops``."""
+    :data:`TRAIN_BATCH`); ``counter``: the FLOP counter of ``flops``; ``runtime``: what runs
+    the model latency times (:data:`RUNTIMES`)."""
 
     batch: int | None = None
     device: str = "cpu"
     threads: int | None = None
     plan: TimingPlan = field(default_factory=TimingPlan)
     counter: str = "torch"
+    runtime: str = "torch"
 
 
 @dataclass(frozen=True)
@@ -204,11 +220,11 @@ def describe_cost(name: str, batch: int | None = None) -> str:
 
 
 def run_cost_options(cost: str, batch: int | None, train_batch: int, device: str,
-                     threads: int | None) -> CostOptions:
+                     threads: int | None, runtime: str = "torch") -> CostOptions:
     """A run's options for ``cost``: ``batch``, else batch 1 for latency and the run's
-    training batch for train-step; on the run's device and threads."""
+    training batch for train-step; on the run's device and threads, in ``runtime``."""
     batch = batch or (train_batch if cost == "train-step" else None)
-    return CostOptions(batch=batch, device=device, threads=threads)
+    return CostOptions(batch=batch, device=device, threads=threads, runtime=runtime)
 
 
 def cost_identity(cost: str, options: CostOptions) -> dict[str, Any]:
@@ -217,8 +233,15 @@ def cost_identity(cost: str, options: CostOptions) -> dict[str, Any]:
     kind = get_cost(cost)
     identity: dict[str, Any] = {"name": cost, "batch": kind.batch(options)}
     if kind.timed:
-        identity["device"] = device_fingerprint(options.device, options.threads)
+        identity["device"] = device_fingerprint(options.device, options.threads,
+                                                _runtime_of(cost, options))
     return identity
+
+
+def _runtime_of(cost: str, options: CostOptions) -> str:
+    """The runtime a cost is measured in: ``options.runtime`` for latency, torch otherwise
+    (train-step trains in torch)."""
+    return options.runtime if cost == "latency" else "torch"
 
 
 def _counted(field_name: str) -> MeasureFn:
@@ -268,12 +291,22 @@ def _timer_for(device: torch.device, timer: Timer | None) -> Timer:
 def _latency(config: ModelConfig, options: CostOptions, timer: Timer | None) -> Measured:
     device = resolve_device(options.device)
     batch = COSTS["latency"].batch(options) or LATENCY_BATCH
-    with torch_threads(options.threads), torch.inference_mode():
-        model = build_model(config).eval().to(device)
-        image = sample_images(config, batch, device)
-        timing = time_repeated(lambda: model(image), options.plan, _timer_for(device, timer))
+    if options.runtime != "torch":
+        _runtime_version(options.runtime)  # a known runtime, and installed
+        from effscale.deploy.onnx import runner
+
+        with torch_threads(options.threads):
+            call = runner(build_model(config).eval(), sample_images(config, batch,
+                          torch.device("cpu")), options.threads, str(device))
+            timing = time_repeated(call, options.plan, timer or cpu_timer)
+    else:
+        with torch_threads(options.threads), torch.inference_mode():
+            model = build_model(config).eval().to(device)
+            image = sample_images(config, batch, device)
+            timing = time_repeated(lambda: model(image), options.plan,
+                                   _timer_for(device, timer))
     return Measured("latency", timing.median, COSTS["latency"].unit, batch, timing,
-                    device_fingerprint(device, options.threads))
+                    device_fingerprint(device, options.threads, options.runtime))
 
 
 def _train_step(config: ModelConfig, options: CostOptions, timer: Timer | None) -> Measured:
@@ -335,7 +368,7 @@ def measure_cost(config: ModelConfig, cost: str = DEFAULT_COST,
         return kind.measure(config, options, timer)
     use_cache = use_cache and os.environ.get("EFFSCALE_NO_CACHE", "") in ("", "0")
     path = cost_cache_dir() / (cache_key(config, cost, options, device_fingerprint(
-        options.device, options.threads)) + ".json")
+        options.device, options.threads, _runtime_of(cost, options))) + ".json")
     if use_cache and path.is_file():
         try:
             return Measured.from_dict(json.loads(path.read_text()))

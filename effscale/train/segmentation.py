@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -215,12 +216,14 @@ def train_segmentation(
     config: ModelConfig, *, images: int = 384, size: int = 32, num_classes: int = 4,
     epochs: int = 6, batch_size: int = 32, lr: float = 3e-3, val_fraction: float = 0.25,
     seed: int = 0, class_colours: bool = True, progress: Progress | None = None,
+    init: Path | None = None,
 ) -> SegmentationResult:
     """Train ``config`` as a UNet from scratch on :func:`make_shapes_dataset` and measure
     mIoU on held-out images against predicting the training set's majority class.
 
     AdamW with a one-cycle schedule, channels-last, cross-entropy. Runs under its own seed
-    without changing the caller's random state.
+    without changing the caller's random state. ``init``: an effscale checkpoint (a
+    classifier's or a UNet's) whose stem and stages start the encoder.
     """
     if not 0 < val_fraction < 1:
         raise EffscaleError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -233,7 +236,12 @@ def train_segmentation(
     seg_config = segmentation_config(config, num_classes)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = build_model(seg_config).to(memory_format=torch.channels_last)
+        model = build_model(seg_config)
+        if init is not None:
+            from effscale.deploy.weights import load_init
+
+            load_init(model, init, seg_config)
+        model = model.to(memory_format=torch.channels_last)
         final_loss = _fit(model, train, epochs, batch_size, lr, progress)
     pred = _predict(model, data.images[:n_val], batch_size)
     target = data.masks[:n_val]

@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -258,7 +259,7 @@ class ProxyTrainer:
                  train_labels: torch.Tensor, val_images: torch.Tensor, val_labels: torch.Tensor,
                  *, recipe: Recipe, device: torch.device, seed: int = 0,
                  compile_model: bool = False, on_oom: Callable[[Retry], None] | None = None,
-                 eval_hook: EvalHook | None = None) -> None:
+                 eval_hook: EvalHook | None = None, init: Path | None = None) -> None:
         torch.manual_seed(seed)
         device = cuda_device(device)
         self.recipe, self.device = recipe, device
@@ -272,6 +273,10 @@ class ProxyTrainer:
         self.model = build_model(config).to(device)
         if recipe.zero_init_residual:
             zero_init_residual_branches(self.model)
+        if init is not None:  # fine-tuning: the checkpoint's weights over the fresh ones
+            from effscale.deploy.weights import load_init
+
+            load_init(self.model, init, config)
         self.model = self.model.to(memory_format=torch.channels_last)
         # torch.compile took 140 s and gained nothing on a 2-core CPU at 32 px: CUDA only.
         self.compiled = compile_model and device.type == "cuda"
@@ -424,6 +429,7 @@ def train_config(
     compile_model: bool = False,
     on_oom: Callable[[Retry], None] | None = None,
     eval_hook: EvalHook | None = None,
+    init: Path | None = None,
 ) -> TrainResult:
     """Train ``config`` from scratch on uint8 images and return validation accuracy per epoch.
 
@@ -438,10 +444,13 @@ def train_config(
     the smallest batch (smaller evaluation batches are tried first; ``on_oom`` hears each).
     An out-of-memory error in a training step propagates: the callers retry the training
     with :func:`~effscale.train.memory.retry_training`. ``eval_hook``: see :func:`evaluate`.
+    ``init``: an effscale checkpoint to start from instead of scratch
+    (:func:`effscale.deploy.weights.load_init`).
     """
     trainer = ProxyTrainer(config, train_images, train_labels, val_images, val_labels,
                            recipe=recipe, device=device, seed=seed,
-                           compile_model=compile_model, on_oom=on_oom, eval_hook=eval_hook)
+                           compile_model=compile_model, on_oom=on_oom, eval_hook=eval_hook,
+                           init=init)
     while not trainer.done:
         accuracy = trainer.run_epoch(progress)
         if on_epoch is not None:

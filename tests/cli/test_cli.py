@@ -61,7 +61,8 @@ def test_version(cli: Cli) -> None:
 # effscale.cli.options that declare its meanings, each with its own help text. Any other flag
 # that several commands share must read the same in all of them.
 MEANINGS = {
-    "--out": ("RunDirOut", "ReportOut", "CheckpointOut", "ConfigDirOut"),
+    "--out": ("RunDirOut", "ReportOut", "CheckpointOut", "ConfigDirOut",
+              "ImportedCheckpointOut"),
     "--resolution": ("ProxyResolution", "TrainResolution"),  # flops: TrainResolution's text
     "--repeats": ("BaseRepeats", "ModelRepeats"),  # search: the base's seeds; compare: all
     "--json": ("AsJson", "DryRunJson"),
@@ -126,9 +127,13 @@ def test_a_flag_with_several_meanings_has_one_text_per_meaning(flag: str) -> Non
 
 def _annotation_infos(path: tuple[str, ...]) -> dict[str, Any]:
     """Parameter name -> the typer.Option/Argument object in its ``Annotated`` hint."""
-    name = path[0]
-    info = next(c for c in app.registered_commands
-                if (c.name or c.callback.__name__.replace("_", "-")) == name)
+    group, name = app, path[-1]
+    for part in path[:-1]:  # a sub-app's command (weights import)
+        group = next(g.typer_instance for g in group.registered_groups if g.name == part)
+    info = next((c for c in group.registered_commands
+                 if (c.name or c.callback.__name__.replace("_", "-")) == name), None)
+    if info is None:  # a group (weights): no options of its own
+        return {}
     hints = typing.get_type_hints(info.callback, include_extras=True)
     return {param: hint.__metadata__[0] for param, hint in hints.items()
             if hasattr(hint, "__metadata__")}
