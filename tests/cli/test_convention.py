@@ -1,0 +1,80 @@
+"""One CLI convention (issue 21): results on stdout, messages on stderr; --json everywhere;
+the same default for the same option; --debug anywhere; errors in effscale's own words."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+Cli = Callable[..., tuple[int, str, str]]
+B0 = str(REPO / "configs" / "official" / "b0.yaml")
+
+
+# --------------------------------------------------------------------------- --debug
+
+
+@pytest.mark.parametrize("argv", [["--debug", "flops", B0], ["flops", "--debug", B0],
+                                  ["flops", B0, "--debug"]], ids=["before", "after", "last"])
+def test_debug_is_accepted_before_or_after_the_command(cli: Cli, argv: list[str]) -> None:
+    code, out, err = cli(*argv)
+    assert code == 0, err
+    assert "5,288,548" in out
+
+
+def test_debug_after_the_command_shows_the_traceback(cli: Cli, tmp_path: Path) -> None:
+    code, _, err = cli("flops", tmp_path / "missing.yaml", "--debug")
+    assert code == 2
+    assert "Traceback" in err and err.splitlines()[-1].endswith("missing.yaml: no such file")
+
+
+def test_run_with_debug_is_advice_that_works(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error says "run with --debug"; doing so after the command shows the
+    traceback instead of failing to parse."""
+    from effscale.cli import flops
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(flops, "count_flops", broken)
+    code, _, err = cli("flops", B0)
+    assert code == 1 and "run with --debug" in err and "Traceback" not in err
+    code, _, err = cli("flops", B0, "--debug")
+    assert code == 1 and "Traceback" in err and "RuntimeError: boom" in err
+
+
+def test_debug_after_double_dash_is_an_argument() -> None:
+    from effscale.cli.main import split_debug
+
+    assert split_debug(["flops", "--", "--debug"]) == (["flops", "--", "--debug"], False)
+    assert split_debug(["flops", "--debug", "x"]) == (["flops", "x"], True)
+
+
+# --------------------------------------------------------------------------- error wording
+
+WORDING = [
+    (["flops", B0, "--resolution", "3"], "error: --resolution must be 8 or more, got 3"),
+    (["flops", B0, "--resolution", "abc"], "error: --resolution must be a whole number, got abc"),
+    (["flops", B0, "--counter", "foo"], "error: --counter must be one of fvcore, torch, got foo"),
+    (["cam", "run", "--rows", "100"], "error: --rows must be 64 or less, got 100"),
+    (["search", "--epochs", "0"], "error: --epochs must be 1 or more, got 0"),
+    (["search", "--flops-tolerance", "x"], "error: --flops-tolerance must be a number, got x"),
+    (["derive", "--num-classes", "0"], "error: --num-classes must be 1 or more, got 0"),
+]
+
+
+@pytest.mark.parametrize(("argv", "line"), WORDING, ids=[" ".join(a[:1] + a[-2:-1])
+                                                         for a, _ in WORDING])
+def test_a_rejected_value_is_named_in_plain_words(cli: Cli, argv: list[str], line: str) -> None:
+    code, out, err = cli(*argv)
+    assert code == 2 and out == ""
+    assert err.splitlines() == [line]
+    assert "Input should" not in err and "Value error" not in err
+
+
+def test_unknown_dataset_says_any_image_format_is_read(cli: Cli, tmp_path: Path) -> None:
+    code, _, err = cli("train", B0, "--dataset", tmp_path / "nowhere")
+    assert code == 2
+    assert "*.png" not in err and "any format Pillow reads" in err
