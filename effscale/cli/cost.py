@@ -34,7 +34,7 @@ def cost(
     device: opt.DeviceOpt = opt.Device.auto,
     threads: opt.DemoThreads = None,
     cost_batch: opt.CostBatch = None,
-    counter: opt.CounterOpt = opt.Counter.torch,
+    counter: opt.CounterOpt = opt.Counter.fvcore,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed calls before timing.")] = 3,
     min_repeats: Annotated[int, typer.Option(min=1, help="Timed calls at least.")] = 7,
     max_repeats: Annotated[int, typer.Option(min=1, help="Timed calls at most.")] = 200,

@@ -179,9 +179,12 @@ DemoThreads = Annotated[int | None, typer.Option(min=1, help=THREADS_HELP,
                                                  show_default="torch's")]
 Storage = Annotated[str | None, typer.Option(
     help="Optuna storage URL (e.g. postgresql://...) shared by many machines.")]
-# The default study name differs (search and report: effscale; compare: effscale-compare).
+# The default study name differs (search and report: effscale; compare: effscale-compare), so
+# that a search and a comparison can share one --storage: the help says so.
 StudyName = Annotated[str, typer.Option(
-    help="Optuna study name, within --storage or else the run directory's own journal.")]
+    help="Optuna study name, within --storage or else the run directory's own journal "
+         "(default: effscale for search and report, effscale-compare for compare, so both "
+         "can share one --storage).")]
 Resume = Annotated[Path | None, typer.Option(help="Continue this run directory.")]
 
 # --------------------------------------------------------------------------- output

@@ -78,3 +78,45 @@ def test_unknown_dataset_says_any_image_format_is_read(cli: Cli, tmp_path: Path)
     code, _, err = cli("train", B0, "--dataset", tmp_path / "nowhere")
     assert code == 2
     assert "*.png" not in err and "any format Pillow reads" in err
+
+
+# --------------------------------------------------------------------------- defaults
+
+# Shared flags whose default differs between commands on purpose; each command's help shows
+# its own default, and the shared help text says why.
+DEFAULTS_DIFFER = {
+    "--study": "search/report vs compare: two studies can share one --storage",
+    "--budget": "train: one quick training; search and compare: per dataset",
+    "--base": "derive: the coefficients file's base",
+    "--epochs": "segment-demo has no budget",
+    "--batch-size": "segment-demo has no budget",
+}
+
+
+def test_the_same_option_has_the_same_default_everywhere() -> None:
+    import typer
+    from test_cli import MEANINGS
+
+    from effscale.cli.main import app
+
+    defaults: dict[str, dict[str, object]] = {}
+    shows: dict[str, list[object]] = {}
+    for name, command in typer.main.get_command(app).commands.items():
+        for param in command.params:
+            longs = [o for o in param.opts if o.startswith("--")]
+            if longs:
+                defaults.setdefault(longs[0], {})[name] = repr(param.default)
+                shows.setdefault(longs[0], []).append(param.show_default)
+    differ = {flag: by_command for flag, by_command in defaults.items()
+              if len(set(by_command.values())) > 1 and flag not in MEANINGS}
+    assert set(differ) <= set(DEFAULTS_DIFFER), differ
+    for flag in differ:
+        assert all(show is not False for show in shows[flag]), flag
+    # fvcore, the project's FLOPs counter, on every command (cost said torch).
+    assert set(defaults["--counter"].values()) == {"<Counter.fvcore: 'fvcore'>"}
+
+
+def test_study_help_says_its_default_differs() -> None:
+    from test_cli import SHARED
+
+    assert all("effscale-compare for compare" in text for text in SHARED["--study"].values())
