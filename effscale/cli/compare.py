@@ -16,7 +16,7 @@ from effscale.compare.run import run_compare
 from effscale.compare.settings import PAPER_SET, SINGLE_RULES, CompareSettings, CompoundSet
 from effscale.errors import EffscaleError
 from effscale.report.html import write_run_report
-from effscale.scaling.derive import PAPER_COEFFICIENTS, load_coefficients
+from effscale.scaling.derive import PAPER_COEFFICIENTS, check_phi, load_coefficients
 from effscale.scaling.rules import DIMENSIONS, FAST_A
 
 
@@ -63,6 +63,7 @@ def compare(
     bootstrap over validation examples plus pooled seed noise), separated only with >= 2
     seeds on both sides and a Holm-adjusted p < 0.05 (see the method in compare.yaml).
     """
+    check_phi(phi)
     chosen = run.chosen_budget(repeats=repeats)
     compounds = coefficient_sets(coefficients or [], paper)
     single = parse_rules(rules, fast)

@@ -98,7 +98,7 @@ def derive(
     alpha: Annotated[float | None, typer.Option(help="Depth coefficient (>= 1).")] = None,
     beta: opt.BetaCoefficient = None,
     gamma: Annotated[float | None, typer.Option(help="Resolution coefficient (>= 1).")] = None,
-    out: opt.ConfigDirOut = Path("configs"),
+    out: opt.ConfigDirOut = opt.DERIVE_OUT,
     num_classes: Annotated[int, typer.Option(min=1, help="Classifier outputs.")] = 1000,
     official: Annotated[bool, typer.Option(
         help="Write EfficientNet's published B0-B7 table instead of applying coefficients "

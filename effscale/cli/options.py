@@ -36,6 +36,7 @@ from effscale.experiment.workers import parse_devices, plan_workers
 from effscale.model.bases import base_names
 from effscale.model.cost import COSTS, DEFAULT_COST, cost_names
 from effscale.model.flops import COUNTERS
+from effscale.scaling.derive import PHI_BOUNDS
 from effscale.search.grid import BETA_MODES
 from effscale.train.trainer import DEVICES
 
@@ -129,10 +130,10 @@ CounterOpt = Annotated[Counter, typer.Option(
          "fvcore is missing or cannot trace).")]
 # --phi: compare's one target, derive's list of configs to write.
 PhiTarget = Annotated[float, typer.Option(
-    help="Compound coefficient: target FLOPs ≈ 2^φ × the base (1: ≈2×, 2: ≈4×).")]
+    help=f"Compound coefficient: target FLOPs ≈ 2^φ × the base (1: ≈2×, 2: ≈4×); {PHI_BOUNDS}.")]
 Phis = Annotated[str, typer.Option(
     help="Compound coefficient(s) to write: one value (7, 0.5, -1), a range (0-7) or a comma "
-         "list.")]
+         f"list; {PHI_BOUNDS}.")]
 # --coefficients: compare's repeatable, named sets; derive's one file.
 CoefficientSets = Annotated[list[str] | None, typer.Option(
     help="A coefficients.yaml (from a search) to compare, as PATH or NAME=PATH; repeat for "
@@ -197,7 +198,10 @@ ReportOut = Annotated[Path | None, typer.Option(
     help="Where to write the outputs (default: the run directory, or ./report-<study>).")]
 CheckpointOut = Annotated[Path | None, typer.Option(
     help="Checkpoint file (default: <config name>-<dataset>.pt).")]
-ConfigDirOut = Annotated[Path, typer.Option(help="Directory for b{phi}.yaml files.")]
+DERIVE_OUT = Path("runs/derive")
+ConfigDirOut = Annotated[Path, typer.Option(
+    help="Directory for the written bPHI.yaml files (default: runs/derive/; the shipped "
+         "configs/ is written only when named here).", show_default=False)]
 Quiet = Annotated[bool, typer.Option(help="No progress output.")]
 DryRun = Annotated[bool, typer.Option(
     help="Build and measure the models, show them and stop: nothing is trained or written.")]

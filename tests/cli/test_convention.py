@@ -120,3 +120,52 @@ def test_study_help_says_its_default_differs() -> None:
     from test_cli import SHARED
 
     assert all("effscale-compare for compare" in text for text in SHARED["--study"].values())
+
+
+# --------------------------------------------------------------------------- derive and phi
+
+
+def test_derive_by_default_leaves_the_configs_folder_alone(cli: Cli, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """`effscale derive --phi 8` in a checkout wrote configs/b8.yaml beside the shipped
+    configs; it writes under runs/derive/ now."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "b0.yaml").write_text("shipped\n")
+    code, _, err = cli("derive", "--phi", "8", "--counter", "torch")
+    assert code == 0, err
+    assert [p.name for p in (tmp_path / "configs").iterdir()] == ["b0.yaml"]
+    assert (tmp_path / "configs" / "b0.yaml").read_text() == "shipped\n"
+    assert (tmp_path / "runs" / "derive" / "b8.yaml").is_file()
+
+
+def test_derive_help_says_where_it_writes(cli: Cli) -> None:
+    from test_cli import SHARED
+
+    assert "default: runs/derive/" in SHARED["--out"]["derive"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["derive", "--phi", "100"], ["derive", "--phi", "0-12"], ["derive", "--phi", "-5"],
+    ["derive", "--phi", "1,11"], ["compare", "--phi", "11", "--dry-run"],
+    ["compare", "--phi", "nan", "--dry-run"], ["compare", "--phi", "-100", "--dry-run"]],
+    ids=" ".join)
+def test_phi_out_of_bounds_is_refused_at_once(cli: Cli, argv: list[str], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    started = time.monotonic()
+    code, out, err = cli(*argv)
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.startswith("error: --phi ") and "out of range: -4 <= φ <= 10" in line
+    assert time.monotonic() - started < 5  # nothing built or measured
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_phi_help_says_the_bounds() -> None:
+    from test_cli import SHARED
+
+    assert all("-4 <= φ <= 10" in text for text in SHARED["--phi"].values())

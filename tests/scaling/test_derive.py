@@ -52,7 +52,9 @@ def test_parse_phis(text: str, expected: list[float]) -> None:
     ("nan", "--phi must be a number"),
     ("inf", "--phi must be a number"),
     ("3-1", "--phi range '3-1' ends before it starts"),
-    ("0-200", "--phi range '0-200' is too long"),
+    ("0-200", "--phi 200 is out of range: -4 <= φ <= 10"),  # was "too long": now bounded
+    ("-4.5", "--phi -4.5 is out of range"),
+    ("10.5", "--phi 10.5 is out of range"),
 ])
 def test_parse_phis_rejects(text: str, message: str) -> None:
     with pytest.raises(EffscaleError, match=message.replace("[", r"\[")):
