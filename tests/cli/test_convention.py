@@ -169,3 +169,47 @@ def test_phi_help_says_the_bounds() -> None:
     from test_cli import SHARED
 
     assert all("-4 <= φ <= 10" in text for text in SHARED["--phi"].values())
+
+
+# --------------------------------------------------------------------------- preflight
+
+SLOW_WORK = ("measured FLOPs", "feasible set", "candidate models")
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "run"])
+def test_search_out_that_is_a_file_fails_before_measuring(cli: Cli, tmp_path: Path,
+                                                          dry_run: bool) -> None:
+    """`search --dry-run --out FILE` measured every candidate and printed a table first."""
+    (tmp_path / "file").write_text("x")
+    code, out, err = cli("search", "--counter", "torch", "--out", tmp_path / "file",
+                         *(["--dry-run"] if dry_run else []))
+    assert code == 2 and out == ""
+    assert err.splitlines()[-1] == f"error: --out {tmp_path / 'file'}: cannot write there: " \
+        "it exists and is not a directory"
+    assert not any(word in err for word in SLOW_WORK), err
+    assert (tmp_path / "file").read_text() == "x"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("argv", [["search"], ["search", "--dry-run"], ["compare"],
+                                  ["compare", "--dry-run"]], ids=" ".join)
+def test_an_out_that_cannot_be_created_fails_first_with_exit_2(cli: Cli, argv: list[str]
+                                                                ) -> None:
+    """/proc/effscale-run passed the old permission check (os.access) and failed after the
+    measuring with exit 1: the preflight now tries to make it."""
+    code, out, err = cli(*argv, "--counter", "torch", "--out", "/proc/effscale-run")
+    assert code == 2 and out == ""
+    assert err.splitlines()[-1] == "error: --out /proc/effscale-run: cannot write there " \
+        "(No such file or directory)"
+    assert not any(word in err for word in SLOW_WORK), err
+
+
+def test_the_preflight_tries_the_directory_and_leaves_nothing(tmp_path: Path) -> None:
+    from effscale.experiment.rundir import check_writable_place
+
+    check_writable_place(tmp_path / "a" / "b" / "run")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep").write_text("")
+    check_writable_place(tmp_path / "run")
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["keep"]
