@@ -3,7 +3,6 @@ device, and how well FLOPs and activations predict the latency."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -78,16 +77,17 @@ def cost(
                                  batches, (cost_batch or 1) if memory else None, cache))
     doc = cost_document(rows, fingerprint, plan)
     if as_json:
-        render.out.print_json(json.dumps(doc))
+        render.print_json(doc)
         return
     render.out.print(cost_table(doc))
     say = lambda text: render.out.print(text, markup=False, highlight=False)  # noqa: E731
     for line in correlation_lines(doc):
         say(line)
-    for row in doc["rows"]:
+    for row in doc["rows"]:  # caveats: stderr, with the other messages
         for latency in row["latency"]:
             if latency["note"]:
-                say(f"note: {row['path']} batch {latency['batch']}: {latency['note']}")
+                render.err.print(f"note: {row['path']} batch {latency['batch']}: "
+                                 f"{latency['note']}", markup=False, highlight=False)
     if memory and doc["rows"]:
         say(f"training memory: {doc['rows'][0]['train_memory']['method']}")
     say("device: " + ", ".join(f"{k} {v}" for k, v in fingerprint.items()))

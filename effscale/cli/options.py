@@ -205,12 +205,10 @@ ConfigDirOut = Annotated[Path, typer.Option(
 Quiet = Annotated[bool, typer.Option(help="No progress output.")]
 DryRun = Annotated[bool, typer.Option(
     help="Build and measure the models, show them and stop: nothing is trained or written.")]
-# --json: a command's result, or (search) the feasible set of a dry run.
+# --json: every command's result (with --dry-run: what would run), one document on stdout.
 AsJson = Annotated[bool, typer.Option(
-    "--json", help="Print one JSON object on stdout instead of the table; messages go to "
-                   "stderr.")]
-DryRunJson = Annotated[bool, typer.Option(
-    "--json", help="With --dry-run: print the feasible set as one JSON object.")]
+    "--json", help="Print the result (with --dry-run: the plan) as one JSON document on "
+                   "stdout instead of tables; progress and messages go to stderr.")]
 KeepWeights = Annotated[bool, typer.Option(
     help="Keep each model's trained weights (its first seed) in RUN/weights/<model>.pt, for "
          "`effscale cam`.")]

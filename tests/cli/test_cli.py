@@ -64,7 +64,6 @@ MEANINGS = {
     "--out": ("RunDirOut", "ReportOut", "CheckpointOut", "ConfigDirOut"),
     "--resolution": ("ProxyResolution", "TrainResolution"),  # flops: TrainResolution's text
     "--repeats": ("BaseRepeats", "ModelRepeats"),  # search: the base's seeds; compare: all
-    "--json": ("AsJson", "DryRunJson"),
     "--phi": ("PhiTarget", "Phis"),  # compare: a float target; derive: values to write
     "--coefficients": ("CoefficientSets", "CoefficientsFile"),
     "--beta": ("BetaModeOpt", "BetaCoefficient"),  # search: solve|grid; derive: a float
@@ -215,7 +214,7 @@ def test_derive_writes_loadable_configs(cli: Cli, tmp_path: Path) -> None:
     configs = [load_config(out / f"b{i}.yaml") for i in range(8)]
     assert [c.resolution for c in configs] == [224, 256, 296, 344, 392, 448, 520, 592]
     assert "9,109,994" in stdout  # b1's parameters in the table
-    assert err.strip().endswith(f"wrote 8 config(s) to {out}/")
+    assert stdout.strip().endswith(f"wrote 8 config(s) to {out}/")  # a result: stdout
 
 
 def test_derive_warns_about_drift(cli: Cli, tmp_path: Path) -> None:

@@ -213,3 +213,69 @@ def test_the_preflight_tries_the_directory_and_leaves_nothing(tmp_path: Path) ->
     (tmp_path / "run" / "keep").write_text("")
     check_writable_place(tmp_path / "run")
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["keep"]
+
+
+# --------------------------------------------------------------------------- stdout / --json
+
+RESULT_COMMANDS = ["flops", "cost", "derive", "search", "report", "compare", "cam", "train",
+                   "segment-demo"]
+
+
+@pytest.mark.parametrize("command", RESULT_COMMANDS)
+def test_every_command_with_a_result_takes_json_with_one_help(command: str) -> None:
+    import typer
+
+    from effscale.cli.main import app
+    from effscale.cli.options import AsJson
+
+    params = {p.name: p for p in typer.main.get_command(app).commands[command].params}
+    assert "as_json" in params, f"{command}: no --json"
+    assert params["as_json"].help == AsJson.__metadata__[0].help
+
+
+def test_search_dry_run_prints_its_table_on_stdout(cli: Cli, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feasible set is a dry run's result: it went to stderr, and stdout was empty."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("search", "--dry-run", "--budget", "smoke", "--counter", "torch")
+    assert code == 0, err
+    assert out.startswith("feasible set: ") and "│ base " in out
+    assert "feasible set" not in err and "measured FLOPs of" in err
+    assert err.splitlines()[-1].startswith("dry run: ")
+    assert list(tmp_path.iterdir()) == []  # the preflight's probe left nothing behind
+
+
+def test_search_dry_run_json_is_one_document_with_progress_on_stderr(
+        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("search", "--dry-run", "--json", "--budget", "smoke", "--counter",
+                         "torch")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["budget"] == "smoke" and doc["candidates"][0]["key"] == "base"
+    assert "measured FLOPs of" in err
+
+
+def test_compare_dry_run_json_is_the_plan(cli: Cli, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("compare", "--dry-run", "--json", "--budget", "smoke", "--counter",
+                         "torch")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["trainings"] == 5
+    assert [m["model"] for m in doc["models"]] == ["base", "compound", "depth", "width",
+                                                   "resolution"]
+    assert all(abs(m["flops_ratio_full"] - 2) < 0.25 for m in doc["models"][1:])
+    assert err.splitlines()[-1].startswith("dry run: 5 trainings")
+
+
+def test_derive_lists_the_written_files_on_stdout(cli: Cli, tmp_path: Path) -> None:
+    code, out, err = cli("derive", "--phi", "0", "--counter", "torch", "--out", tmp_path)
+    assert code == 0, err
+    assert out.splitlines()[-1] == f"wrote 1 config(s) to {tmp_path}/"
+    assert "wrote" not in err
