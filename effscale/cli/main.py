@@ -15,6 +15,7 @@ import typer
 from effscale import __version__
 from effscale.cli import render
 from effscale.cli.messages import usage_message
+from effscale.cli.metavars import name_metavars
 from effscale.errors import EffscaleError
 
 app = typer.Typer(
@@ -66,7 +67,8 @@ def main_entry(argv: list[str] | None = None) -> int:
     adds the traceback."""
     argv, debug = split_debug(list(sys.argv[1:] if argv is None else argv))
     try:
-        code = app(args=argv, prog_name="effscale", standalone_mode=False)
+        command = name_metavars(typer.main.get_command(app))
+        code = command.main(args=argv, prog_name="effscale", standalone_mode=False)
     except EffscaleError as exc:
         if debug:
             traceback.print_exc()

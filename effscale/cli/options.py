@@ -59,9 +59,15 @@ Cost = choices("Cost", cost_names())
 Device = choices("Device", DEVICES)
 BetaMode = choices("BetaMode", BETA_MODES)
 
-BUDGET_HELP = "; ".join(f"{b.name}: {b.train_size or 'all'} train images, {b.epochs} epochs, "
-                        f"{b.resolution}px, step {b.step} — {b.description}"
-                        for b in BUDGETS.values())
+# --budget's help is a few lines (it was 25, on three commands): the names and what each is
+# for; the images, epochs, grid and measured times of each are in docs/budgets.md.
+BUDGET_USES = {"smoke": "seconds: checks the plumbing", "demo": "minutes on a CPU",
+               "quick": "about an hour on 2 CPU cores", "standard": "hours",
+               "full": "for GPUs"}
+BUDGET_HELP = ("How much training: " + one_of(
+    f"{name} ({BUDGET_USES[name]})" if name in BUDGET_USES else name for name in BUDGETS)
+    + ". It sets the training images, epochs, proxy size and seeds (and a search's grid), "
+      "which the options below override; each budget in full: docs/budgets.md.")
 DEFAULT_BUDGET_TEXT = ", ".join([*(f"{budget} for the {dataset} set"
                                    for dataset, budget in DEFAULT_BUDGETS.items()),
                                  f"{DEFAULT_BUDGET} otherwise"])

@@ -279,3 +279,45 @@ def test_derive_lists_the_written_files_on_stdout(cli: Cli, tmp_path: Path) -> N
     assert code == 0, err
     assert out.splitlines()[-1] == f"wrote 1 config(s) to {tmp_path}/"
     assert "wrote" not in err
+
+
+# --------------------------------------------------------------------------- help labels
+
+
+def _help(cli: Cli, command: str) -> str:
+    code, out, err = cli(command, "--help")
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.parametrize("command", RESULT_COMMANDS)
+def test_help_labels_read_as_words(cli: Cli, command: str) -> None:
+    """Help showed {config}, <list[Path]>, <int range>, <str>: the parser's type names."""
+    import re
+
+    text = _help(cli, command)
+    usage = text.splitlines()[0]
+    assert "{" not in usage and "<" not in usage, usage
+    rows = [line for line in text.splitlines() if re.match(r"\s{2}(--|[A-Z])", line)]
+    assert rows
+    labels = [line for line in rows if re.search(r"<[a-z][^>]*>", line.split("  ")[1])]
+    assert not labels, labels
+
+
+def test_argument_labels_are_their_names(cli: Cli) -> None:
+    assert _help(cli, "flops").startswith("Usage: effscale flops [OPTIONS] CONFIG\n")
+    assert _help(cli, "cost").startswith("Usage: effscale cost [OPTIONS] CONFIGS...\n")
+    assert "  --phi PHI " in _help(cli, "derive")
+    assert "  --epochs N " in _help(cli, "train")
+
+
+@pytest.mark.parametrize("command", ["search", "compare", "train"])
+def test_budget_help_is_a_few_lines_pointing_at_the_docs(cli: Cli, command: str) -> None:
+    from effscale.experiment.budgets import BUDGETS
+
+    lines = _help(cli, command).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  --budget"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("  --"))
+    text = " ".join(" ".join(lines[start:end]).split())
+    assert end - start <= 10, text  # it was 25 lines
+    assert "docs/budgets.md" in text and all(name in text for name in BUDGETS)
