@@ -39,6 +39,7 @@ def cam(
              "weights the run kept: base, depth, width, resolution, then the compound "
              "ones).")] = None,
     data_dir: opt.DataDir = None,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Class activation maps: for the same validation images, what the base, the depth-,
     width- and resolution-only models and the compound model of a compare run look at (the
@@ -59,11 +60,17 @@ def cam(
     png = cam_grid(val.images[picked], val.labels[picked], val.classes, loaded)
     target = run / CAM_FILE
     atomic.write_bytes(target, png)
-    render.out.print(f"wrote {target}: {len(picked)} validation images × "
-                     f"{', '.join(m.name for m in loaded)}", markup=False, highlight=False)
-    if (run / JOURNAL_NAME).is_file():
-        render.out.print(f"wrote {write_run_report(run)}", markup=False, highlight=False)
+    page = write_run_report(run) if (run / JOURNAL_NAME).is_file() else None
+    if as_json:
+        render.print_json({"cam": str(target), "images": len(picked),
+                           "models": [m.name for m in loaded],
+                           "written": [str(target), *([str(page)] if page else [])]})
     else:
+        render.out.print(f"wrote {target}: {len(picked)} validation images × "
+                         f"{', '.join(m.name for m in loaded)}", markup=False, highlight=False)
+        if page is not None:
+            render.out.print(f"wrote {page}", markup=False, highlight=False)
+    if page is None:
         render.err.print("its study is in a shared storage: `effscale report RUN --html "
                          "--storage URL --study NAME` adds the maps to report.html",
                          markup=False, highlight=False)

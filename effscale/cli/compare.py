@@ -16,7 +16,7 @@ from effscale.compare.run import run_compare
 from effscale.compare.settings import PAPER_SET, SINGLE_RULES, CompareSettings, CompoundSet
 from effscale.errors import EffscaleError
 from effscale.report.html import write_run_report
-from effscale.scaling.derive import PAPER_COEFFICIENTS, load_coefficients
+from effscale.scaling.derive import PAPER_COEFFICIENTS, check_phi, load_coefficients
 from effscale.scaling.rules import DIMENSIONS, FAST_A
 
 
@@ -43,6 +43,7 @@ def compare(
     study: opt.StudyName = "effscale-compare",
     cost: opt.CostOpt = opt.Cost.flops,
     cost_batch: opt.CostBatch = None,
+    as_json: opt.AsJson = False,
     run: opt.RunOptions,
 ) -> None:
     """Compound scaling against depth-, width- and resolution-only scaling at equal FLOPs.
@@ -63,6 +64,7 @@ def compare(
     bootstrap over validation examples plus pooled seed noise), separated only with >= 2
     seeds on both sides and a Holm-adjusted p < 0.05 (see the method in compare.yaml).
     """
+    check_phi(phi)
     chosen = run.chosen_budget(repeats=repeats)
     compounds = coefficient_sets(coefficients or [], paper)
     single = parse_rules(rules, fast)
@@ -76,7 +78,10 @@ def compare(
     outcome = run_with_progress(
         lambda: run_compare(settings, events, run.resume_text(), run.dry_run), events)
     if run.dry_run:
-        render.out.print(compare_table(outcome.prepared.models, None))
+        if as_json:
+            render.print_json(plan_document(outcome))
+        else:
+            render.out.print(compare_table(outcome.prepared.models, None))
         dry_run_line(outcome)
         return
     try:  # the run's page; a failure is a warning, never the run's
@@ -84,8 +89,40 @@ def compare(
     except Exception as exc:
         render.err.print(f"warning: report.html not written: {exc.__class__.__name__}: {exc}",
                          markup=False, highlight=False)
-    print_result(outcome)
+    if as_json:
+        render.print_json(result_document(outcome.run_dir))
+    else:
+        print_result(outcome)
     report_end(outcome, "compare", started)
+
+
+def model_document(model: Any) -> dict[str, Any]:
+    """One model of a comparison as it will be trained: solved at full size, its proxy."""
+    full = model.full
+    return {
+        "model": full.name, "kind": model.kind, "s": model.s, "depth": full.depth,
+        "width": full.width, "full_resolution": full.config.resolution,
+        "proxy_resolution": model.px, "blocks": sum(s.repeats for s in full.config.stages),
+        "params": full.complexity.params, "flops_full": full.complexity.flops,
+        "flops_ratio_full": round(full.flops_ratio, 6), "cost": full.cost,
+        "cost_ratio_full": round(full.cost_ratio, 6),
+        "target_error": None if model.kind == "base" else round(full.target_error, 6),
+        "flops_ratio_proxy": round(model.proxy_ratio, 6),
+    }
+
+
+def plan_document(outcome: Any) -> dict[str, Any]:
+    """``compare --dry-run --json``: the models that would be trained, and how many runs."""
+    return {"run_dir": str(outcome.run_dir), "trainings": outcome.counts["items"],
+            "models": [model_document(m) for m in outcome.prepared.models]}
+
+
+def result_document(run_dir: Path) -> dict[str, Any]:
+    """``compare --json``: compare.yaml as written, and where the run is."""
+    import yaml
+
+    doc = yaml.safe_load((run_dir / "compare.yaml").read_text())
+    return {**doc, "run_dir": str(run_dir)}
 
 
 def coefficient_sets(specs: list[str], paper: bool) -> tuple[CompoundSet, ...]:
@@ -159,7 +196,7 @@ def print_result(outcome: Any) -> None:
     for comparison in result.comparisons:
         render.out.print("  " + comparison.describe(), markup=False, highlight=False)
     if result.seed_std == 0:
-        render.out.print("  seed noise not measured (one seed per model): use --repeats 2 or "
-                         "more", markup=False, highlight=False)
+        render.err.print("note: seed noise not measured (one seed per model): use --repeats 2 "
+                         "or more", markup=False, highlight=False)
     render.out.print(f"outputs in {outcome.run_dir}/: settings.yaml compare.csv compare.yaml "
                      "compare.png report.html weights/", markup=False, highlight=False)

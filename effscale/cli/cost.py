@@ -3,7 +3,6 @@ device, and how well FLOPs and activations predict the latency."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,7 +33,7 @@ def cost(
     device: opt.DeviceOpt = opt.Device.auto,
     threads: opt.DemoThreads = None,
     cost_batch: opt.CostBatch = None,
-    counter: opt.CounterOpt = opt.Counter.torch,
+    counter: opt.CounterOpt = opt.Counter.fvcore,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed calls before timing.")] = 3,
     min_repeats: Annotated[int, typer.Option(min=1, help="Timed calls at least.")] = 7,
     max_repeats: Annotated[int, typer.Option(min=1, help="Timed calls at most.")] = 200,
@@ -82,18 +81,19 @@ def cost(
                                  runtimes))
     doc = cost_document(rows, fingerprint, plan)
     if as_json:
-        render.out.print_json(json.dumps(doc))
+        render.print_json(doc)
         return
     render.out.print(cost_table(doc))
     say = lambda text: render.out.print(text, markup=False, highlight=False)  # noqa: E731
     for line in correlation_lines(doc):
         say(line)
-    for row in doc["rows"]:
+    for row in doc["rows"]:  # caveats: stderr, with the other messages
         for latency in row["latency"]:
             if latency["note"]:
                 runtime = latency.get("runtime", "torch")
                 where = "" if runtime == "torch" else f" in {runtime}"
-                say(f"note: {row['path']} batch {latency['batch']}{where}: {latency['note']}")
+                render.err.print(f"note: {row['path']} batch {latency['batch']}{where}: "
+                                 f"{latency['note']}", markup=False, highlight=False)
     if memory and doc["rows"]:
         say(f"training memory: {doc['rows'][0]['train_memory']['method']}")
     say("device: " + ", ".join(f"{k} {v}" for k, v in fingerprint.items()))

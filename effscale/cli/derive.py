@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -98,7 +97,7 @@ def derive(
     alpha: Annotated[float | None, typer.Option(help="Depth coefficient (>= 1).")] = None,
     beta: opt.BetaCoefficient = None,
     gamma: Annotated[float | None, typer.Option(help="Resolution coefficient (>= 1).")] = None,
-    out: opt.ConfigDirOut = Path("configs"),
+    out: opt.ConfigDirOut = opt.DERIVE_OUT,
     num_classes: Annotated[int, typer.Option(min=1, help="Classifier outputs.")] = 1000,
     official: Annotated[bool, typer.Option(
         help="Write EfficientNet's published B0-B7 table instead of applying coefficients "
@@ -216,14 +215,16 @@ def derive(
                            counter.value)
         if meter is not None:
             _add_costs_json(doc, meter, costs, ref_flops)
-        render.out.print_json(json.dumps(doc))
+        render.print_json(doc)
     else:
         render.out.print(_derive_table(coeffs, official, rows, ref_flops, base_name, matched,
                                        costs))
-    render.err.print(f"wrote {len(rows)} config(s) to {out}/", markup=False)
+    # The files written: part of the result (stdout), a message beside --json's document.
+    console = render.err if as_json else render.out
+    say = lambda text: console.print(text, markup=False, highlight=False)  # noqa: E731
+    say(f"wrote {len(rows)} config(s) to {out}/")
     if matched:
-        render.err.print(f"wrote {len(matched)} matched config(s) to {out / 'matched'}/",
-                         markup=False)
+        say(f"wrote {len(matched)} matched config(s) to {out / 'matched'}/")
 
 
 def _official_index(phi: float) -> int:

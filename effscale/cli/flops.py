@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 from effscale.cli import options as opt
@@ -36,7 +34,7 @@ def flops(
     if model_config.head.type == "unet":
         _unet_padding_note(model_config, report.resolution)
     if as_json:
-        render.out.print_json(json.dumps(report.to_dict()))
+        render.print_json(report.to_dict())
         return
     title = f"{config} — {model_config.name} @ {report.resolution}px, " \
             f"{model_config.num_classes} classes"

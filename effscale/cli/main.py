@@ -14,6 +14,8 @@ import typer
 
 from effscale import __version__
 from effscale.cli import render
+from effscale.cli.messages import usage_message
+from effscale.cli.metavars import name_metavars
 from effscale.errors import EffscaleError
 
 app = typer.Typer(
@@ -31,7 +33,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show tracebacks on errors (also accepted after the command).")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
 ) -> None:
@@ -53,13 +56,23 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def split_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` without ``--debug``, and whether it was there: the flag is global and may come
+    before or after the command (``effscale flops --debug b0.yaml``); after ``--`` it is an
+    argument like any other."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [a for a in argv[:end] if a != "--debug"] + argv[end:]
+    return kept, len(kept) != len(argv)
+
+
 def main_entry(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code. Every error is one line on stderr: usage errors
-    exit 2, runtime failures exit 1, an interrupt 130; ``--debug`` adds the traceback."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
+    exit 2, runtime failures exit 1, an interrupt 130; ``--debug`` (anywhere before ``--``)
+    adds the traceback."""
+    argv, debug = split_debug(list(sys.argv[1:] if argv is None else argv))
     try:
-        code = app(args=argv, prog_name="effscale", standalone_mode=False)
+        command = name_metavars(typer.main.get_command(app))
+        code = command.main(args=argv, prog_name="effscale", standalone_mode=False)
     except EffscaleError as exc:
         if debug:
             traceback.print_exc()
@@ -71,7 +84,7 @@ def main_entry(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             # A usage error from the argument parser (typer's vendored click).
-            render.err.print(f"error: {exc.format_message()}", markup=False, highlight=False)
+            render.err.print(f"error: {usage_message(exc)}", markup=False, highlight=False)
             return int(exc.exit_code)
         if debug:
             traceback.print_exc()

@@ -36,6 +36,7 @@ from effscale.experiment.workers import parse_devices, plan_workers
 from effscale.model.bases import base_names
 from effscale.model.cost import COSTS, DEFAULT_COST, RUNTIMES, cost_names
 from effscale.model.flops import COUNTERS
+from effscale.scaling.derive import PHI_BOUNDS
 from effscale.search.grid import BETA_MODES
 from effscale.train.trainer import DEVICES
 
@@ -68,9 +69,15 @@ Cost = choices("Cost", cost_names())
 Device = choices("Device", DEVICES)
 BetaMode = choices("BetaMode", BETA_MODES)
 
-BUDGET_HELP = "; ".join(f"{b.name}: {b.train_size or 'all'} train images, {b.epochs} epochs, "
-                        f"{b.resolution}px, step {b.step} — {b.description}"
-                        for b in BUDGETS.values())
+# --budget's help is a few lines (it was 25, on three commands): the names and what each is
+# for; the images, epochs, grid and measured times of each are in docs/budgets.md.
+BUDGET_USES = {"smoke": "seconds: checks the plumbing", "demo": "minutes on a CPU",
+               "quick": "about an hour on 2 CPU cores", "standard": "hours",
+               "full": "for GPUs"}
+BUDGET_HELP = ("How much training: " + one_of(
+    f"{name} ({BUDGET_USES[name]})" if name in BUDGET_USES else name for name in BUDGETS)
+    + ". It sets the training images, epochs, proxy size and seeds (and a search's grid), "
+      "which the options below override; each budget in full: docs/budgets.md.")
 DEFAULT_BUDGET_TEXT = ", ".join([*(f"{budget} for the {dataset} set"
                                    for dataset, budget in DEFAULT_BUDGETS.items()),
                                  f"{DEFAULT_BUDGET} otherwise"])
@@ -144,10 +151,10 @@ CounterOpt = Annotated[Counter, typer.Option(
          "fvcore is missing or cannot trace).")]
 # --phi: compare's one target, derive's list of configs to write.
 PhiTarget = Annotated[float, typer.Option(
-    help="Compound coefficient: target FLOPs ≈ 2^φ × the base (1: ≈2×, 2: ≈4×).")]
+    help=f"Compound coefficient: target FLOPs ≈ 2^φ × the base (1: ≈2×, 2: ≈4×); {PHI_BOUNDS}.")]
 Phis = Annotated[str, typer.Option(
     help="Compound coefficient(s) to write: one value (7, 0.5, -1), a range (0-7) or a comma "
-         "list.")]
+         f"list; {PHI_BOUNDS}.")]
 # --coefficients: compare's repeatable, named sets; derive's one file.
 CoefficientSets = Annotated[list[str] | None, typer.Option(
     help="A coefficients.yaml (from a search) to compare, as PATH or NAME=PATH; repeat for "
@@ -198,9 +205,12 @@ DemoThreads = Annotated[int | None, typer.Option(min=1, help=THREADS_HELP,
                                                  show_default="torch's")]
 Storage = Annotated[str | None, typer.Option(
     help="Optuna storage URL (e.g. postgresql://...) shared by many machines.")]
-# The default study name differs (search and report: effscale; compare: effscale-compare).
+# The default study name differs (search and report: effscale; compare: effscale-compare), so
+# that a search and a comparison can share one --storage: the help says so.
 StudyName = Annotated[str, typer.Option(
-    help="Optuna study name, within --storage or else the run directory's own journal.")]
+    help="Optuna study name, within --storage or else the run directory's own journal "
+         "(default: effscale for search and report, effscale-compare for compare, so both "
+         "can share one --storage).")]
 Resume = Annotated[Path | None, typer.Option(help="Continue this run directory.")]
 
 # --------------------------------------------------------------------------- output
@@ -213,19 +223,20 @@ ReportOut = Annotated[Path | None, typer.Option(
     help="Where to write the outputs (default: the run directory, or ./report-<study>).")]
 CheckpointOut = Annotated[Path | None, typer.Option(
     help="Checkpoint file (default: <config name>-<dataset>.pt).")]
-ConfigDirOut = Annotated[Path, typer.Option(help="Directory for b{phi}.yaml files.")]
+DERIVE_OUT = Path("runs/derive")
+ConfigDirOut = Annotated[Path, typer.Option(
+    help="Directory for the written bPHI.yaml files (default: runs/derive/; the shipped "
+         "configs/ is written only when named here).", show_default=False)]
 ImportedCheckpointOut = Annotated[Path, typer.Option(
     help="Checkpoint file to write: the config and the imported weights (for train --init, "
          "export and effscale.load_checkpoint).")]
 Quiet = Annotated[bool, typer.Option(help="No progress output.")]
 DryRun = Annotated[bool, typer.Option(
     help="Build and measure the models, show them and stop: nothing is trained or written.")]
-# --json: a command's result, or (search) the feasible set of a dry run.
+# --json: every command's result (with --dry-run: what would run), one document on stdout.
 AsJson = Annotated[bool, typer.Option(
-    "--json", help="Print one JSON object on stdout instead of the table; messages go to "
-                   "stderr.")]
-DryRunJson = Annotated[bool, typer.Option(
-    "--json", help="With --dry-run: print the feasible set as one JSON object.")]
+    "--json", help="Print the result (with --dry-run: the plan) as one JSON document on "
+                   "stdout instead of tables; progress and messages go to stderr.")]
 KeepWeights = Annotated[bool, typer.Option(
     help="Keep each model's trained weights (its first seed) in RUN/weights/<model>.pt, for "
          "`effscale cam`.")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Collection, Iterable
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -14,6 +15,12 @@ from effscale.model.flops import Complexity
 # Piped output is not cut to 80 columns: tables stay whole in logs and files.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+
+
+def print_json(doc: Any) -> None:
+    """A command's ``--json`` result: exactly one JSON document on stdout (dates and paths as
+    strings)."""
+    out.print_json(data=doc, default=str)
 
 
 def data_table(title: str, columns: Iterable[str], text: Collection[str] = ()) -> Table:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import replace
@@ -46,10 +45,15 @@ def parse_duration(text: str, option: str) -> float | None:
 
 
 class SearchEvents(RichEvents):
-    """The live view, plus the feasible set as a table once the candidates are measured."""
+    """The live view, plus the feasible set as a table once the candidates are measured (on
+    stderr as progress; a dry run's feasible set is its result, printed on stdout after)."""
+
+    def __init__(self, quiet: bool, dry_run: bool = False) -> None:
+        super().__init__(quiet)
+        self.dry_run = dry_run
 
     def feasible(self, candidates: list[Any], dropped: list[Any], grid_points: int) -> None:
-        if not self.quiet:
+        if not self.quiet and not self.dry_run:
             render.err.print(feasible_table(candidates, dropped, grid_points))
 
 
@@ -333,7 +337,7 @@ def search(
         help="none, median, or halving: every candidate trains 1 epoch, the best third go on "
              "to 3, and so on (the budget's default).")] = None,
     study: opt.StudyName = "effscale",
-    as_json: opt.DryRunJson = False,
+    as_json: opt.AsJson = False,
     cost: opt.CostOpt = opt.Cost.flops,
     cost_batch: opt.CostBatch = None,
     keep_weights: opt.KeepWeights = False,
@@ -366,8 +370,6 @@ def search(
     models on this device. Every run also reports accuracy against each measured cost: the
     Pareto front (table, pareto.csv, pareto.png).
     """
-    if as_json and not run.dry_run:
-        raise typer.BadParameter("goes with --dry-run", param_hint="--json")
     if repeat_top and (repeats or run.preset().repeats) < 2:
         raise typer.BadParameter("needs --repeats 2 or more", param_hint="--repeat-top")
     chosen = run.chosen_budget(
@@ -391,7 +393,7 @@ def search(
                               flops_tolerance=window, study=study, repeat_top=repeat_top,
                               cost=cost.value, cost_batch=cost_batch,
                               keep_weights=keep_weights)
-    events = SearchEvents(run.quiet or as_json)
+    events = SearchEvents(run.quiet, dry_run=run.dry_run)
     if not run.dry_run and not run.quiet:
         render.err.print(f"budget {chosen.name}: {chosen.train_size or 'all'} training images, "
                          f"{chosen.epochs} epochs, proxy base {chosen.resolution} px; expected "
@@ -402,16 +404,20 @@ def search(
     outcome = run_with_progress(
         lambda: run_search(settings, events, run.resume_text(), run.dry_run), events)
     if run.dry_run:
+        prepared = outcome.prepared
+        kept = [c for c in prepared.candidates.values() if not c.is_confirmation]
         if as_json:
-            prepared = outcome.prepared
-            render.out.print_json(json.dumps(feasible_document(
-                list(prepared.candidates.values()), prepared.dropped, prepared.settings)))
+            render.print_json(feasible_document(kept, prepared.dropped, prepared.settings))
         else:
-            dry_run_line(outcome)
+            render.out.print(feasible_table(kept, prepared.dropped, prepared.grid_points))
+        dry_run_line(outcome)
         return
     html_report(outcome.run_dir, settings.storage, settings.study)
     report_end(outcome, "search", started)
-    print_selection(outcome.result, outcome.run_dir)
+    if as_json:
+        render.print_json(_coefficients_file(outcome.run_dir))
+    else:
+        print_selection(outcome.result, outcome.run_dir)
 
 
 def html_report(run_dir: Path, storage: str | None, study: str) -> None:
@@ -430,9 +436,11 @@ def report(
     study: opt.StudyName = "effscale",
     out: opt.ReportOut = None,
     html: opt.HtmlReport = False,
+    as_json: opt.AsJson = False,
 ) -> None:
     """Write a search's outputs (coefficients, trials.csv, configs, plot) from its study, at any
-    time, also while it runs; with --html also report.html (of a search or a compare run)."""
+    time, also while it runs; with --html also report.html (of a search or a compare run).
+    --json prints coefficients.yaml (for a compare run: the files written) as JSON."""
     if run is None and storage is None:
         raise EffscaleError("give a run directory or --storage URL --study NAME")
     if run is not None and not (run / "settings.yaml").is_file():
@@ -448,8 +456,11 @@ def report(
         if not html:
             raise EffscaleError(f"study {loaded.study_name!r} is a compare run: compare writes "
                                 "its outputs; --html writes its report.html")
-        render.out.print(f"wrote {write_report(run or target, loaded, target)}", markup=False,
-                         highlight=False)
+        page = write_report(run or target, loaded, target)
+        if as_json:
+            render.print_json({"written": [str(page)]})
+        else:
+            render.out.print(f"wrote {page}", markup=False, highlight=False)
         return
     atomic.remove_stray_temps(target)
     atomic.remove_stray_temps(target / "configs")
@@ -459,4 +470,7 @@ def report(
         write_report(run or target, loaded, target)
     render.err.print(f"{counts['settled']} of {counts['items']} trainings settled "
                      f"({counts['running']} running)", markup=False)
-    print_selection(selection, target)
+    if as_json:
+        render.print_json(_coefficients_file(target))
+    else:
+        print_selection(selection, target)

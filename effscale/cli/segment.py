@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated
 
@@ -67,7 +66,7 @@ def segment_demo(
             batch_size=batch_size, lr=lr, seed=seed, class_colours=not random_colours,
             progress=step, init=init)
     if as_json:
-        render.out.print_json(json.dumps({"config_file": str(config), **result.to_dict()}))
+        render.print_json({"config_file": str(config), **result.to_dict()})
         return
     render.out.print(_iou_table(result))
     for line in _summary(result):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -97,7 +96,7 @@ def train(
         "precision": result.precision, "checkpoint": str(target),
     }
     if as_json:
-        render.out.print_json(json.dumps(summary))
+        render.print_json(summary)
         return
     render.out.print(_epoch_table(summary))
     render.out.print(f"{model_config.name} @ {result.resolution}px on {dataset}: val acc "

@@ -132,8 +132,9 @@ def load_dataset(spec: str, split: str = "train", data_dir: Path | None = None, 
     root = Path(spec).expanduser()
     if not root.is_dir():
         raise EffscaleError(f"unknown dataset {spec!r}: expected one of "
-                            f"{', '.join(dataset_names())} or a folder of images laid out as "
-                            "train/<class>/*.png")
+                            f"{', '.join(dataset_names())} or a folder laid out as "
+                            "train/<class>/<image files> (any format Pillow reads: PNG, "
+                            "JPEG, WebP, ...)")
     arrays, classes = folder.load(root, split, image_size, progress)
     return _image_data(arrays, classes, spec)
 

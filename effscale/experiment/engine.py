@@ -69,10 +69,11 @@ class Outcome:
     result: Any = None
 
 
-def preflight(experiment: Experiment, resume: str | None, events: RunEvents
-              ) -> BaseStorage | None:
+def preflight(experiment: Experiment, resume: str | None, events: RunEvents,
+              dry_run: bool = False) -> BaseStorage | None:
     """Everything that can fail in a second, before the minutes of data and FLOPs: the run
-    directory can be written, ``--resume`` is a run, a ``--storage`` server answers."""
+    directory can be written (tried, then undone), ``--resume`` is a run, a ``--storage``
+    server answers (not for a dry run, which opens no storage)."""
     settings = experiment.settings
     if settings.workers < 1:
         raise EffscaleError(f"--workers must be >= 1, got {settings.workers}")
@@ -83,7 +84,7 @@ def preflight(experiment: Experiment, resume: str | None, events: RunEvents
         check_writable_place(Path(settings.out))
     elif settings.storage is None:
         check_writable_place(RUNS, "runs folder")
-    if settings.storage is None:
+    if settings.storage is None or dry_run:
         return None
     return open_storage(settings.storage, Path(settings.out or "."), events.message)
 
@@ -118,7 +119,7 @@ def run_experiment(experiment: Experiment, events: RunEvents, resume: str | None
     after preparing (the feasible set, the models), before anything is written or trained."""
     settings = experiment.settings
     set_threads(settings)
-    storage = None if dry_run else preflight(experiment, resume, events)
+    storage = preflight(experiment, resume, events, dry_run)
     prepared = experiment.prepare(events)
     run_dir, resumed = resolve_run_dir(prepared.identity, out=settings.out, resume=resume,
                                        storage=settings.storage,

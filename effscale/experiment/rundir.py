@@ -97,24 +97,35 @@ def check_resume(run_dir: Path) -> None:
 
 
 def check_writable_place(path: Path, flag: str = "--out") -> None:
-    """Before any slow work: ``path`` is (or can become) a directory this process may write.
-
-    Nothing is created: the nearest existing ancestor is checked instead.
-    """
-    if path.exists():
-        if not path.is_dir():
-            raise EffscaleError(f"{flag} {path}: cannot write a run there: it exists and is "
-                                "not a directory", 1)
-        probe = path
-    else:
-        probe = path.parent
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not probe.is_dir():
-            raise EffscaleError(f"{flag} {path}: cannot write there: {probe} is not a "
-                                "directory", 1)
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise EffscaleError(f"{flag} {path}: cannot write in {probe} (permission denied)", 1)
+    """Before any slow work, and for a dry run too: prove that ``path`` is (or can become) a
+    directory this process can write a file in, by doing it: the missing directories are
+    made, a probe file is written and removed, and the directories made are removed again,
+    so nothing is left behind. A failure is a usage error (exit 2) in one line."""
+    if path.exists() and not path.is_dir():
+        raise EffscaleError(f"{flag} {path}: cannot write there: it exists and is not a "
+                            "directory")
+    nearest = path
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise EffscaleError(f"{flag} {path}: cannot write there: {nearest} is not a directory")
+    made: list[Path] = []
+    try:
+        for directory in reversed([path, *path.parents][:len(path.parts) - len(nearest.parts)]):
+            directory.mkdir()
+            made.append(directory)
+        probe = path / f".effscale-write-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise EffscaleError(f"{flag} {path}: cannot write there "
+                            f"({exc.strerror or exc.__class__.__name__})") from None
+    finally:
+        for directory in reversed(made):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass  # something else wrote there meanwhile: it is not ours to remove
 
 
 def ensure_writable(run_dir: Path) -> None:

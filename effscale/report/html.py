@@ -16,16 +16,22 @@ import optuna
 from effscale import atomic
 from effscale.report.load import RunData, load_run, open_run_study
 from effscale.report.markup import esc, page
-from effscale.report.sections import compare_sections, search_sections, verdict_html
+from effscale.report.sections import (
+    compare_sections,
+    decision_html,
+    search_sections,
+    verdict_html,
+)
 
 REPORT_FILE = "report.html"
 
 
 def banner(run: RunData, decided: bool | None = None) -> str:
-    """The run's state. A finished run whose answer is undecided does not get the green
-    COMPLETE banner: its page must not read as a result."""
+    """The run's state; its colour follows the verdict. Only a finished run with a decided
+    answer gets the green COMPLETE banner: a finished run without one (undecided, or no
+    answer at all) is amber, so its page does not read as a result."""
     c = run.counts
-    if run.finished and decided is False:
+    if run.finished and decided is not True:
         return (f'<div class="banner partial" id="status">FINISHED, UNDECIDED: all '
                 f'{c["items"]} trainings settled, and the verdict below is not a decision.'
                 "</div>")
@@ -48,6 +54,7 @@ def build_report(run: RunData) -> str:
               f'<p class="meta">run {esc(run.run_dir.name)} · study '
               f"{esc(run.study.study_name)} · report written "
               f"{esc(datetime.now().strftime('%Y-%m-%d %H:%M'))}</p>"
+              f"{decision_html(verdict, run.finished, run.kind)}"
               f"{banner(run, verdict.signal)}{verdict_html(verdict)}")
     return page(f"effscale {title}", header, sections)
 

@@ -106,6 +106,8 @@ h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.25em;margin-top:1.6em;border-bot
 .meta{color:#555}.banner{padding:.7em 1em;border-radius:6px;margin:1em 0;font-weight:600}
 .partial{background:#fff4ce;border:1px solid #e0b100}
 .done{background:#e6f4ea;border:1px solid #34a853}
+.decision{font-size:1.2em;font-weight:600;margin:.6em 0}.decided{color:#137333}
+.undecided{color:#8a5a00}.caveat{background:#fff4ce;padding:.5em .8em;border-radius:4px}
 .verdict{font-size:1.08em;padding:.8em 1em;background:#f3f6fb;border-left:5px solid #1a73e8}
 .signal{border-left-color:#34a853}.nosignal{border-left-color:#d93025}
 table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.9em}

@@ -60,6 +60,7 @@ class Verdict:
     text: str
     signal: bool | None = None
     lines: list[str] = field(default_factory=list)
+    pick: str | None = None  # a search's answer (decided or not)
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -214,8 +215,10 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     shown = decision.winner if decision is not None and decision.winner is not None else w
     shown_base = decision.base if decision is not None and decision.base is not None else base
     where = "confirmation" if shown is not w else "screening"
+    # Under an undecided verdict the answer is no winner: the screening's pick, not decided.
+    label = "winner" if selection.decided else "screening's pick (best so far, not decided)"
     if w is not None and shown is not None:
-        lines.append(f"winner {w.candidate} ({selection.named_by}): "
+        lines.append(f"{label} {w.candidate} ({selection.named_by}): "
                      f"α={float(w.attrs['alpha']):.2f} "
                      f"β={float(w.attrs['beta']):.3f} γ={float(w.attrs['gamma']):.3f}, "
                      f"{where} accuracy {shown.mean:.2%} over {len(shown.accuracies)} "
@@ -230,7 +233,8 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                      f"{1 / int(settings['num_classes']):.1%}")
     if decision is not None:
         lines += [f"power {p.describe()}" for p in decision.power]
-    verdict = Verdict(selection.verdict, selection.decided if w is not None else None, lines)
+    verdict = Verdict(selection.verdict, selection.decided if w is not None else None, lines,
+                      pick=w.candidate if w is not None else None)
 
     states = states_by_model(run)
     grid = grid_rows(rows)
@@ -301,15 +305,20 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     if w is not None:
         coeffs = Coefficients(float(w.attrs["alpha"]), float(w.attrs["beta"]),
                               float(w.attrs["gamma"]), base=settings["base"])
-        caption = (f"{settings['base']} scaled by the winner's α^φ, β^φ, γ^φ (as configs/b*.yaml)"
+        whose = "the winner's" if selection.decided else "the screening's pick's (not decided)"
+        caption = (f"{settings['base']} scaled by {whose} α^φ, β^φ, γ^φ (as configs/b*.yaml)"
                    + ("" if run.finished else "; from the CURRENT leader, the run is not done"))
         family = family_table(coeffs, settings["base"], int(settings["num_classes"]),
                               rules_of(settings), caption)
+        if not selection.decided:  # the caveat configs/ carry in their first line
+            family = para("Caveat: " + UNDECIDED_HEADER.replace(
+                "{why}", undecided_reason(selection)).format(run="").replace("\n", " "),
+                "caveat") + family
         if (run.run_dir / "configs" / "matched").is_dir():
             family += para("configs/matched/ holds the same family solved to 2^φ × B0's "
                            "measured FLOPs.", "note")
     else:
-        family = para("No winner yet.", "note")
+        family = para("No pick yet.", "note")
 
     sections = [
         Section("results", "Results", results),
@@ -456,6 +465,38 @@ def compare_sections(run: RunData) -> tuple[Verdict, list[Section]]:
         sections.append(cam)
     sections.append(settings_section(run))
     return verdict, sections
+
+
+def decision_text(verdict: Verdict, finished: bool, kind: str) -> tuple[str, str]:
+    """The page's first words, in plain language: ``Decided: ...`` or ``Not decided: ...``,
+    and one sentence on what that means for the reader."""
+    if verdict.signal is True:
+        if kind == "compare":
+            return ("Decided: compound scaling is separated above every other model at equal "
+                    "cost.", "On this data and budget, scaling depth, width and resolution "
+                    "together beat scaling any one of them.")
+        return (f"Decided: {verdict.pick} is separated above the base at equal cost.",
+                "You can scale your network with its coefficients (coefficients.yaml, "
+                "configs/).")
+    if not finished:
+        return ("Not decided yet: the run is still going.",
+                "Every number below may change; nothing here is an answer until it finishes.")
+    if kind == "compare":
+        return ("Not decided: compound scaling is not separated above every other model.",
+                "On this data and budget the comparison cannot say compound scaling is "
+                "better; more seeds (--repeats) or a larger budget may.")
+    if verdict.pick is None:
+        return ("Not decided: no candidate finished.", "There is no answer to use yet.")
+    return (f"Not decided: the confirmation did not separate {verdict.pick} (the screening's "
+            "pick) from the base.", "Its coefficients are a guess the data did not support: "
+            "do not scale a network with them; rerun with a larger --budget or more "
+            "--confirm-max-seeds, or keep the paper's 1.2/1.1/1.15.")
+
+
+def decision_html(verdict: Verdict, finished: bool, kind: str) -> str:
+    head, meaning = decision_text(verdict, finished, kind)
+    cls = "decided" if verdict.signal is True else "undecided"
+    return f'<p class="decision {cls}" id="decision">{esc(head)} {esc(meaning)}</p>'
 
 
 def verdict_html(verdict: Verdict) -> str:

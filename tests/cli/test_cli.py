@@ -65,7 +65,6 @@ MEANINGS = {
               "ImportedCheckpointOut"),
     "--resolution": ("ProxyResolution", "TrainResolution"),  # flops: TrainResolution's text
     "--repeats": ("BaseRepeats", "ModelRepeats"),  # search: the base's seeds; compare: all
-    "--json": ("AsJson", "DryRunJson"),
     "--phi": ("PhiTarget", "Phis"),  # compare: a float target; derive: values to write
     "--coefficients": ("CoefficientSets", "CoefficientsFile"),
     "--beta": ("BetaModeOpt", "BetaCoefficient"),  # search: solve|grid; derive: a float
@@ -220,7 +219,7 @@ def test_derive_writes_loadable_configs(cli: Cli, tmp_path: Path) -> None:
     configs = [load_config(out / f"b{i}.yaml") for i in range(8)]
     assert [c.resolution for c in configs] == [224, 256, 296, 344, 392, 448, 520, 592]
     assert "9,109,994" in stdout  # b1's parameters in the table
-    assert err.strip().endswith(f"wrote 8 config(s) to {out}/")
+    assert stdout.strip().endswith(f"wrote 8 config(s) to {out}/")  # a result: stdout
 
 
 def test_derive_warns_about_drift(cli: Cli, tmp_path: Path) -> None:
@@ -245,9 +244,9 @@ BAD_INPUT = [
     ("wrong-type", {"m.yaml": VALID.replace("kernel: 5,", 'kernel: "5",', 1)}, ["flops", "m.yaml"],
      "m.yaml: stages[2].kernel must be an odd int >= 1, got the string '5'"),
     ("negative-resolution", {"m.yaml": VALID}, ["flops", "m.yaml", "--resolution", "-3"],
-     "Invalid value for '--resolution'"),
+     "--resolution must be 8 or more, got -3"),
     ("bad-counter", {"m.yaml": VALID}, ["flops", "m.yaml", "--counter", "ptflops"],
-     "Invalid value for '--counter'"),
+     "--counter must be one of fvcore, torch, got ptflops"),
     ("unknown-option", {}, ["flops", "--bogus"], "No such option: --bogus"),
     ("unknown-command", {}, ["fly"], "No such command 'fly'"),
     ("unknown-base", {}, ["derive", "--base", "vgg", "--out", "out"], "unknown base 'vgg'"),

@@ -30,7 +30,7 @@ def test_an_unwritable_out_is_refused_before_any_flops_are_counted(cli: Cli, tmp
     under a table of them."""
     (tmp_path / "file").write_text("")
     code, out, err = cli(command, *SMOKE, "--out", tmp_path / "file" / "run")
-    assert code == 1
+    assert code == 2  # a usage error, as every other bad --out (was 1)
     last = err.strip().splitlines()[-1]
     assert last.startswith("error:") and "cannot write" in last and err.count("error") == 1, err
     assert not any(word in err + out for word in SLOW_WORK), err

@@ -506,7 +506,7 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], int, str]] = [
     ("wrong md5", lambda d: [*SEARCH, "--dataset", "cifar10", "--data-dir",
                              str(d / "download")], 1, "MD5"),
     ("unwritable output dir", lambda d: [*SEARCH, "--out", str(_file(d, "f", "", "")[1]) +
-                                         "/run"], 1, "cannot write"),
+                                         "/run"], 2, "cannot write"),
     ("run of another search", lambda d: [*SEARCH, "--out", _different_run(d)], 2,
      "budget.epochs: 9 -> 1"),
     ("unreachable storage", lambda d: [*SEARCH, "--storage",

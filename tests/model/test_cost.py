@@ -276,5 +276,6 @@ def test_cost_notes_name_the_config_file_not_its_name_field(
     code, out, err = cli("cost", *paths, "--device", "cpu", "--warmup", "0", "--min-repeats",
                          "8", "--max-repeats", "8", "--no-memory", "--no-cache")
     assert code == 0, err
-    notes = [line for line in out.splitlines() if line.startswith("note: ")]
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]  # caveats: stderr
+    assert "note: " not in out
     assert [n.split(" batch 1:")[0] for n in notes] == [f"note: {p}" for p in paths]

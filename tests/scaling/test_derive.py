@@ -52,7 +52,9 @@ def test_parse_phis(text: str, expected: list[float]) -> None:
     ("nan", "--phi must be a number"),
     ("inf", "--phi must be a number"),
     ("3-1", "--phi range '3-1' ends before it starts"),
-    ("0-200", "--phi range '0-200' is too long"),
+    ("0-200", "--phi 200 is out of range: -4 <= φ <= 10"),  # was "too long": now bounded
+    ("-4.5", "--phi -4.5 is out of range"),
+    ("10.5", "--phi 10.5 is out of range"),
 ])
 def test_parse_phis_rejects(text: str, message: str) -> None:
     with pytest.raises(EffscaleError, match=message.replace("[", r"\[")):
@@ -232,7 +234,7 @@ def test_derive_match_flops_writes_both_families(cli: Callable, tmp_path: Path) 
                             "--out", out)
     assert code == 0, err
     assert "matched/b1" in stdout and "0.612" in stdout and "2.06" in stdout
-    assert "wrote 1 matched config(s)" in err
+    assert "wrote 1 matched config(s)" in stdout  # the written files: the result, stdout
 
 
 def test_match_flops_reports_a_miss_honestly(cli: Callable, tmp_path: Path) -> None:
