@@ -1,5 +1,5 @@
 """``effscale export CONFIG_OR_CHECKPOINT --onnx FILE``: the model as ONNX, checked in
-onnxruntime against torch (see :mod:`effscale.deploy.onnx`)."""
+onnxruntime against torch (see :mod:`effscale.model.deploy.onnx`)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def export(
     A config file's random weights give tiny outputs; check a checkpoint for a telling
     comparison. Needs the deploy extra: pip install -e ".[deploy]".
     """
-    from effscale.deploy import onnx as deploy
+    from effscale.model.deploy import onnx as deploy
 
     if onnx.is_dir():
         raise EffscaleError(f"--onnx {onnx}: is a directory; give a file name")

@@ -1,5 +1,5 @@
 """``effscale weights import SOURCE CONFIG --out CKPT``: published weights onto an effscale
-config, written as an effscale checkpoint (see :mod:`effscale.deploy.weights`)."""
+config, written as an effscale checkpoint (see :mod:`effscale.model.deploy.weights`)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def import_(
     checkpoint feeds `effscale train --init`, `effscale segment-demo --init` (the encoder)
     and `effscale export`.
     """
-    from effscale.deploy.weights import import_weights, save_imported
+    from effscale.model.deploy.weights import import_weights, save_imported
 
     if out.is_dir():
         raise EffscaleError(f"--out {out}: is a directory; give a file name")

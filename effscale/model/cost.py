@@ -110,7 +110,7 @@ def device_fingerprint(device: str | torch.device = "cpu", threads: int | None =
 def _runtime_version(runtime: str) -> str:
     if runtime not in RUNTIMES:
         raise EffscaleError(f"unknown runtime {runtime!r} (valid: {', '.join(RUNTIMES)})")
-    from effscale.deploy.onnx import onnxruntime_version
+    from effscale.model.deploy.onnx import onnxruntime_version
 
     return onnxruntime_version()
 
@@ -293,7 +293,7 @@ def _latency(config: ModelConfig, options: CostOptions, timer: Timer | None) -> 
     batch = COSTS["latency"].batch(options) or LATENCY_BATCH
     if options.runtime != "torch":
         _runtime_version(options.runtime)  # a known runtime, and installed
-        from effscale.deploy.onnx import runner
+        from effscale.model.deploy.onnx import runner
 
         with torch_threads(options.threads):
             call = runner(build_model(config).eval(), sample_images(config, batch,

@@ -238,7 +238,7 @@ def train_segmentation(
         torch.manual_seed(seed)
         model = build_model(seg_config)
         if init is not None:
-            from effscale.deploy.weights import load_init
+            from effscale.model.deploy.weights import load_init
 
             load_init(model, init, seg_config)
         model = model.to(memory_format=torch.channels_last)

@@ -274,7 +274,7 @@ class ProxyTrainer:
         if recipe.zero_init_residual:
             zero_init_residual_branches(self.model)
         if init is not None:  # fine-tuning: the checkpoint's weights over the fresh ones
-            from effscale.deploy.weights import load_init
+            from effscale.model.deploy.weights import load_init
 
             load_init(self.model, init, config)
         self.model = self.model.to(memory_format=torch.channels_last)
@@ -445,7 +445,7 @@ def train_config(
     An out-of-memory error in a training step propagates: the callers retry the training
     with :func:`~effscale.train.memory.retry_training`. ``eval_hook``: see :func:`evaluate`.
     ``init``: an effscale checkpoint to start from instead of scratch
-    (:func:`effscale.deploy.weights.load_init`).
+    (:func:`effscale.model.deploy.weights.load_init`).
     """
     trainer = ProxyTrainer(config, train_images, train_labels, val_images, val_labels,
                            recipe=recipe, device=device, seed=seed,

@@ -13,11 +13,11 @@ import torch
 from deploy_reference import randomised
 from helpers import REPO
 
-from effscale.deploy import onnx as deploy
 from effscale.errors import EffscaleError
 from effscale.model.builder import build_model
 from effscale.model.checkpoint import save_checkpoint
 from effscale.model.config import Head, load_config
+from effscale.model.deploy import onnx as deploy
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")

@@ -9,11 +9,11 @@ import pytest
 import torch
 from helpers import REPO
 
-from effscale.deploy.weights import load_init
 from effscale.errors import EffscaleError
 from effscale.model.builder import build_model
 from effscale.model.checkpoint import save_checkpoint
 from effscale.model.config import Head, load_config
+from effscale.model.deploy.weights import load_init
 from effscale.train.trainer import ProxyTrainer, Recipe
 
 TINY = ("--dataset", "synthetic", "--train-size", "64", "--val-size", "32", "--batch-size",

@@ -10,10 +10,10 @@ import torch
 from deploy_reference import randomised, timm_module, torchvision_models
 from helpers import REPO
 
-from effscale.deploy.weights import WeightsMismatch, import_weights, map_state_dict
 from effscale.model.builder import build_model
 from effscale.model.checkpoint import load_checkpoint
 from effscale.model.config import load_config
+from effscale.model.deploy.weights import WeightsMismatch, import_weights, map_state_dict
 
 SIZE = 64  # every model here takes it: 2x2 final maps
 
