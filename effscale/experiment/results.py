@@ -25,6 +25,7 @@ class Row:
     attrs: dict[str, Any]
     accuracies: list[float] = field(default_factory=list)
     correct: list[np.ndarray] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)  # the seed index of each accuracy
     per_epoch: list[list[float]] = field(default_factory=list)
     seconds: float = 0.0
     images_per_second: list[float] = field(default_factory=list)
@@ -55,7 +56,7 @@ def collect_rows(study: optuna.Study) -> dict[str, Row]:
         item = item_of(trial)
         if item is None or trial.state == TrialState.WAITING:
             continue
-        candidate, _ = split_item(item)
+        candidate, seed_index = split_item(item)
         row = rows.setdefault(candidate, Row(candidate, {}))
         attrs = trial.user_attrs
         if attrs.get("failure_kind") in ("duplicate",):
@@ -71,6 +72,7 @@ def collect_rows(study: optuna.Study) -> dict[str, Row]:
             row.per_epoch.append(list(attrs["val_accuracy_per_epoch"]))
         if trial.state == TrialState.COMPLETE and trial.value is not None:
             row.accuracies.append(float(trial.value))
+            row.seeds.append(seed_index)
             if "val_correct" in attrs:
                 row.correct.append(stats.unpack_correct(attrs["val_correct"],
                                                         int(attrs["val_size"])))
