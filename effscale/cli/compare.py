@@ -43,6 +43,7 @@ def compare(
     study: opt.StudyName = "effscale-compare",
     cost: opt.CostOpt = opt.Cost.flops,
     cost_batch: opt.CostBatch = None,
+    runtime: opt.RuntimeOpt = opt.Runtime.torch,
     as_json: opt.AsJson = False,
     run: opt.RunOptions,
 ) -> None:
@@ -72,6 +73,7 @@ def compare(
     settings = CompareSettings(**opt.settings_fields(run, chosen), phi=phi,
                                compounds=compounds, single=single, fast_a=fast_a, study=study,
                                cost=cost.value, cost_batch=cost_batch,
+                               runtime=opt.runtime_for(cost.value, runtime),
                                keep_weights=True)
     events = RichEvents(run.quiet)
     started = time.monotonic()

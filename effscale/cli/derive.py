@@ -133,6 +133,7 @@ def derive(
              "--match flops is --match-flops.")] = None,
     cost: opt.CostOpt = opt.Cost.flops,
     cost_batch: opt.CostBatch = None,
+    runtime: opt.RuntimeOpt = opt.Runtime.torch,
     device: opt.DeviceOpt = opt.Device.auto,
     threads: opt.DemoThreads = None,
     as_json: opt.AsJson = False,
@@ -166,12 +167,13 @@ def derive(
     if official and match_flops:
         raise EffscaleError("--match-flops solves along coefficients; it does not apply to "
                             "--official")
+    runtime_name = opt.runtime_for(shown, runtime)  # latency's, and its extra is installed
     _precheck_out(out)  # before minutes of measuring, and before any warning
     # count_flops is looked up here at call time, so tests can replace derive.count_flops.
     measure = Measurer(counter.value, conv_linear=True,
                        count=lambda config, px, name: count_flops(config, px, name))
     meter = None if shown == "flops" else CostMeter(shown, run_cost_options(
-        shown, cost_batch, TRAIN_BATCH, device.value, threads))
+        shown, cost_batch, TRAIN_BATCH, device.value, threads, runtime_name))
     if official:
         configs = [official_config(_official_index(p), num_classes) for p in phis]
         reference = official_config(0, num_classes)
@@ -269,7 +271,9 @@ def _shown_costs(meter: CostMeter | None, reference: ModelConfig, configs: list[
     notes = list(dict.fromkeys(meter.notes()))
     for note in notes:
         render.err.print(f"warning: {meter.name}: {note}", markup=False)
-    return {"name": meter.name, "unit": meter.unit, "batch": meter.batch,
+    runtime = meter.options.runtime if meter.name == "latency" else "torch"
+    return {"name": meter.name + ("" if runtime == "torch" else f" ({runtime})"),
+            "unit": meter.unit, "batch": meter.batch,
             "reference": meter(reference), "values": values, "notes": notes}
 
 
@@ -286,6 +290,7 @@ def _add_costs_json(doc: dict[str, Any], meter: CostMeter, costs: dict[str, Any]
     if costs is None:
         return
     doc["cost"] = {"name": meter.name, "unit": meter.unit, "batch": meter.batch,
+                   "runtime": meter.options.runtime if meter.name == "latency" else "torch",
                    "phi0": costs["reference"], "device": next(
                        (m.device for m in meter.results.values() if m.device), None),
                    "notes": costs["notes"]}

@@ -34,7 +34,7 @@ from effscale.experiment.budgets import (
 from effscale.experiment.pruning import PRUNERS
 from effscale.experiment.workers import parse_devices, plan_workers
 from effscale.model.bases import base_names
-from effscale.model.cost import COSTS, DEFAULT_COST, RUNTIMES, cost_names
+from effscale.model.cost import COSTS, DEFAULT_COST, RUNTIMES, check_runtime, cost_names
 from effscale.model.flops import COUNTERS
 from effscale.scaling.derive import PHI_BOUNDS
 from effscale.search.grid import BETA_MODES
@@ -56,6 +56,13 @@ def runtime_list(text: str) -> list[str]:
     return names
 
 
+def runtime_for(cost: str, runtime: Enum) -> str:
+    """``--runtime``'s value, once it is known to apply to ``cost`` and its extra is
+    installed (:func:`~effscale.model.cost.check_runtime`): one line, exit 2, otherwise."""
+    check_runtime(cost, runtime.value)
+    return str(runtime.value)
+
+
 def one_of(names: Iterable[str]) -> str:
     """``a, b or c``."""
     *rest, last = names
@@ -68,6 +75,7 @@ Counter = choices("Counter", COUNTERS)
 Cost = choices("Cost", cost_names())
 Device = choices("Device", DEVICES)
 BetaMode = choices("BetaMode", BETA_MODES)
+Runtime = choices("Runtime", RUNTIMES)
 
 # --budget's help is a few lines (it was 25, on three commands): the names and what each is
 # for; the images, epochs, grid and measured times of each are in docs/budgets.md.
@@ -179,6 +187,11 @@ RUNTIME_HELP = (f"What runs the model that latency times: {one_of(RUNTIMES)} (th
                 "exported to ONNX, as it ships; needs the deploy extra). Cached per runtime.")
 RuntimesOpt = Annotated[str, typer.Option(
     "--runtime", help=RUNTIME_HELP + " A comma list shows them side by side.")]
+# search, compare and derive: the one runtime a latency cost is timed in (part of a run's
+# identity); `cost` takes a list of them.
+RuntimeOpt = Annotated[Runtime, typer.Option(
+    "--runtime", help=RUNTIME_HELP + " Only with a latency cost (--cost latency; derive: "
+                                     "--match latency).")]
 CostBatch = Annotated[int | None, typer.Option(
     min=1, help="Batch size of the timed costs: latency's (default 1) and train-step's "
                 "(default: the training batch size, 64 without a budget).")]

@@ -340,6 +340,7 @@ def search(
     as_json: opt.AsJson = False,
     cost: opt.CostOpt = opt.Cost.flops,
     cost_batch: opt.CostBatch = None,
+    runtime: opt.RuntimeOpt = opt.Runtime.torch,
     keep_weights: opt.KeepWeights = False,
     run: opt.RunOptions,
 ) -> None:
@@ -392,6 +393,7 @@ def search(
     settings = SearchSettings(**opt.settings_fields(run, chosen), grid=grid,
                               flops_tolerance=window, study=study, repeat_top=repeat_top,
                               cost=cost.value, cost_batch=cost_batch,
+                              runtime=opt.runtime_for(cost.value, runtime),
                               keep_weights=keep_weights)
     events = SearchEvents(run.quiet, dry_run=run.dry_run)
     if not run.dry_run and not run.quiet:

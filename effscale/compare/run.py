@@ -36,6 +36,7 @@ from effscale.experiment.events import RunEvents
 from effscale.experiment.plan import Prepared
 from effscale.experiment.queue import item_key
 from effscale.experiment.rundir import fingerprint, stamped_run_dir
+from effscale.model.cost import describe_cost, get_cost
 from effscale.search.run import versions
 
 
@@ -81,8 +82,13 @@ class Compare:
 
     def settings_document(self, prepared: Prepared) -> dict[str, Any]:
         settings = self.settings
+        costed = {} if settings.cost == "flops" else {"cost": describe_cost(
+            settings.cost, get_cost(settings.cost).batch(settings.cost_options()),
+            settings.runtime)}
+        if settings.cost == "latency":  # what ran the timed models
+            costed["runtime"] = settings.runtime
         return {
-            "command": "compare", "base": settings.base, "dataset": settings.dataset,
+            **costed, "command": "compare", "base": settings.base, "dataset": settings.dataset,
             "budget": settings.budget.name, "num_classes": prepared.num_classes,
             "train_images": len(prepared.train), "val_images": len(prepared.val),
             "phi": settings.phi, "target": "2^phi x the base's FLOPs, measured at full size "

@@ -73,9 +73,9 @@ class CompareSettings(RunSettings):
 
     def cost_options(self) -> CostOptions:
         """How a timed cost is measured: at ``cost_batch``, or batch 1 for latency and the
-        training batch for train-step, on the run's device and threads."""
+        training batch for train-step, on the run's device and threads, in its runtime."""
         return run_cost_options(self.cost, self.cost_batch, self.recipe.batch_size,
-                                self.device, self.threads)
+                                self.device, self.threads, self.runtime)
 
     def cost_meter(self) -> CostMeter | None:
         """The cost the models are solved on; ``None`` for FLOPs (the Measurer's path)."""

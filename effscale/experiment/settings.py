@@ -22,7 +22,9 @@ class RunSettings:
     ``recipe`` owns the training schedule (epochs, batch size, optimiser, stem stride).
     ``out``, ``storage``, ``study``, ``workers``, ``devices``, ``workers_per_device``,
     ``threads`` and ``device`` say where and how the run executes and are never part of its
-    identity.
+    identity. ``runtime`` (what runs the model a latency cost times: torch or onnxruntime) is
+    part of it through the cost: a latency run records it in its cost's device fingerprint
+    (torch's fingerprint as it always was), so a resume in another runtime is refused.
     """
 
     base: str
@@ -43,6 +45,7 @@ class RunSettings:
     threads: int | None = None
     allow_upsampling: bool = False
     keep_weights: bool = False  # seed 0's trained model of each item in RUN/weights/<model>.pt
+    runtime: str = "torch"  # what runs the model a latency cost times (model.cost.RUNTIMES)
 
 
 FRESH_SEED_OFFSET = 100  # a confirmation's seed i trains as seed index 100 + i

@@ -212,11 +212,31 @@ def get_cost(name: str) -> CostKind:
     return COSTS[name]
 
 
-def describe_cost(name: str, batch: int | None = None) -> str:
-    """One line for settings.yaml and tables: ``latency (s, batch 1): ...``."""
+def describe_cost(name: str, batch: int | None = None, runtime: str = "torch") -> str:
+    """One line for settings.yaml and tables: ``latency (s, batch 1): ...``, with the runtime
+    when latency is timed in another than torch (``latency (s, batch 1, in onnxruntime)``)."""
     kind = get_cost(name)
     at = f", batch {batch}" if kind.timed and batch else ""
-    return f"{kind.name} ({kind.unit}{at}): {kind.description}"
+    where = f", in {runtime}" if name == "latency" and runtime != "torch" else ""
+    return f"{kind.name} ({kind.unit}{at}{where}): {kind.description}"
+
+
+def check_runtime(cost: str, runtime: str) -> None:
+    """Refuse, in one line and before any slow work, a runtime that is unknown, one given
+    with a cost it does not time (only latency runs the model in a runtime: the counted costs
+    are the same in every runtime, train-step trains in torch), or one whose extra is not
+    installed (``pip install -e ".[deploy]"``)."""
+    if runtime not in RUNTIMES:
+        raise EffscaleError(f"unknown runtime {runtime!r} (valid: {', '.join(RUNTIMES)})")
+    if runtime == "torch":
+        return
+    if cost != "latency":
+        raise EffscaleError(f"--runtime {runtime} runs the model that latency times and has "
+                            f"no effect on {cost}: give it with --cost latency (derive: "
+                            "--match latency), or leave it out")
+    from effscale.model.deploy.onnx import check_extra
+
+    check_extra(exit_code=2)
 
 
 def run_cost_options(cost: str, batch: int | None, train_batch: int, device: str,

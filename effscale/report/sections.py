@@ -154,9 +154,9 @@ def cam_section(run: RunData) -> Section | None:
 def settings_section(run: RunData) -> Section:
     s = run.settings
     keys = ("command", "base", "dataset", "budget", "num_classes", "train_images",
-            "val_images", "phi", "target", "cost", "proxy_resolution", "proxy_stem_stride",
-            "pruner", "flops_window", "feasible_grid_points", "candidates", "items",
-            "fingerprint")
+            "val_images", "phi", "target", "cost", "runtime", "proxy_resolution",
+            "proxy_stem_stride", "pruner", "flops_window", "feasible_grid_points", "candidates",
+            "items", "fingerprint")
     pairs = [(k, s[k]) for k in keys if k in s and s[k] is not None]
     pairs.append(("run directory", str(run.run_dir)))
     pairs.append(("study", run.study.study_name))
@@ -249,7 +249,9 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                    for i, (label, r) in enumerate(ranked)]
     cost_heads = ["α", "β", "γ", "full px", *([f"{cost} × (full)"] if costed else []),
                   "FLOPs × (full)", "proxy px", "FLOPs × (proxy)"]
-    what = f"{cost} (measured on this device)" if costed else "conv+linear FLOPs"
+    runtime = settings.get("runtime") or "torch"
+    what = (f"{cost} (measured on this device" + ("" if runtime == "torch" else f", in {runtime}")
+            + ")") if costed else "conv+linear FLOPs"
     results = table(["rank", "candidate", *cost_heads, "val acc", "± std", "seeds",
                      "train s"], result_rows,
                     caption=f"validation accuracy on the held-out split; cost = {what} of the "

@@ -59,9 +59,9 @@ class SearchSettings(RunSettings):
 
     def cost_options(self) -> CostOptions:
         """How a timed cost is measured: at ``cost_batch``, or batch 1 for latency and the
-        training batch for train-step, on the run's device and threads."""
+        training batch for train-step, on the run's device and threads, in its runtime."""
         return run_cost_options(self.cost, self.cost_batch, self.recipe.batch_size,
-                                self.device, self.threads)
+                                self.device, self.threads, self.runtime)
 
     def cost_batch_used(self) -> int | None:
         """The batch a timed cost runs at (``None`` for a counted one)."""
@@ -239,8 +239,11 @@ class Search:
         }
         if s.cost != "flops":  # the window is on the cost; FLOPs are shown, not bounded
             doc.update(flops_window=None, cost_window=window,
-                       cost=f"{describe_cost(s.cost, s.cost_batch_used())}; measured on the "
-                            "full-size model: the base at its own resolution, scaled")
+                       cost=f"{describe_cost(s.cost, s.cost_batch_used(), s.runtime)}; "
+                            "measured on the full-size model: the base at its own resolution, "
+                            "scaled")
+        if s.cost == "latency":  # what ran the timed models (the identity has its version)
+            doc["runtime"] = s.runtime
         if prepared.cost_timing:
             doc["cost_timing"] = prepared.cost_timing
         return doc

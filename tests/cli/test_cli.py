@@ -68,6 +68,8 @@ MEANINGS = {
     "--phi": ("PhiTarget", "Phis"),  # compare: a float target; derive: values to write
     "--coefficients": ("CoefficientSets", "CoefficientsFile"),
     "--beta": ("BetaModeOpt", "BetaCoefficient"),  # search: solve|grid; derive: a float
+    "--runtime": ("RuntimesOpt", "RuntimeOpt"),  # cost: a comma list; search, compare, derive:
+    # the one runtime latency is timed in
 }
 
 

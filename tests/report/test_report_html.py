@@ -170,6 +170,12 @@ def test_a_search_on_another_cost_shows_that_cost(tmp_path: Path) -> None:
     feasible = next(s for s in sections if s.id == "feasible").body
     assert "params: 8 of 42 timings did not get their spread" in feasible
     assert "warning: latency: the base re-timed after the candidates at 32.28 ms" in feasible
+    # a latency search timed in onnxruntime (`--runtime onnxruntime`) says so by its cost
+    run.settings.update(runtime="onnxruntime", cost="latency (s, batch 1, in onnxruntime): …")
+    _, sections = search_sections(run)
+    bodies = {s.id: s.body for s in sections}
+    assert "(measured on this device, in onnxruntime) of the full-size" in bodies["results"]
+    assert "runtime" in bodies["settings"] and "in onnxruntime): …" in bodies["settings"]
 
 
 def test_compare_page_has_the_comparisons_compare_wrote(smoke_compare: Path) -> None:
