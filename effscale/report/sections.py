@@ -41,7 +41,12 @@ from effscale.scaling.derive import Coefficients, derive_config
 from effscale.search import fidelity
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
 from effscale.search.plot import plot_search
-from effscale.search.report import UNDECIDED_HEADER, search_answer, undecided_reason
+from effscale.search.report import (
+    UNDECIDED_HEADER,
+    search_answer,
+    search_phi,
+    undecided_reason,
+)
 from effscale.search.results import (
     Selection,
     confirmation_rows,
@@ -233,6 +238,11 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                      f"{1 / int(settings['num_classes']):.1%}")
     if decision is not None:
         lines += [f"power {p.describe()}" for p in decision.power]
+    if w is not None:
+        phi = search_phi(settings)
+        lines.append(f"reach: checked at φ = {phi:g} only (a search); derive beyond it is an "
+                     "extrapolation until a scaling curve (effscale compare --coefficients "
+                     "coefficients.yaml --phi 1,2,3) checks it")
     verdict = Verdict(selection.verdict, selection.decided if w is not None else None, lines,
                       pick=w.candidate if w is not None else None)
 
