@@ -154,7 +154,7 @@ def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int
     testable = sum(c.testable for c in decision.comparisons)
     alpha = stats.ALPHA / max(1, testable) / looks  # the first Holm step, over the looks
     mine = [c for c in decision.comparisons if c.a == decision.winner.candidate]
-    decision.power = [_power(c, noise, dof, len(done), alpha) for c in mine if c.testable]
+    decision.power = [power_of(c, noise, dof, len(done), alpha) for c in mine if c.testable]
     vs_base = decision.vs_base
     decision.decided = vs_base is not None and vs_base.separated
     decision.signal = decision.decided and vs_base is not None and vs_base.margin > 0
@@ -204,7 +204,7 @@ def _compare(a: Row, b: Row, noise: float, dof: int) -> stats.Comparison | None:
                          seeds_a=len(a.accuracies), seeds_b=len(b.accuracies), noise_dof=dof)
 
 
-def _power(c: stats.Comparison, noise: float, dof: int, models: int, alpha: float) -> Power:
+def power_of(c: stats.Comparison, noise: float, dof: int, models: int, alpha: float) -> Power:
     """Detectable difference now, and with ``k`` more seeds on every confirmed model (the
     example part of the SE is kept; the seed part and its degrees of freedom grow)."""
     now = stats.detectable(c.se, c.df, alpha)
