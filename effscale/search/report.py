@@ -97,6 +97,11 @@ def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dic
     if selection.stability:
         doc["rank_stability"] = selection.stability
     phi = search_phi(settings)
+    if winner is not None and phi != 1:
+        # The grid holds multipliers at the search's phi; derive applies alpha**phi, so the
+        # file holds alpha = depth**(1/phi) (>= 1 whether the search grew or shrank).
+        doc["multipliers_at_phi"] = {k: doc[k] for k in ("alpha", "beta", "gamma")}
+        doc.update({k: round(float(doc[k]) ** (1 / phi), 6) for k in ("alpha", "beta", "gamma")})
     doc[CHECKED_KEY] = [phi]
     doc["reach"] = (f"checked at φ = {phi_label(phi)} only (a search): derive extrapolates "
                     "beyond it; `effscale compare --coefficients coefficients.yaml --phi "
@@ -193,7 +198,7 @@ def _precision(doc: dict[str, Any], settings: dict[str, Any], rules: Any) -> dic
     that build the same proxy model (see :mod:`effscale.search.aliases`)."""
 
     grid = settings.get("grid")
-    if not grid:
+    if not grid or search_phi(settings) != 1:  # aliases are of phi = 1 grid points
         return {}
     spec = GridSpec(**grid)
     base = get_base(settings["base"])

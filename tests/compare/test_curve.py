@@ -177,3 +177,19 @@ def test_derive_scales_down_to_2_to_the_phi_within_3_percent(cli: Cli, tmp_path:
     matched = json.loads(stdout)["matched"][0]
     assert abs(matched["ratio"] / 2 ** phi - 1) <= 0.03, matched
     assert matched["within_tolerance"] and matched["s"] < phi  # rounding: s beyond phi
+
+
+def test_a_negative_phi_search_puts_its_candidates_at_half_the_cost(cli: Cli,
+                                                                   tmp_path: Path) -> None:
+    code, stdout, stderr = cli("search", "--phi", "-1", "--dataset", "synthetic", "--budget",
+                               "smoke", "--counter", "torch", "--threads", "1", "--json",
+                               "--out", tmp_path / "run", "--dry-run")
+    assert code == 0, stderr
+    doc = json.loads(stdout)
+    assert doc["target"] == 0.5
+    rows = [c for c in doc["candidates"] if c["kept"] and c["key"] != "base"]
+    assert rows
+    for row in rows:  # alpha, beta, gamma <= 1, each within 5 % of half the base's FLOPs
+        assert max(row["alpha"], row["beta"], row["gamma"]) <= 1
+        assert abs(row["flops_ratio_full"] / 0.5 - 1) <= 0.05
+    assert any(row["alpha"] == row["gamma"] == 1 for row in rows)  # width-only is on the grid
