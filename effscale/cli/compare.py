@@ -19,6 +19,7 @@ from effscale.report.html import write_run_report
 from effscale.scaling.derive import (
     PAPER_COEFFICIENTS,
     PHI_BOUNDS,
+    check_phi,
     load_coefficients,
     parse_phis,
     phi_label,
@@ -74,7 +75,10 @@ def compare(
     bootstrap over validation examples plus pooled seed noise), separated only with >= 2
     seeds on both sides and a Holm-adjusted p < 0.05 (see the method in compare.yaml).
     """
-    phis = parse_phis(phi)
+    try:  # one number: bounds checked as every --phi is (nan, -100 say "out of range")
+        phis = [check_phi(float(phi))]
+    except ValueError:
+        phis = parse_phis(phi)
     chosen = run.chosen_budget(repeats=repeats)
     compounds = coefficient_sets(coefficients or [], paper)
     single = parse_rules(rules, fast)
