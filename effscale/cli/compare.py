@@ -16,7 +16,15 @@ from effscale.compare.run import run_compare
 from effscale.compare.settings import PAPER_SET, SINGLE_RULES, CompareSettings, CompoundSet
 from effscale.errors import EffscaleError
 from effscale.report.html import write_run_report
-from effscale.scaling.derive import PAPER_COEFFICIENTS, check_phi, load_coefficients
+from effscale.scaling.derive import (
+    PAPER_COEFFICIENTS,
+    PHI_BOUNDS,
+    check_phi,
+    load_coefficients,
+    parse_phis,
+    phi_label,
+    record_checked_phi,
+)
 from effscale.scaling.rules import DIMENSIONS, FAST_A
 
 
@@ -26,7 +34,10 @@ def register(app: typer.Typer) -> None:
 
 def compare(
     *,
-    phi: opt.PhiTarget = 1.0,
+    phi: Annotated[str, typer.Option(
+        "--phi", help="Target: 2^φ × the base's cost (1: ≈2×, -1: half). Several values (1,2,3 "
+                      "or a range 1-3) make a scaling curve: every model at every φ, one "
+                      f"figure and a test per φ; {PHI_BOUNDS}.")] = "1",
     coefficients: opt.CoefficientSets = None,
     paper: Annotated[bool, typer.Option(
         "--paper", help="Add the paper's 1.2/1.1/1.15 as one more compound model, named "
@@ -65,12 +76,16 @@ def compare(
     bootstrap over validation examples plus pooled seed noise), separated only with >= 2
     seeds on both sides and a Holm-adjusted p < 0.05 (see the method in compare.yaml).
     """
-    check_phi(phi)
+    try:  # one number: bounds checked as every --phi is (nan, -100 say "out of range")
+        phis = [check_phi(float(phi))]
+    except ValueError:
+        phis = parse_phis(phi)
     chosen = run.chosen_budget(repeats=repeats)
     compounds = coefficient_sets(coefficients or [], paper)
     single = parse_rules(rules, fast)
     # Every model's trained weights are kept (RUN/weights/): `effscale cam` draws from them.
-    settings = CompareSettings(**opt.settings_fields(run, chosen), phi=phi,
+    curve = tuple(phis) if len(phis) > 1 else ()
+    settings = CompareSettings(**opt.settings_fields(run, chosen), phi=phis[0], phis=curve,
                                compounds=compounds, single=single, fast_a=fast_a, study=study,
                                cost=cost.value, cost_batch=cost_batch,
                                runtime=opt.runtime_for(cost.value, runtime),
@@ -82,17 +97,23 @@ def compare(
     if run.dry_run:
         if as_json:
             render.print_json(plan_document(outcome))
+        elif settings.is_curve:
+            render.out.print(curve_table(outcome.prepared.models, None))
         else:
             render.out.print(compare_table(outcome.prepared.models, None))
         dry_run_line(outcome)
         return
+    if settings.is_curve and outcome.complete:
+        record_reach(outcome, compounds)
     try:  # the run's page; a failure is a warning, never the run's
         write_run_report(outcome.run_dir, settings.storage, settings.study)
     except Exception as exc:
         render.err.print(f"warning: report.html not written: {exc.__class__.__name__}: {exc}",
                          markup=False, highlight=False)
     if as_json:
-        render.print_json(result_document(outcome.run_dir))
+        render.print_json(result_document(outcome.run_dir, settings.is_curve))
+    elif settings.is_curve:
+        print_curve(outcome)
     else:
         print_result(outcome)
     report_end(outcome, "compare", started)
@@ -119,11 +140,12 @@ def plan_document(outcome: Any) -> dict[str, Any]:
             "models": [model_document(m) for m in outcome.prepared.models]}
 
 
-def result_document(run_dir: Path) -> dict[str, Any]:
-    """``compare --json``: compare.yaml as written, and where the run is."""
+def result_document(run_dir: Path, curve: bool = False) -> dict[str, Any]:
+    """``compare --json``: compare.yaml (a curve's curve.yaml) as written, and where the run
+    is."""
     import yaml
 
-    doc = yaml.safe_load((run_dir / "compare.yaml").read_text())
+    doc = yaml.safe_load((run_dir / ("curve.yaml" if curve else "compare.yaml")).read_text())
     return {**doc, "run_dir": str(run_dir)}
 
 
@@ -202,3 +224,59 @@ def print_result(outcome: Any) -> None:
                          "or more", markup=False, highlight=False)
     render.out.print(f"outputs in {outcome.run_dir}/: settings.yaml compare.csv compare.yaml "
                      "compare.png report.html weights/", markup=False, highlight=False)
+
+
+# --------------------------------------------------------------------------- a scaling curve
+
+
+def curve_table(models: list[Any], doc: dict[str, Any] | None) -> Table:
+    """Direction, φ, full-size cost ratio, proxy px, accuracy with its 95 % interval, seeds."""
+    points = {p["model"]: p for p in (doc or {}).get("points", [])}
+    cost = next((m.full.cost for m in models if m.full.cost != "flops"), "FLOPs")
+    table = render.data_table(
+        f"scaling curve: every direction solved to 2^φ × the base's {cost} (measured at full "
+        "size), trained as a proxy; validation accuracy, 95 % interval on the pooled seed noise",
+        ("direction", "φ", f"{cost} × full", "vs target", "full px", "proxy px", "val acc",
+         "95 % interval", "seeds"), text={"direction"})
+    for m in models:
+        point = points.get("base" if m.kind == "base" else m.full.name, {})
+        acc, low, high = (point.get(k) for k in ("val_accuracy", "ci_low", "ci_high"))
+        table.add_row(
+            m.label, phi_label(m.phi or 0.0), f"{m.full.cost_ratio:.3f}",
+            "" if m.kind == "base" else f"{m.full.target_error:+.1%}",
+            str(m.full.config.resolution), str(m.px), f"{acc:.2%}" if acc is not None else "",
+            f"{low:.2%} to {high:.2%}" if low is not None else "",
+            str(point.get("seeds", 0)))
+    return table
+
+
+def print_curve(outcome: Any) -> None:
+    doc = outcome.result
+    render.out.print(curve_table(outcome.prepared.models, doc))
+    say = lambda text: render.out.print(text, markup=False, highlight=False)  # noqa: E731
+    for note in doc.get("left_out", []):
+        say(f"  left out: {note}")
+    for family in doc.get("families", []):
+        for line in family["lines"]:
+            say("  " + line)
+    checked = ", ".join(phi_label(p) for p in doc.get("checked_phi", []))
+    say(f"{doc['tested']} checked at φ = {checked or 'none yet'}")
+    say(f"outputs in {outcome.run_dir}/: settings.yaml curve.csv curve.yaml curve.png "
+        "report.html weights/")
+
+
+def record_reach(outcome: Any, compounds: tuple[CompoundSet, ...]) -> None:
+    """A finished curve over a coefficients file records where its direction was checked in
+    that file's ``checked_phi`` (the paper's coefficients have no file to record in)."""
+    doc, first = outcome.result, compounds[0]
+    path = Path(first.source)
+    if not doc or not doc.get("checked_phi") or not path.is_file():
+        return
+    try:
+        merged = record_checked_phi(path, doc["checked_phi"])
+    except (OSError, EffscaleError) as exc:
+        render.err.print(f"warning: {path}: checked_phi not recorded ({exc})", markup=False,
+                         highlight=False)
+        return
+    render.err.print(f"recorded in {path}: checked at φ = "
+                     f"{', '.join(phi_label(p) for p in merged)}", markup=False, highlight=False)

@@ -34,6 +34,7 @@ from effscale.scaling.derive import (
     official_config,
     parse_phis,
     phi_label,
+    reach_warning,
     with_head,
 )
 from effscale.scaling.derive import match_flops as match_flops_along
@@ -180,6 +181,8 @@ def derive(
     else:
         if warning := coeffs.drift_warning():
             render.err.print(f"warning: {warning}", markup=False)
+        if warning := reach_warning(coeffs, phis):
+            render.err.print(f"warning: {warning}", markup=False, highlight=False)
         configs = [derive_config(coeffs, p, base_name, num_classes, rules) for p in phis]
         reference = derive_config(coeffs, 0.0, base_name, num_classes, rules)
     if head_config:

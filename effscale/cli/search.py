@@ -21,6 +21,7 @@ from effscale.experiment.storage import JOURNAL_NAME
 from effscale.model.bases import get_base
 from effscale.report.html import write_report, write_run_report
 from effscale.report.load import open_run_study
+from effscale.scaling.derive import check_phi
 from effscale.search.aliases import coefficient_aliases
 from effscale.search.candidates import Candidate, Skipped
 from effscale.search.confirm import ConfirmPlan
@@ -111,7 +112,7 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
             **({"cost": c.cost, "cost_full": c.cost_value,
                 "cost_ratio_full": round(c.cost_ratio, 4), "cost_note": c.cost_note}
                if c.cost != "flops" else {}),
-            "aliases": None if c.is_base else coefficient_aliases(
+            "aliases": None if c.is_base or settings.grid.shrinks else coefficient_aliases(
                 base, c.alpha, c.beta, c.gamma, settings.grid, settings.rules),
         })
     for d in dropped:
@@ -295,6 +296,11 @@ def register(app: typer.Typer) -> None:
 
 def search(
     *,
+    phi: Annotated[float, typer.Option(
+        help="The candidates' cost: 2^φ × the base's at full size (1: twice, the paper's "
+             "setup; -1: half, a search for shrinking, with α, β, γ ≤ 1 on the grid and β "
+             "solved down to the width-only point). coefficients.yaml holds α = depth^(1/φ) "
+             "(and β, γ alike), so derive applies it at any φ.")] = 1.0,
     alpha_max: Annotated[float | None, typer.Option(help="Largest α on the grid.")] = None,
     beta_max: Annotated[float, typer.Option(help="Largest β on the grid / solved β.")] = 1.5,
     gamma_max: Annotated[float | None, typer.Option(help="Largest γ on the grid.")] = None,
@@ -388,7 +394,11 @@ def search(
         chosen = chosen.override(gamma_step=None)
     window = None if chosen.flops_tolerance is None or chosen.flops_tolerance < 0 \
         else chosen.flops_tolerance
-    grid = budget_grid(chosen, beta_max=beta_max, tolerance=tolerance, beta=beta_mode.value)
+    check_phi(phi)
+    if phi == 0:
+        raise EffscaleError("--phi 0 asks for the base's own cost: nothing to search")
+    grid = budget_grid(chosen, beta_max=beta_max, tolerance=tolerance, beta=beta_mode.value,
+                       target=2.0 ** phi)
     repeat_top = chosen.repeat_top if chosen.repeats >= 2 else 0
     settings = SearchSettings(**opt.settings_fields(run, chosen), grid=grid,
                               flops_tolerance=window, study=study, repeat_top=repeat_top,

@@ -35,6 +35,13 @@ class CompareModel:
     proxy: Complexity
     proxy_base_flops: int
     coefficients: tuple[float, float, float] | None = None
+    phi: float | None = None  # a curve's point: the model's phi (its name then carries it)
+    direction: str = ""  # a curve's direction ("compound", "depth", a set's name)
+
+    @property
+    def label(self) -> str:
+        """The direction the model scales along (its name outside a curve)."""
+        return self.direction or self.full.name
 
     @property
     def target_ratio(self) -> float:

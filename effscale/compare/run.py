@@ -25,6 +25,8 @@ from typing import Any
 
 import optuna
 
+from effscale.compare.curve import LeftOut, build_curve_models, directions, window
+from effscale.compare.curve_results import write_curve_outputs
 from effscale.compare.models import CompareModel, build_models, candidate_of, upsampling_problem
 from effscale.compare.results import write_outputs
 from effscale.compare.settings import CompareSettings
@@ -45,6 +47,7 @@ class ComparePrepared(Prepared):
     """The engine's prepared run, plus the solved models."""
 
     models: list[CompareModel] = field(default_factory=list)
+    left_out: list[LeftOut] = field(default_factory=list)  # a curve's unreachable points
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,18 @@ class Compare:
         size = native_size(settings.dataset) or math.ceil(
             settings.budget.resolution * max(1.0, settings.gamma_max))
         train, val = load_data(settings, events, size)
-        models = build_models(settings, len(train.classes))
+        left_out: list[LeftOut] = []
+        if settings.is_curve:
+            models, left_out = build_curve_models(settings, len(train.classes))
+            for point in left_out:
+                events.message(f"note: {point.describe(window(settings))}")
+        else:
+            models = build_models(settings, len(train.classes))
         candidates: dict[str, Any] = {c.key: c for c in map(candidate_of, models)}
         items = [item_key(key, s) for s in range(settings.budget.repeats) for key in candidates]
         identity = settings.identity(f"{train.fingerprint}/{val.fingerprint}")
-        return ComparePrepared(settings, train, val, candidates, items, identity, models=models)
+        return ComparePrepared(settings, train, val, candidates, items, identity, models=models,
+                               left_out=left_out)
 
     def check(self, prepared: Prepared, dry_run: bool, events: RunEvents) -> None:
         """A proxy above the dataset's native size is an error unless ``allow_upsampling``
@@ -81,12 +91,18 @@ class Compare:
                                dataset_label(self.settings.dataset))
 
     def settings_document(self, prepared: Prepared) -> dict[str, Any]:
+        assert isinstance(prepared, ComparePrepared)
         settings = self.settings
         costed = {} if settings.cost == "flops" else {"cost": describe_cost(
             settings.cost, get_cost(settings.cost).batch(settings.cost_options()),
             settings.runtime)}
         if settings.cost == "latency":  # what ran the timed models
             costed["runtime"] = settings.runtime
+        curve: dict[str, Any] = {}
+        if settings.is_curve:
+            curve = {"phis": list(settings.phis), "directions": directions(settings),
+                     "window": window(settings), "cost_name": settings.cost,
+                     "left_out": [p.describe(window(settings)) for p in prepared.left_out]}
         return {
             **costed, "command": "compare", "base": settings.base, "dataset": settings.dataset,
             "budget": settings.budget.name, "num_classes": prepared.num_classes,
@@ -100,7 +116,7 @@ class Compare:
             "proxy_stem_stride": settings.recipe.stem_stride,
             "fingerprint": fingerprint(prepared.identity), "identity": prepared.identity,
             "items": len(prepared.items),
-            "versions": versions(),
+            "versions": versions(), **curve,
         }
 
     def pruner(self) -> optuna.pruners.BasePruner:
@@ -113,6 +129,8 @@ class Compare:
                       complete: bool) -> Any:
         """The table is written at every stop, complete or not (partial rows are marked)."""
         assert isinstance(prepared, ComparePrepared)
+        if self.settings.is_curve:
+            return write_curve_outputs(study, prepared.models, doc, prepared.run_dir)
         return write_outputs(study, prepared.models, doc, prepared.run_dir)
 
 

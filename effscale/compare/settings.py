@@ -11,7 +11,7 @@ from effscale.experiment.settings import RunSettings
 from effscale.model.bases import get_base
 from effscale.model.cost import CostMeter, CostOptions, cost_identity, run_cost_options
 from effscale.scaling.derive import PAPER_COEFFICIENTS
-from effscale.scaling.rules import DIMENSIONS, FAST_A, RULES
+from effscale.scaling.rules import DIMENSIONS, FAST_A, RULES, SHRINK_ONLY
 from effscale.train.proxy import proxy_stem_stride
 
 SINGLE_RULES = tuple(RULES)
@@ -42,6 +42,7 @@ class CompareSettings(RunSettings):
     """
 
     phi: float = 1.0
+    phis: tuple[float, ...] = ()  # a scaling curve: several phi in one run (see compare.curve)
     compounds: tuple[CompoundSet, ...] = (PAPER_SET,)
     single: tuple[str, ...] = DIMENSIONS
     fast_a: float = FAST_A
@@ -62,6 +63,12 @@ class CompareSettings(RunSettings):
         if unknown:
             raise EffscaleError(f"--rules: unknown {', '.join(unknown)} (valid: "
                                 f"{', '.join(SINGLE_RULES)}, or none)")
+        grows = [p for p in (self.phis or (self.phi,)) if p > 0]
+        if grows and (shrink := [r for r in self.single if r in SHRINK_ONLY]):
+            raise EffscaleError(f"--rules {shrink[0]} only shrinks: use it at phi <= 0, not "
+                                f"phi {grows[0]:g}")
+        if len(set(self.phis)) != len(self.phis):
+            raise EffscaleError(f"--phi lists a value twice: {', '.join(map(str, self.phis))}")
         names = [c.name for c in self.compounds]
         if not names:
             raise EffscaleError("compare needs at least one coefficient set")
@@ -82,10 +89,16 @@ class CompareSettings(RunSettings):
         return None if self.cost == "flops" else CostMeter(self.cost, self.cost_options())
 
     @property
+    def is_curve(self) -> bool:
+        """Several phi in one run: a scaling curve (:mod:`effscale.compare.curve`)."""
+        return bool(self.phis)
+
+    @property
     def gamma_max(self) -> float:
         """An upper bound of the models' resolution ratios (data loading of image folders)."""
-        return max([1.0, *(max(c.coefficients[2], 1.0) ** (abs(self.phi) + 2)
-                           for c in self.compounds), 2.0 ** (abs(self.phi) / 2 + 1)])
+        phi = max(abs(p) for p in (self.phis or (self.phi,)))
+        return max([1.0, *(max(c.coefficients[2], 1.0) ** (phi + 2)
+                           for c in self.compounds), 2.0 ** (phi / 2 + 1)])
 
     def identity(self, data_fingerprint: str) -> dict[str, Any]:
         budget = asdict(self.budget)
@@ -93,6 +106,8 @@ class CompareSettings(RunSettings):
         extra: dict[str, Any] = {}
         if self.cost != "flops":  # FLOPs runs keep the fingerprints they always had
             extra["cost"] = cost_identity(self.cost, self.cost_options())
+        if self.phis:  # a curve; a single phi keeps the fingerprint it always had
+            extra["phis"] = list(self.phis)
         return {
             **extra, "command": "compare", "base": self.base, "dataset": self.dataset,
             "data_fingerprint": data_fingerprint, "budget": budget,

@@ -47,7 +47,8 @@ def build_report(run: RunData) -> str:
     """The page's HTML."""
     s = run.settings
     verdict, sections = (compare_sections if run.kind == "compare" else search_sections)(run)
-    what = (f"compare: {s.get('base')} at φ={s.get('phi', 1):g}" if run.kind == "compare"
+    phis = ", ".join(f"{p:g}" for p in s.get("phis") or [s.get("phi", 1)])
+    what = (f"compare: {s.get('base')} at φ={phis}" if run.kind == "compare"
             else f"search: {s.get('base')}")
     title = f"{what} on {s.get('dataset')} ({s.get('budget')} budget)"
     header = (f"<h1>{esc(title)}</h1>"

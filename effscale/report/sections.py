@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import yaml
 
+from effscale.compare import curve_results
 from effscale.compare.results import compound_comparisons
 from effscale.experiment import stats
 from effscale.experiment.queue import item_states, split_item
@@ -41,7 +42,12 @@ from effscale.scaling.derive import Coefficients, derive_config
 from effscale.search import fidelity
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
 from effscale.search.plot import plot_search
-from effscale.search.report import UNDECIDED_HEADER, search_answer, undecided_reason
+from effscale.search.report import (
+    UNDECIDED_HEADER,
+    search_answer,
+    search_phi,
+    undecided_reason,
+)
 from effscale.search.results import (
     Selection,
     confirmation_rows,
@@ -233,6 +239,11 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                      f"{1 / int(settings['num_classes']):.1%}")
     if decision is not None:
         lines += [f"power {p.describe()}" for p in decision.power]
+    if w is not None:
+        phi = search_phi(settings)
+        lines.append(f"reach: checked at φ = {phi:g} only (a search); derive beyond it is an "
+                     "extrapolation until a scaling curve (effscale compare --coefficients "
+                     "coefficients.yaml --phi 1,2,3) checks it")
     verdict = Verdict(selection.verdict, selection.decided if w is not None else None, lines,
                       pick=w.candidate if w is not None else None)
 
@@ -409,8 +420,70 @@ def compare_records(run: RunData) -> dict[str, dict[str, Any]]:
     return {r["model"]: r for r in doc.get("models", []) if isinstance(r, dict) and "model" in r}
 
 
+def curve_sections(run: RunData) -> tuple[Verdict, list[Section]]:
+    """A scaling curve: the per-phi tests first, then the figure and the table (curve.yaml,
+    written at every stop), seed noise, settings."""
+    settings = run.settings
+    rows = collect_rows(run.study)
+    names, phis = settings.get("directions", []), settings.get("phis", [])
+    per_phi = curve_results.families(rows, names, phis)
+    lines = [line for family in per_phi for line in family.lines()]
+    lines += [f"left out: {note}" for note in settings.get("left_out", [])]
+    checked = curve_results.checked_phis(rows, names[0], phis) if names else []
+    lines.append(f"reach: {names[0] if names else '?'} checked at φ = "
+                 + (", ".join(f"{p:g}" for p in checked) or "none yet"))
+    held = [f for f in per_phi if f.comparisons]
+    separated = bool(held) and all(all(c.separated and c.margin > 0 for c in f.comparisons)
+                                   for f in held) and len(held) == len(per_phi)
+    text = (f"{names[0] if names else '?'} is separated above every other direction at every "
+            f"φ ({', '.join(f'{p:g}' for p in phis)})" if separated else
+            f"{names[0] if names else '?'} is not separated above every other direction at "
+            "every φ")
+    verdict = Verdict(text, separated if held else None, lines)
+    doc: dict[str, Any] = {}
+    if (path := run.file("curve.yaml")) is not None:
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            doc = {}
+    states = states_by_model(run)
+    table_rows = []
+    for point in doc.get("points", []):
+        row = rows.get(point["model"])
+        done = row is not None and row.completed
+        ci = (f"{percent(point['ci_low'])} to {percent(point['ci_high'])}"
+              if point.get("ci_low") is not None else "")
+        table_rows.append([point["direction"], number(point["phi"]),
+                           number(point["cost_ratio"]), str(point["full_resolution"]),
+                           str(point["proxy_px"]), percent(row.mean) if done else "", ci,
+                           str(len(row.accuracies)) if row is not None else "0",
+                           states.get(point["model"], "")])
+    cost_name = settings.get("cost_name") or settings.get("cost", "flops")
+    points = table(["direction", "φ", f"{cost_name} × (full)", "full px",
+                    "proxy px", "val acc", "95 % interval", "seeds", "state"], table_rows,
+                   caption="every direction solved to 2^φ × the base's cost measured at full "
+                           "size, trained as a proxy; the base is every direction's φ = 0")
+    pictures = []
+    if (plot := run.file("curve.png")) is not None:
+        note = "" if run.finished else " (written when the run last stopped: may be behind)"
+        pictures.append(image(plot.read_bytes(), "accuracy against measured cost per "
+                              "direction", "curve.png" + note))
+    sections = [
+        Section("curve", "Scaling curves", plot_section(
+            pictures, "curve.png is written when the run stops.") + points),
+        Section("noise", "Seed noise and the comparisons", seed_noise_body(
+            rows, [c for f in per_phi for c in f.comparisons])),
+    ]
+    if (cam := cam_section(run)) is not None:
+        sections.append(cam)
+    sections.append(settings_section(run))
+    return verdict, sections
+
+
 def compare_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     settings = run.settings
+    if settings.get("phis"):
+        return curve_sections(run)
     rows = collect_rows(run.study)
     comparisons, _, dof = compare_comparisons(rows, settings)
     verdict = compare_verdict(rows, settings, comparisons, dof)

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from effscale import __version__
+from effscale import __version__, atomic
 from effscale.errors import EffscaleError
 from effscale.model.bases import get_base
 from effscale.model.config import Head, ModelConfig, Provenance, ScalingRules, read_yaml_file
@@ -43,6 +43,7 @@ class Coefficients:
     gamma: float
     base: str | None = None
     source: str = "paper"
+    checked_phi: tuple[float, ...] | None = None  # where the answer was checked (see reach)
 
     @property
     def flops_factor(self) -> float:
@@ -72,7 +73,64 @@ def load_coefficients(path: str | Path) -> Coefficients:
             raise EffscaleError(f"{path}: {key} must be a finite number >= 1, got {value}")
         values.append(float(value))
     base = data.get("base")
-    return Coefficients(*values, base=base if isinstance(base, str) else None, source=str(path))
+    return Coefficients(*values, base=base if isinstance(base, str) else None, source=str(path),
+                        checked_phi=_checked(data.get(CHECKED_KEY), path))
+
+
+# --------------------------------------------------------------------------- reach
+# How far an answer was checked: a search checks its coefficients at its own phi (1, or the
+# negative phi of a shrinking search) and writes ``checked_phi: [1.0]`` in coefficients.yaml;
+# a scaling curve over the file (``effscale compare --coefficients FILE --phi 1,2,3``) adds
+# the phi where the file's direction was trained. ``derive`` warns beyond that range.
+
+CHECKED_KEY = "checked_phi"
+
+
+def _checked(value: object, path: str | Path) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise EffscaleError(f"{path}: {CHECKED_KEY} must be a list of numbers, got {value!r}")
+    return tuple(sorted(float(v) for v in value))
+
+
+def checked_range(checked: tuple[float, ...]) -> tuple[float, float]:
+    """The phi an answer checked at ``checked`` covers: from the base (phi 0) to the
+    farthest checked phi on each side."""
+    return min(0.0, *checked), max(0.0, *checked)
+
+
+def reach_warning(coefficients: Coefficients, phis: list[float]) -> str | None:
+    """One line when some of ``phis`` lie beyond the range the coefficients were checked in
+    (``None`` when they do not, or when the file does not say)."""
+    checked = coefficients.checked_phi
+    if not checked:
+        return None
+    low, high = checked_range(checked)
+    beyond = [p for p in phis if not low - 1e-9 <= p <= high + 1e-9]
+    if not beyond:
+        return None
+    at = ", ".join(phi_label(p) for p in checked)
+    return (f"{coefficients.source} was checked at φ = {at} only; φ = "
+            f"{', '.join(phi_label(p) for p in beyond)} is beyond that, an extrapolation "
+            f"(check it: effscale compare --coefficients {coefficients.source} --phi "
+            f"{','.join(phi_label(p) for p in sorted({*checked, *beyond}))})")
+
+
+def record_checked_phi(path: str | Path, phis: list[float]) -> tuple[float, ...]:
+    """Add ``phis`` to the file's ``checked_phi`` (atomically; every other line is kept as
+    written) and return the new list."""
+    path = Path(path)
+    text = path.read_text()
+    old = load_coefficients(path).checked_phi or ()
+    merged = tuple(sorted({*old, *(float(p) for p in phis)}))
+    kept = re.sub(rf"(?m)^{CHECKED_KEY}:.*\n(?:[ \t-].*\n)*", "", text)
+    if kept and not kept.endswith("\n"):
+        kept += "\n"
+    line = f"{CHECKED_KEY}: [{', '.join(repr(p) for p in merged)}]\n"
+    atomic.write_text(path, kept + line)
+    return merged
 
 
 _NUMBER = r"-?\d+(?:\.\d+)?"

@@ -126,7 +126,8 @@ class Skipped:
 
 def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float,
                beta_max: float, rules: ScalingRules, measure: Measurer | CostMeasurer,
-               rtol: float | None = DEFAULT_RTOL) -> tuple[float | None, str]:
+               rtol: float | None = DEFAULT_RTOL, beta_low: float = 1.0
+               ) -> tuple[float | None, str]:
     """``beta`` in ``[1, beta_max]`` whose full-size model's conv+linear FLOPs are closest to
     ``target`` times the base's, with ``alpha`` and ``gamma`` fixed; ``(None, why)`` when no
     beta in range comes within ``rtol`` (the run's cost window, relative; ``None``: any
@@ -143,17 +144,20 @@ def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float
     base_flops = cost(full_base)
     ratio = lambda b: cost(build(b)) / base_flops  # noqa: E731
     within = lambda r: rtol is None or abs(r / target - 1) <= rtol  # noqa: E731
-    at_one = ratio(1.0)
-    if at_one >= target:
-        if within(at_one):
-            return 1.0, ""
-        return None, f"costs ×{at_one:.2f} at full size already with β = 1"
-    at_max = ratio(beta_max)
-    if at_max < target:
-        if within(at_max):
-            return beta_max, ""
-        return None, f"needs β > --beta-max {beta_max:g} to reach ×{target:g}"
-    lo, hi = 1.0, beta_max
+    # growing: beta in [1, beta_max]; shrinking (target < 1): beta in [beta_low, 1]
+    low, high = (1.0, beta_max) if target >= 1 else (beta_low, 1.0)
+    at_low = ratio(low)
+    if at_low >= target:
+        if within(at_low):
+            return low, ""
+        return None, f"costs ×{at_low:.2f} at full size already with β = {low:.3g}"
+    at_high = ratio(high)
+    if at_high < target:
+        if within(at_high):
+            return high, ""
+        return None, (f"needs β > --beta-max {beta_max:g} to reach ×{target:g}" if target >= 1
+                      else f"costs ×{at_high:.2f} with β = 1, below ×{target:g}")
+    lo, hi = low, high
     for _ in range(BISECTIONS):
         mid = (lo + hi) / 2
         if build(mid) == build(lo) or ratio(mid) < target:
@@ -177,13 +181,14 @@ def grid_points(full_base: ModelConfig, spec: GridSpec, rules: ScalingRules,
     triples, skipped = [], []
     for alpha, gamma, size in alpha_gamma_points(spec):
         beta, why = solve_beta(full_base, alpha, gamma, spec.target, spec.beta_max, rules,
-                               measure, rtol)
+                               measure, rtol, spec.beta_low)
         if beta is None:
             skipped.append(Skipped(f"a{alpha:.2f}_g{gamma:.3f}", why))
         else:
             triples.append(Triple(alpha, beta, gamma, size))
     if not triples:
-        raise EffscaleError(f"no (alpha, gamma) on the grid has a beta in [1, {spec.beta_max:g}]"
+        raise EffscaleError(f"no (alpha, gamma) on the grid has a beta in "
+                            f"[{spec.beta_low:.3g}, {spec.beta_high:g}]"
                             f" that costs ×{spec.target:g}; raise --beta-max or lower "
                             "--alpha-max/--gamma-max")
     return triples, skipped

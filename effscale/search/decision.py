@@ -158,7 +158,7 @@ def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int
     alpha = stats.ALPHA / max(1, testable) / looks  # the first Holm step, over the looks
     mine = [c for c in decision.comparisons if c.a == decision.winner.candidate]
     grows = len(done) - 1 if paired else len(done)  # degrees of freedom per extra seed round
-    decision.power = [_power(c, noise, dof, grows, alpha) for c in mine if c.testable]
+    decision.power = [power_of(c, noise, dof, grows, alpha) for c in mine if c.testable]
     vs_base = decision.vs_base
     decision.decided = vs_base is not None and vs_base.separated
     decision.signal = decision.decided and vs_base is not None and vs_base.margin > 0
@@ -225,7 +225,7 @@ def _compare(a: Row, b: Row, noise: float, dof: int) -> stats.Comparison | None:
                          seeds_a=len(a.accuracies), seeds_b=len(b.accuracies), noise_dof=dof)
 
 
-def _power(c: stats.Comparison, noise: float, dof: int, models: int, alpha: float) -> Power:
+def power_of(c: stats.Comparison, noise: float, dof: int, models: int, alpha: float) -> Power:
     """Detectable difference now, and with ``k`` more seeds on every confirmed model (the
     example part of the SE is kept; the seed part shrinks and its degrees of freedom grow
     by ``models`` per seed round)."""

@@ -40,6 +40,27 @@ class GridSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def shrinks(self) -> bool:
+        """A target below the base's cost (a negative phi): the axes run from 1 down to
+        ``1 / maximum`` and beta is solved at or below 1."""
+        return self.target < 1
+
+    def axis_of(self, maximum: float, step: float) -> list[float]:
+        """An axis from 1 up to ``maximum``, or down to ``1 / maximum`` when shrinking."""
+        return axis_down(1 / maximum, step) if self.shrinks else axis(maximum, step)
+
+    @property
+    def beta_low(self) -> float:
+        """The smallest beta solved for: 1, or when shrinking ``1 / beta_max`` and at most
+        ``sqrt(target) / 1.1``, so the width-only point (alpha = gamma = 1, the direction
+        TinyNet found cheapest to shrink along) always lies on the grid."""
+        return min(1 / self.beta_max, math.sqrt(self.target) / 1.1) if self.shrinks else 1.0
+
+    @property
+    def beta_high(self) -> float:
+        return 1.0 if self.shrinks else self.beta_max
+
     def check(self) -> None:
         for name in ("alpha_max", "beta_max", "gamma_max"):
             value = getattr(self, name)
@@ -85,6 +106,12 @@ def axis(maximum: float, step: float) -> list[float]:
     return [round(1.0 + i * step, 6) for i in range(count + 1)]
 
 
+def axis_down(minimum: float, step: float) -> list[float]:
+    """``1, 1 - step, ...`` down to ``minimum`` inclusive (above 0), free of float drift."""
+    count = int(math.floor((1.0 - minimum) / step + 1e-9))
+    return [v for v in (round(1.0 - i * step, 6) for i in range(count + 1)) if v > 0]
+
+
 def gamma_axis(spec: GridSpec) -> list[tuple[float, int]]:
     """``(gamma, size)`` for every proxy input size from the base size up to gamma_max.
 
@@ -94,11 +121,16 @@ def gamma_axis(spec: GridSpec) -> list[tuple[float, int]]:
     """
     if spec.resolution_step is None:
         points: list[tuple[float, int]] = []
-        for g in axis(spec.gamma_max, spec.gamma_step or spec.step):
+        for g in spec.axis_of(spec.gamma_max, spec.gamma_step or spec.step):
             size = round(spec.base_resolution * g)
-            if not points or size != points[-1][1]:
+            if size >= 8 and (not points or size != points[-1][1]):
                 points.append((g, size))
         return points
+    if spec.shrinks:
+        sizes = range(spec.base_resolution,
+                      max(7, int(math.ceil(spec.base_resolution / spec.gamma_max - 1e-9)) - 1),
+                      -spec.resolution_step)
+        return [(round(size / spec.base_resolution, 6), size) for size in sizes]
     sizes = range(spec.base_resolution,
                   int(math.floor(spec.base_resolution * spec.gamma_max + 1e-9)) + 1,
                   spec.resolution_step)
@@ -114,8 +146,8 @@ def feasible_grid(spec: GridSpec) -> list[Triple]:
     triples = [
         Triple(alpha, beta, gamma, size)
         for gamma, size in gamma_axis(spec)
-        for beta in axis(spec.beta_max, spec.step)
-        for alpha in axis(spec.alpha_max, spec.step)
+        for beta in spec.axis_of(spec.beta_max, spec.step)
+        for alpha in spec.axis_of(spec.alpha_max, spec.step)
         if round(abs(alpha * beta**2 * gamma**2 - spec.target), 9) < spec.tolerance
     ]
     if not triples:
@@ -130,11 +162,16 @@ def alpha_gamma_points(spec: GridSpec, slack: float = 1.25) -> list[tuple[float,
     """``(alpha, gamma, proxy size)`` for the "solve" mode: every alpha on its axis with every
     gamma on its axis whose nominal ``alpha * gamma**2`` leaves room for ``beta >= 1``
     (``<= target * slack``; rounding makes measured FLOPs differ from nominal, so the solver
-    on measured FLOPs decides, and this only skips points that cannot be close)."""
+    on measured FLOPs decides, and this only skips points that cannot be close). When
+    shrinking, room for a beta in ``[beta_low, 1]`` instead."""
     spec.check()
+    if spec.shrinks:
+        low = spec.beta_low ** 2
+        fits = lambda a, g: spec.target / slack <= a * g**2 <= spec.target * slack / low  # noqa: E731
+    else:
+        fits = lambda a, g: a * g**2 <= spec.target * slack  # noqa: E731
     points = [(alpha, gamma, size) for gamma, size in gamma_axis(spec)
-              for alpha in axis(spec.alpha_max, spec.step)
-              if alpha * gamma**2 <= spec.target * slack]
+              for alpha in spec.axis_of(spec.alpha_max, spec.step) if fits(alpha, gamma)]
     if not points:
         raise EffscaleError("no (alpha, gamma) on the grid leaves room for beta >= 1; lower "
                             "--gamma-max or --alpha-max")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,13 @@ from effscale.experiment.queue import item_of, split_item
 from effscale.experiment.results import Row, collect_rows
 from effscale.model.bases import get_base
 from effscale.model.config import rules_from_dict, save_config
-from effscale.scaling.derive import Coefficients, derive_config, match_flops
+from effscale.scaling.derive import (
+    CHECKED_KEY,
+    Coefficients,
+    derive_config,
+    match_flops,
+    phi_label,
+)
 from effscale.search import fidelity
 from effscale.search.aliases import coefficient_aliases, phi_range
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
@@ -89,8 +96,25 @@ def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dic
     doc["tied_with_winner"] = decision.tied if decision is not None else selection.tied
     if selection.stability:
         doc["rank_stability"] = selection.stability
+    phi = search_phi(settings)
+    if winner is not None and phi != 1:
+        # The grid holds multipliers at the search's phi; derive applies alpha**phi, so the
+        # file holds alpha = depth**(1/phi) (>= 1 whether the search grew or shrank).
+        doc["multipliers_at_phi"] = {k: doc[k] for k in ("alpha", "beta", "gamma")}
+        doc.update({k: round(float(doc[k]) ** (1 / phi), 6) for k in ("alpha", "beta", "gamma")})
+    doc[CHECKED_KEY] = [phi]
+    doc["reach"] = (f"checked at φ = {phi_label(phi)} only (a search): derive extrapolates "
+                    "beyond it; `effscale compare --coefficients coefficients.yaml --phi "
+                    f"{phi_label(phi)},{phi_label(phi + 1 if phi > 0 else phi - 1)}` checks "
+                    "further and records it here")
     doc["tool_version"] = __version__
     return doc
+
+
+def search_phi(settings: dict[str, Any]) -> float:
+    """The phi a search's candidates cost: log2 of its target (1 for 2x the base)."""
+    target = float((settings.get("grid") or {}).get("target", 2.0))
+    return round(math.log2(target), 6)
 
 
 def undecided_reason(selection: Selection) -> str:
@@ -174,7 +198,7 @@ def _precision(doc: dict[str, Any], settings: dict[str, Any], rules: Any) -> dic
     that build the same proxy model (see :mod:`effscale.search.aliases`)."""
 
     grid = settings.get("grid")
-    if not grid:
+    if not grid or search_phi(settings) != 1:  # aliases are of phi = 1 grid points
         return {}
     spec = GridSpec(**grid)
     base = get_base(settings["base"])
