@@ -18,7 +18,6 @@ from effscale.errors import EffscaleError
 from effscale.report.html import write_run_report
 from effscale.scaling.derive import (
     PAPER_COEFFICIENTS,
-    PHI_BOUNDS,
     check_phi,
     load_coefficients,
     parse_phis,
@@ -34,10 +33,7 @@ def register(app: typer.Typer) -> None:
 
 def compare(
     *,
-    phi: Annotated[str, typer.Option(
-        "--phi", help="Target: 2^φ × the base's cost (1: ≈2×, -1: half). Several values (1,2,3 "
-                      "or a range 1-3) make a scaling curve: every model at every φ, one "
-                      f"figure and a test per φ; {PHI_BOUNDS}.")] = "1",
+    phi: opt.PhiCurve = "1",
     coefficients: opt.CoefficientSets = None,
     paper: Annotated[bool, typer.Option(
         "--paper", help="Add the paper's 1.2/1.1/1.15 as one more compound model, named "

@@ -157,9 +157,16 @@ CounterOpt = Annotated[Counter, typer.Option(
     help="FLOP counter: fvcore (traces a real forward pass) or torch (FlopCounterMode on the "
          "meta device: conv+linear only, fast and light for big models; used anyway when "
          "fvcore is missing or cannot trace).")]
-# --phi: compare's one target, derive's list of configs to write.
-PhiTarget = Annotated[float, typer.Option(
-    help=f"Compound coefficient: target FLOPs ≈ 2^φ × the base (1: ≈2×, 2: ≈4×); {PHI_BOUNDS}.")]
+# --phi: the search's one target, compare's target(s), derive's list of configs to write.
+PhiSearch = Annotated[float, typer.Option(
+    help="The candidates' cost: 2^φ × the base's at full size (1: twice, the paper's setup; "
+         "-1: half, a search for shrinking, with α, β, γ ≤ 1 on the grid and β solved down to "
+         "the width-only point). coefficients.yaml holds α = depth^(1/φ) (and β, γ alike), so "
+         f"derive applies it at any φ; {PHI_BOUNDS}.")]
+PhiCurve = Annotated[str, typer.Option(
+    help="Target: 2^φ × the base's cost (1: ≈2×, -1: half). Several values (1,2,3 or a range "
+         "1-3) make a scaling curve: every model at every φ, one figure and a test per φ; "
+         f"{PHI_BOUNDS}.")]
 Phis = Annotated[str, typer.Option(
     help="Compound coefficient(s) to write: one value (7, 0.5, -1), a range (0-7) or a comma "
          f"list; {PHI_BOUNDS}.")]

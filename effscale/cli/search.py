@@ -296,11 +296,7 @@ def register(app: typer.Typer) -> None:
 
 def search(
     *,
-    phi: Annotated[float, typer.Option(
-        help="The candidates' cost: 2^φ × the base's at full size (1: twice, the paper's "
-             "setup; -1: half, a search for shrinking, with α, β, γ ≤ 1 on the grid and β "
-             "solved down to the width-only point). coefficients.yaml holds α = depth^(1/φ) "
-             "(and β, γ alike), so derive applies it at any φ.")] = 1.0,
+    phi: opt.PhiSearch = 1.0,
     alpha_max: Annotated[float | None, typer.Option(help="Largest α on the grid.")] = None,
     beta_max: Annotated[float, typer.Option(help="Largest β on the grid / solved β.")] = 1.5,
     gamma_max: Annotated[float | None, typer.Option(help="Largest γ on the grid.")] = None,

@@ -65,7 +65,8 @@ MEANINGS = {
               "ImportedCheckpointOut"),
     "--resolution": ("ProxyResolution", "TrainResolution"),  # flops: TrainResolution's text
     "--repeats": ("BaseRepeats", "ModelRepeats"),  # search: the base's seeds; compare: all
-    "--phi": ("PhiTarget", "Phis"),  # compare: a float target; derive: values to write
+    # search: one target; compare: target(s), a curve; derive: values to write
+    "--phi": ("PhiSearch", "PhiCurve", "Phis"),
     "--coefficients": ("CoefficientSets", "CoefficientsFile"),
     "--beta": ("BetaModeOpt", "BetaCoefficient"),  # search: solve|grid; derive: a float
     "--runtime": ("RuntimesOpt", "RuntimeOpt"),  # cost: a comma list; search, compare, derive:
