@@ -118,8 +118,8 @@ def report(records: list[dict], val_sizes: list[int]) -> None:
     by = {_key(r): r for r in records}
     epochs = sorted({r["epochs"] for r in records})
     seeds = sorted({r["seed"] for r in records})
-    print(f"\nseed noise over {len(seeds)} seeds (validation accuracy points)")
-    print(f"{'model':20} {'epochs':>6} {'val N':>6} {'mean':>7} {'seed std':>8} "
+    print(f"\nseed noise over up to {len(seeds)} seeds (validation accuracy points)")
+    print(f"{'model':20} {'epochs':>6} {'seeds':>5} {'val N':>6} {'mean':>7} {'seed std':>8} "
           f"{'binomial':>8} {'x base-line std':>15}")
     base_line: dict[str, float] = {}
     for model, e, n_val in product(MODELS, epochs, val_sizes):
@@ -131,11 +131,12 @@ def report(records: list[dict], val_sizes: list[int]) -> None:
         std = stats.seed_std(accs)
         mean = float(np.mean(accs))
         base_line.setdefault(model, std)
-        print(f"{model:20} {e:>6} {n_val:>6} {mean:>7.2%} {std * 100:>8.2f} "
+        print(f"{model:20} {e:>6} {len(accs):>5} {n_val:>6} {mean:>7.2%} {std * 100:>8.2f} "
               f"{math.sqrt(mean * (1 - mean) / n_val) * 100:>8.2f} "
               f"{std / base_line[model] if base_line[model] else float('nan'):>15.2f}")
     print("\ncandidate - base, per epochs and validation size (points)")
-    print(f"{'epochs':>6} {'val N':>6} {'mean diff':>9} {'paired sd':>9} {'unpaired sd':>11} "
+    print(f"{'epochs':>6} {'pairs':>5} {'val N':>6} {'mean diff':>9} {'paired sd':>9} "
+          f"{'unpaired sd':>11} "
           f"{'paired/unpaired':>15} {'MDE n=2':>8} {'n=3':>6} {'n=5':>6}")
     a, b = list(MODELS)
     for e, n_val in product(epochs, val_sizes):
@@ -150,7 +151,8 @@ def report(records: list[dict], val_sizes: list[int]) -> None:
         sd_p, sd_u = stats.seed_std(paired), stats.seed_std(unpaired)
         pooled, _dof = stats.pooled_seed_noise([[acc[(m, s)] for s in common] for m in MODELS])
         mdes = [mde(pooled, n, 2 * (n - 1)) * 100 for n in (2, 3, 5)]
-        print(f"{e:>6} {n_val:>6} {np.mean(paired) * 100:>+9.2f} {sd_p * 100:>9.2f} "
+        print(f"{e:>6} {len(common):>5} {n_val:>6} {np.mean(paired) * 100:>+9.2f} "
+              f"{sd_p * 100:>9.2f} "
               f"{sd_u * 100:>11.2f} {sd_p / sd_u if sd_u else float('nan'):>15.2f} "
               + " ".join(f"{m:>6.2f}" for m in mdes))
     seconds: dict[tuple[str, int], list[float]] = {}

@@ -237,27 +237,6 @@ def pooled_seed_noise(groups: list[list[float]]) -> tuple[float, int]:
     return math.sqrt(sum((len(g) - 1) * seed_std(g) ** 2 for g in kept) / dof), dof
 
 
-def blocked_seed_noise(tables: list[dict[int, float]]) -> tuple[float, int]:
-    """Seed noise of a difference when the models share their seeds (the same seed index
-    draws the same data order and flips for every model, so part of a seed's luck is common
-    to all of them and cancels in a difference).
-
-    ``tables``: per model, accuracy by seed index, every model with the same seeds. The
-    two-way additive fit (model + seed) leaves residuals whose std ``s_r`` on
-    ``(m - 1)(n - 1)`` degrees of freedom gives ``Var(mean_a - mean_b) = s_r^2 (1/n + 1/n)``,
-    the same form as the pooled estimate, so it drops into :func:`compare`. ``(0.0, 0)`` when
-    the seeds are not shared (fewer than two models or two seeds, or different seed sets)."""
-    if len(tables) < 2 or any(set(t) != set(tables[0]) for t in tables):
-        return 0.0, 0
-    seeds = sorted(tables[0])
-    if len(seeds) < 2:
-        return 0.0, 0
-    y = np.array([[t[s] for s in seeds] for t in tables], dtype=np.float64)
-    residual = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
-    dof = (y.shape[0] - 1) * (y.shape[1] - 1)
-    return float(math.sqrt(float((residual ** 2).sum()) / dof)), dof
-
-
 def pooled_seed_std(groups: list[list[float]]) -> float:
     """The std of :func:`pooled_seed_noise` alone; 0 if no group has two values."""
     return pooled_seed_noise(groups)[0]

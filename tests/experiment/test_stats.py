@@ -349,24 +349,3 @@ def test_holm_family_with_looks_multiplies_the_adjusted_p() -> None:
     with pytest.raises(ValueError):
         stats.holm_family([alone], looks=0)
 
-
-def test_blocked_seed_noise_removes_the_shared_seed_effect() -> None:
-    """Two models whose seeds move together (a shared data order): the within-model std
-    is large, the residual of model + seed is what is left of a difference."""
-    base = {0: 0.60, 1: 0.64, 2: 0.56}
-    cand = {0: 0.63, 1: 0.67, 2: 0.59}  # base + 3 points at every seed
-    noise, dof = stats.blocked_seed_noise([base, cand])
-    assert dof == 2 and noise == pytest.approx(0.0, abs=1e-12)
-    pooled, pooled_dof = stats.pooled_seed_noise([list(base.values()), list(cand.values())])
-    assert pooled_dof == 4 and pooled == pytest.approx(0.04)
-    # residuals by hand: 3 models x 2 seeds, dof (3 - 1)(2 - 1) = 2
-    y = np.array([[0.60, 0.62], [0.65, 0.66], [0.70, 0.74]])
-    r = y - y.mean(1, keepdims=True) - y.mean(0, keepdims=True) + y.mean()
-    noise, dof = stats.blocked_seed_noise([{0: a, 1: b} for a, b in y])
-    assert dof == 2 and noise == pytest.approx(float(np.sqrt((r ** 2).sum() / 2)))
-
-
-def test_blocked_seed_noise_needs_the_same_seeds() -> None:
-    assert stats.blocked_seed_noise([{0: 0.5, 1: 0.6}]) == (0.0, 0)
-    assert stats.blocked_seed_noise([{0: 0.5, 1: 0.6}, {0: 0.5, 2: 0.6}]) == (0.0, 0)
-    assert stats.blocked_seed_noise([{0: 0.5}, {0: 0.6}]) == (0.0, 0)

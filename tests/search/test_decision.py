@@ -123,33 +123,6 @@ def test_near_chance_base_is_no_signal() -> None:
     assert decide(rows, ["base", "w"], 1, 10).verdict.startswith("NO SIGNAL")
 
 
-def _seeded(name: str, *hits: int) -> Row:
-    """A model whose i-th accuracy comes from seed index i (confirmation rounds)."""
-    out = row(name, *hits)
-    out.seeds = list(range(len(hits)))
-    return out
-
-
-def test_shared_seeds_use_the_paired_noise() -> None:
-    """Seeds that move every model together (a shared data order): the within-model std is
-    4 points, so the pooled test cannot separate a 3-point margin; the model x seed residual
-    is small, and the paired test does."""
-    hits = [(1200, 1280, 1120), (1260, 1342, 1178), (1150, 1228, 1071)]
-    paired = decide(rows_of(*(_seeded(n, *h) for n, h in zip(ORDER, hits))), ORDER, 2, 10)
-    pooled = decide(rows_of(*(row(n, *h) for n, h in zip(ORDER, hits))), ORDER, 2, 10)
-    assert paired.paired and not pooled.paired
-    assert paired.seed_dof == 4 and pooled.seed_dof == 6
-    assert paired.seed_std < 0.005 < 0.03 < pooled.seed_std
-    assert paired.signal and not pooled.signal
-    assert "paired-seed noise" in paired.verdict
-    assert paired.to_dict()["seed_noise_method"].startswith("paired")
-
-
-def test_different_seed_sets_fall_back_to_the_pooled_noise() -> None:
-    rows = rows_of(_seeded("base", 1000, 1010), _seeded("w", 1200, 1210, 1190))
-    assert not decide(rows, ["base", "w"], 1, 10).paired
-
-
 def test_missing_confirmation_is_undecided() -> None:
     d = decide(rows_of(row("base", 1000, 1010)), ORDER, looks=1, num_classes=10)
     assert not d.decided and d.verdict.startswith("UNDECIDED: the screening's winner")
@@ -205,7 +178,7 @@ def _null_runs(runs: int, candidates: int, seed: int, shared: float = 0.0
 @pytest.mark.parametrize("shared", [0.0, 0.15])
 def test_null_simulation_keeps_false_claims_under_five_percent(shared: float) -> None:
     """Defect 2: with every model identical, the select-then-confirm procedure (sequential
-    looks and the paired seed noise included) claims a separation in at most 5 % of 1,000
+    looks included) claims a separation in at most 5 % of 1,000
     simulated runs, with or without a seed effect shared by the models, and the winner's
     confirmation accuracy is unbiased while its screening accuracy is not."""
     rate, screen_bias, confirm_bias = _null_runs(1000, candidates=5, seed=1, shared=shared)
