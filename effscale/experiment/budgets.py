@@ -82,7 +82,7 @@ BUDGETS: dict[str, Budget] = {
         description="the embedded synthetic set, learned for real in minutes on a CPU: "
                     "width-only, depth-only and resolution+width at 2x full-size FLOPs "
                     "screened once; the base and the winner confirmed on 2-3 fresh seeds",
-        expected="about 3.5 min on 2 CPU cores (3 min 31 s measured)",
+        expected="about 3 min on 2 CPU cores (179 s measured, FLOPs cached)",
     ),
     "quick": Budget(
         "quick", train_size=10000, val_size=5000, epochs=3, batch_size=64, resolution=20,
