@@ -82,7 +82,8 @@ BUDGETS: dict[str, Budget] = {
         description="the embedded synthetic set, learned for real in minutes on a CPU: "
                     "width-only, depth-only and resolution+width at 2x full-size FLOPs "
                     "screened once; the base and the winner confirmed on 2-3 fresh seeds",
-        expected="about 3 min on 2 CPU cores (179 s measured, FLOPs cached)",
+        expected="3-4 min on 2 CPU cores (4.1 min measured in a fresh clone, 179 s with "
+                 "the FLOPs cached)",
     ),
     "quick": Budget(
         "quick", train_size=10000, val_size=5000, epochs=3, batch_size=64, resolution=20,
