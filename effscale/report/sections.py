@@ -420,6 +420,15 @@ def compare_records(run: RunData) -> dict[str, dict[str, Any]]:
     return {r["model"]: r for r in doc.get("models", []) if isinstance(r, dict) and "model" in r}
 
 
+def run_picture(run: RunData, name: str, alt: str) -> list[str]:
+    """The run's own picture ``name`` (written by the run when it stops), as a one-item list,
+    marked as possibly behind while the run goes on; empty when there is none yet."""
+    if (plot := run.file(name)) is None:
+        return []
+    note = "" if run.finished else " (written when the run last stopped: may be behind)"
+    return [image(plot.read_bytes(), alt, name + note)]
+
+
 def curve_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     """A scaling curve: the per-phi tests first, then the figure and the table (curve.yaml,
     written at every stop), seed noise, settings."""
@@ -463,11 +472,7 @@ def curve_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                     "proxy px", "val acc", "95 % interval", "seeds", "state"], table_rows,
                    caption="every direction solved to 2^φ × the base's cost measured at full "
                            "size, trained as a proxy; the base is every direction's φ = 0")
-    pictures = []
-    if (plot := run.file("curve.png")) is not None:
-        note = "" if run.finished else " (written when the run last stopped: may be behind)"
-        pictures.append(image(plot.read_bytes(), "accuracy against measured cost per "
-                              "direction", "curve.png" + note))
+    pictures = run_picture(run, "curve.png", "accuracy against measured cost per direction")
     sections = [
         Section("curve", "Scaling curves", plot_section(
             pictures, "curve.png is written when the run stops.") + points),
@@ -515,11 +520,7 @@ def compare_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                    caption=f"every model solved to 2^{target:g} × the base's FLOPs measured at "
                            "full size (conv+linear), trained as a proxy; validation accuracy "
                            "on the held-out split")
-    pictures = []
-    if (plot := run.file("compare.png")) is not None:
-        note = "" if run.finished else " (written when the run last stopped: may be behind)"
-        pictures.append(image(plot.read_bytes(), "accuracy per model and against measured "
-                              "FLOPs", "compare.png" + note))
+    pictures = run_picture(run, "compare.png", "accuracy per model and against measured FLOPs")
     if (pareto := run.file(PARETO_FILE)) is not None:
         pictures.append(image(pareto.read_bytes(), "accuracy against cost", PARETO_FILE))
     families = "".join(
