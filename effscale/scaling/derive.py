@@ -319,7 +319,7 @@ def match_flops(
         cost = None  # FLOPs through ``measure``, exactly as without a cost
     base_value = measure(attach(base_config)).flops if cost is None else \
         cost(attach(base_config))
-    target = 2.0 ** phi * base_value
+    target = 2.0 ** phi * base_value if phi else None  # phi 0: the base itself
     coeffs = (coefficients.alpha, coefficients.beta, coefficients.gamma)
     solved = solve_direction(base_config, coeffs, target, rules, measure,
                              name=derived_name(base, phi), build=attach, cost=cost)

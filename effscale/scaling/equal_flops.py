@@ -257,12 +257,14 @@ def direction_config(base: ModelConfig, coefficients: tuple[float, float, float]
                         name=name or base.name)
 
 
-def solve_direction(base: ModelConfig, coefficients: tuple[float, float, float], target: float,
+def solve_direction(base: ModelConfig, coefficients: tuple[float, float, float],
+                    target: float | None,
                     rules: ScalingRules, measure: Measurer, name: str = "compound",
                     build: Callable[[ModelConfig], ModelConfig] | None = None,
                     cost: CostMeasurer | None = None) -> Scaled:
     """``base`` scaled along ``coefficients`` (depth ``alpha**s``, width ``beta**s``,
-    resolution ``gamma**s``) to the measured FLOPs (or ``cost``) closest to ``target``.
+    resolution ``gamma**s``) to the measured FLOPs (or ``cost``) closest to ``target``;
+    ``None``: the base's own, which the base itself meets (``s = 0``).
 
     The returned :class:`Scaled` has ``multiplier`` = the solved ``s`` ("effective phi"),
     its ``flops_ratio`` over the base's measured FLOPs and its ``target_error``, which may exceed
@@ -288,8 +290,13 @@ def solve_direction(base: ModelConfig, coefficients: tuple[float, float, float],
 
     base_flops = measure(post(base)).flops
     base_value = as_cost(cost or measure)(post(base))
-    reach = max(MAX_MULTIPLIER, 16 * target / base_value, 16 * base_value / target)
-    m, config = solve(config_at, target, cost or measure, max_multiplier=reach)
+    if target is None:
+        # The base's own cost (phi = 0): the base is the answer. A solver would re-measure
+        # configs near it, and a timed cost's noise would move it (to s = -1.14 once).
+        target, m, config = base_value, 1.0, config_at(1.0)
+    else:
+        reach = max(MAX_MULTIPLIER, 16 * target / base_value, 16 * base_value / target)
+        m, config = solve(config_at, target, cost or measure, max_multiplier=reach)
     s = s_of(m)
     depth, width, resolution = direction_multipliers(coefficients, s)
     return Scaled(name, s, depth, width, resolution, config, complexity=measure(config),

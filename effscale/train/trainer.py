@@ -34,6 +34,7 @@ from effscale.model.builder import build_model
 from effscale.model.config import ModelConfig
 from effscale.train.memory import Retry, retry_evaluation
 from effscale.train.placement import DeviceData, cuda_device, to_device
+from effscale.train.precise_bn import recompute_bn_stats
 from effscale.train.precision import Precision, choose_precision
 
 # Per-channel mean and std of CIFAR-10; close enough for any natural-image proxy.
@@ -62,6 +63,9 @@ class Recipe:
     zero_init_residual: bool = True
     stem_stride: int | None = None
     eval_batch_size: int = 500
+    # Training images whose statistics replace the batch norms' running ones before each
+    # validation (effscale.train.precise_bn); 0: the running statistics as trained.
+    precise_bn: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -284,6 +288,10 @@ class ProxyTrainer:
         self.train = DeviceData(resize_images(train_images, resolution), train_labels, device)
         self.val = DeviceData(resize_images(val_images, resolution), val_labels, device)
         self.eval_batch_size = recipe.eval_batch_size
+        # A fixed sample, drawn from its own stream so the training's is untouched.
+        self.bn_sample = self.train.order(torch.randperm(
+            len(self.train), generator=torch.Generator().manual_seed(seed + 7919)
+        )[:recipe.precise_bn]) if recipe.precise_bn > 0 else None
         self.steps = max(1, len(self.train) // recipe.batch_size)  # no ragged batch
         self.optimizer = make_optimizer(self.model, recipe)
         self.schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -340,6 +348,7 @@ class ProxyTrainer:
             result.compile_seconds = split_compile_time(first_step, elapsed, self.steps)
             elapsed -= result.compile_seconds
         val_start = time.perf_counter()
+        self._recompute_bn_stats()
         accuracy, hits = self._evaluate()
         result.val_seconds += time.perf_counter() - val_start
         result.val_correct = hits
@@ -366,6 +375,20 @@ class ProxyTrainer:
             self.scaler.step(self.optimizer)
             self.scaler.update()
         self.schedule.step()
+
+    def _recompute_bn_stats(self) -> None:
+        """Precise batch-norm statistics from ``recipe.precise_bn`` training images (no
+        augmentation), when the recipe asks for them."""
+        if self.bn_sample is None:
+            return
+        size = self.recipe.batch_size
+        batches = []
+        for start in range(0, len(self.bn_sample), size):
+            images, _ = self.train.batch(self.bn_sample[start:start + size])
+            batches.append(normalize(images, self.device)
+                           .contiguous(memory_format=torch.channels_last))
+        with self.precision.autocast(self.device):
+            recompute_bn_stats(self.model, batches)
 
     def _evaluate(self) -> tuple[float, torch.Tensor]:
         """Validation at the evaluation batch size, halved on out-of-memory errors (the

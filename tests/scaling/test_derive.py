@@ -3,6 +3,7 @@ what ``effscale derive`` writes today."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -280,6 +281,28 @@ def test_match_cost_lands_within_tolerance_of_a_fake_cost(phi: float) -> None:
     if phi:
         assert matched.flops_ratio != pytest.approx(matched.cost_ratio, rel=0.01)
         assert matched.config.provenance.source.startswith("derive-matched s=")
+
+
+class JitteryLatency(FakeLatency):
+    """FakeLatency with timing noise: every measurement is off by up to +-25 %."""
+
+    def __init__(self) -> None:
+        self.rng = random.Random(3)
+
+    def __call__(self, config: ModelConfig) -> float:
+        return super().__call__(config) * self.rng.uniform(0.75, 1.25)
+
+
+def test_phi_0_matched_to_a_noisy_cost_is_the_base_itself() -> None:
+    # Timing noise once solved phi 0 to s = -1.14 (a smaller model that happened to time
+    # like the base); the base is its own match, whatever the noise.
+    from effscale.scaling.derive import match_cost
+    from effscale.scaling.equal_flops import Measurer
+
+    matched = match_cost(PAPER, 0.0, JitteryLatency(), measure=Measurer("torch", conv_linear=True))
+    assert matched.s == 0.0
+    base = derive_config(PAPER, 0)
+    assert (matched.config.stages, matched.config.resolution) == (base.stages, base.resolution)
 
 
 def test_solve_direction_on_a_cost_reports_both_ratios() -> None:
