@@ -105,7 +105,7 @@ BUDGETS: dict[str, Budget] = {
         "standard", train_size=45000, val_size=5000, epochs=10, batch_size=128, resolution=22,
         step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=1, pruner="halving",
         flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_seeds=3,
-        confirm_max_seeds=6,
+        confirm_max_seeds=6, precise_bn=512,
         description="NNI-like grid (alpha step 0.1, gamma step 0.05 = 22..32 px), beta "
                     "solved; for GPUs",
         expected="hours on a CPU; not yet measured on a GPU",
@@ -114,7 +114,7 @@ BUDGETS: dict[str, Budget] = {
         "full", train_size=0, val_size=5000, epochs=30, batch_size=128, resolution=22,
         step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=1, pruner="halving",
         flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_seeds=3,
-        confirm_max_seeds=6,
+        confirm_max_seeds=6, precise_bn=512,
         description="for GPUs: all training images, 30 epochs, the standard grid",
         expected="not yet measured",
     ),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from effscale.datasets import synthetic
 from effscale.experiment.results import Row
 from effscale.model.config import load_config
 from effscale.model.rounding import round_resolution
@@ -78,7 +79,7 @@ def test_smoke_coefficients_and_configs(smoke_run: tuple[Path, int, str, str], c
             "flops_ratio_measured", "signal", "verdict", "method"} <= set(doc)
     assert min(doc["alpha"], doc["beta"], doc["gamma"]) >= 1.0
     b1 = load_config(out / "configs" / "b1.yaml")
-    assert b1.num_classes == 10
+    assert b1.num_classes == len(synthetic.CLASSES) == 6
     assert b1.resolution == round_resolution(224 * doc["gamma"], 8)  # full size, not proxy
     assert b1.provenance.alpha == doc["alpha"] and b1.provenance.phi == 1.0
     code, stdout, _ = cli("flops", out / "configs" / "b2.yaml", "--json", "--counter", "torch")
@@ -117,7 +118,7 @@ def test_smoke_undecided_family_is_marked_everywhere(smoke_run: tuple[Path, int,
     for path in (out / "configs").glob("b*.yaml"):
         first = path.read_text().splitlines()[0]
         assert first.startswith("# UNDECIDED: effscale search did not separate"), path
-        assert load_config(path).num_classes == 10  # still a valid config
+        assert load_config(path).num_classes == 6  # still a valid config, with the classes
     assert "caveat: UNDECIDED" in stderr
     stages = doc["stages"]
     assert stages["screening"]["trainings"] == 5

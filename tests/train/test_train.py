@@ -44,7 +44,7 @@ def test_train_json_and_checkpoint_reproduce_accuracy(cli: Cli, tmp_path: Path) 
     assert doc["checkpoint"] == str(target)
 
     config, model = effscale.load_checkpoint(target)
-    assert (config.num_classes, config.resolution, config.dropout) == (10, 16, 0.0)
+    assert (config.num_classes, config.resolution, config.dropout) == (6, 16, 0.0)
     assert not model.training
     # The same split the command trained on: the search's holdout of the same data.
     from effscale.experiment.budgets import budget_recipe, get_budget
