@@ -86,8 +86,8 @@ BUDGETS: dict[str, Budget] = {
                     "width-only, depth-only and resolution+width at 2x full-size FLOPs "
                     "screened once; the base and the winner confirmed on 2-3 fresh seeds; "
                     "batch-norm statistics recomputed on 512 images before each validation",
-        expected="4-5 min on 2 CPU cores (4.1 min measured with the FLOPs cached, decided "
-                 "after 2 confirmation seeds)",
+        expected="3-5 min on 2 CPU cores (3.4 min measured in a fresh clone, 4.1 min in "
+                 "another run; decided after 2 confirmation seeds)",
     ),
     "quick": Budget(
         "quick", train_size=10000, val_size=5000, epochs=3, batch_size=64, resolution=20,
