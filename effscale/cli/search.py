@@ -67,7 +67,7 @@ def feasible_table(candidates: list[Candidate], dropped: list[Skipped], grid_poi
                    ) -> Table:
     cost = next((c.cost for c in candidates if c.cost != "flops"), None)
     table = render.data_table(
-        f"feasible set: {len(candidates) - 1} distinct φ=1 models at equal full-size "
+        f"feasible set: {len(candidates) - 1} distinct candidate models at equal full-size "
         f"{cost or 'FLOPs'} "
         f"from {grid_points} grid points (+ the base)"
         + (f"; {len(dropped)} left out (below)" if dropped else ""),

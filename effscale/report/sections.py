@@ -282,8 +282,8 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     points = settings.get("feasible_grid_points")
     feasible = table(["candidate", *cost_heads, "params (full)", "same model as", "state"],
                      feasible_rows,
-                     caption=f"{len(feasible_rows) - 1} distinct φ=1 models at equal full-size "
-                             f"{cost if costed else 'FLOPs'} (+ the base)"
+                     caption=f"{len(feasible_rows) - 1} distinct candidate models at equal "
+                             f"full-size {cost if costed else 'FLOPs'} (+ the base)"
                              + (f", from {points} grid points" if points else "")
                              + "; a model not started yet shows the α, β, γ of its name")
     timing = settings.get("cost_timing") or {}  # how far a timed cost holds on this machine

@@ -316,6 +316,8 @@ def test_feasible_table_of_a_latency_search_names_its_cost_and_marks_uncertain_t
     console.print(feasible_table(kept, skipped, len(kept) - 1 + len(skipped)))
     text = console.export_text()
     assert "models at equal full-size latency from" in text and "FLOPs from" not in text
+    # the same table heads a search at any --phi (-1 shrinks): it names no phi
+    assert "distinct candidate models" in text and "φ=1" not in text
     marked = 0
     for c in kept:
         line = next(line for line in text.splitlines() if line.startswith(f"│ {c.key} "))
