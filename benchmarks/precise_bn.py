@@ -34,6 +34,10 @@ MODELS = {"base": (1.0, 1.0, 1.0), "a1.00_b1.11_g1.300": (1.0, 1.111, 1.3)}
 SAMPLE = 512
 
 
+def sd(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
 def readings(trainer: ProxyTrainer) -> tuple[float, float]:
     """(running, precise) validation accuracy of the trainer's current weights."""
     running = trainer.result.val_accuracy
@@ -82,7 +86,6 @@ def main() -> None:
         for epoch, pairs in enumerate(per_epoch, 1):
             running = [100 * r for r, _ in pairs]
             precise = [100 * p for _, p in pairs]
-            sd = (lambda xs: statistics.stdev(xs) if len(xs) > 1 else 0.0)
             ratio = sd(precise) / sd(running) if sd(running) else float("nan")
             print(f"{name:20s} {px} px epoch {epoch}: running {statistics.mean(running):6.2f} "
                   f"± {sd(running):5.2f}   precise {statistics.mean(precise):6.2f} "

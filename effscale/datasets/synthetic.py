@@ -6,7 +6,7 @@ background colours with random contrast and a little Gaussian noise:
 - three **fine textures** (vertical stripes, horizontal stripes, a checkerboard) whose period,
   2.6-3.0 px at the native 32 px, lies beyond what a 20 px input can resolve (under 2 px
   there) and within what a 26 px input can (2.1-2.5 px): on this set resolution pays, so a
-  search has a real difference to find, and finds it the same way seed after seed;
+  search has a real difference to find;
 - three **coarse shapes** (a disc, a square, a ring) that any input size shows.
 
 Every class is its own mirror image, so the training's horizontal flips never turn one class

@@ -130,7 +130,8 @@ def default_budget(dataset: str) -> str:
 
 
 def budget_recipe(budget: Budget) -> Recipe:
-    """The training recipe a budget implies (its epochs and batch size; defaults otherwise)."""
+    """The training recipe a budget implies (its epochs, batch size and precise-BN sample;
+    defaults otherwise)."""
     return Recipe(epochs=budget.epochs, batch_size=budget.batch_size,
                   precise_bn=budget.precise_bn)
 

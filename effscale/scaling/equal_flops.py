@@ -292,7 +292,7 @@ def solve_direction(base: ModelConfig, coefficients: tuple[float, float, float],
     base_value = as_cost(cost or measure)(post(base))
     if target is None:
         # The base's own cost (phi = 0): the base is the answer. A solver would re-measure
-        # configs near it, and a timed cost's noise would move it (to s = -1.14 once).
+        # configs near it, and a timed cost's noise would move it off the base.
         target, m, config = base_value, 1.0, config_at(1.0)
     else:
         reach = max(MAX_MULTIPLIER, 16 * target / base_value, 16 * base_value / target)

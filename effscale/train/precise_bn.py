@@ -28,7 +28,7 @@ def recompute_bn_stats(model: nn.Module, batches: list[torch.Tensor]) -> int:
     """Replace every batch norm's running statistics by their exact average over ``batches``
     (already normalised inputs), and return how many batch norms were updated.
 
-    The model is left in eval mode; each batch norm's momentum is restored afterwards.
+    The model is left in the mode it was in; each batch norm's momentum is restored.
     """
     norms = batch_norms(model)
     if not norms or not batches:
