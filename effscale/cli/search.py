@@ -226,8 +226,10 @@ def print_selection(selection: Any, run_dir: Path) -> None:
     matched = " configs/matched/" if (run_dir / "configs" / "matched").is_dir() else ""
     pareto = " pareto.csv pareto.png" if (run_dir / "pareto.png").is_file() else ""
     page = " report.html" if (run_dir / "report.html").is_file() else ""
+    family = sorted((p.stem for p in (run_dir / "configs").glob("*.yaml")),
+                    key=lambda name: (len(name), name))
     say(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml configs/ "
-        f"(phi 0-7){matched} search.png{pareto}{page}")
+        f"({' '.join(family)}){matched} search.png{pareto}{page}")
 
 
 def stages_line(stages: dict[str, Any]) -> str:
@@ -276,7 +278,7 @@ def stability_line(stability: dict[str, Any]) -> str:
             f"wins per seed: {wins}")
 
 
-def stage_plan(budget: Any) -> str:
+def stage_plan(budget: Any, target: float = 2.0) -> str:
     """The run's two stages in one line, before it starts."""
     screening = (f"screening: every candidate once ({budget.epochs} epochs"
                  + (f", the base under {budget.repeats} seeds" if budget.repeats > 1 else "")
@@ -285,7 +287,7 @@ def stage_plan(budget: Any) -> str:
                  + ") chooses the winner")
     if not budget.confirm_top:
         return screening + "; no confirmation stage, so the run cannot decide"
-    plan = ConfirmPlan.of(budget)
+    plan = ConfirmPlan.of(budget, target=target)
     return f"{screening}; then {plan.describe(budget.epochs)} (the verdict comes from these)"
 
 
@@ -365,8 +367,11 @@ def search(
     every confirmed candidate vs the base and every confirmed pair, times the number of
     looks, and for each comparison the smallest difference it could detect with 80 % power.
     The answer is the first candidate in the screening's order separated above the base
-    with none separated above it: the screening's pick when it qualifies. An undecided
-    answer is written but marked (decided: false, a first line in every config).
+    with none separated above it: the screening's pick when it qualifies. Shrinking (--phi
+    below 0) asks which direction loses least: no candidate is expected to beat the costlier
+    base, so the answer is the first candidate separated above every other confirmed one,
+    and the base is reported as the reference. An undecided answer is written but marked
+    (decided: false, a first line in every config).
 
     --cost latency (or params, activations, train-step) makes the candidates equal in that
     cost instead of FLOPs: β solved on it, the ±5 % window on it, measured on the full-size
@@ -407,7 +412,7 @@ def search(
                          f"{chosen.epochs} epochs, proxy base {chosen.resolution} px; expected "
                          f"wall time {chosen.expected or 'not measured'}", markup=False,
                          highlight=False)
-        render.err.print(stage_plan(chosen), markup=False, highlight=False)
+        render.err.print(stage_plan(chosen, grid.target), markup=False, highlight=False)
     started = time.monotonic()
     outcome = run_with_progress(
         lambda: run_search(settings, events, run.resume_text(), run.dry_run), events)

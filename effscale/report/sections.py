@@ -44,7 +44,9 @@ from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
 from effscale.search.plot import plot_search
 from effscale.search.report import (
     UNDECIDED_HEADER,
+    family_phis,
     search_answer,
+    search_coefficients,
     search_phi,
     undecided_reason,
 )
@@ -67,6 +69,7 @@ class Verdict:
     signal: bool | None = None
     lines: list[str] = field(default_factory=list)
     pick: str | None = None  # a search's answer (decided or not)
+    shrinking: bool = False  # a search below the base's cost: which direction loses least
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -120,15 +123,16 @@ def seed_noise_body(rows: dict[str, Row], comparisons: list[stats.Comparison]) -
 
 
 def family_table(coefficients: Coefficients, base: str, num_classes: int, rules: Any,
-                 caption: str) -> str:
-    """B0-B7 from ``coefficients``: multipliers ``alpha**phi`` ..., the rounded config (input
-    size, blocks, last stage's channels) and its parameters (counted without allocating)."""
+                 caption: str, phis: tuple[int, ...] = tuple(range(8))) -> str:
+    """B0-B7 (or ``phis``) from ``coefficients``: multipliers ``alpha**phi`` ..., the rounded
+    config (input size, blocks, last stage's channels) and its parameters (counted without
+    allocating)."""
     rows = []
-    for phi in range(8):
+    for phi in phis:
         config = derive_config(coefficients, float(phi), base, num_classes, rules)
         with torch.device("meta"):
             params = sum(p.numel() for p in build_model(config).parameters())
-        rows.append([f"b{phi}", str(phi), number(coefficients.alpha ** phi),
+        rows.append([config.name, str(phi), number(coefficients.alpha ** phi),
                      number(coefficients.beta ** phi), number(coefficients.gamma ** phi),
                      str(config.resolution), str(sum(s.repeats for s in config.stages)),
                      str(config.stages[-1].channels), (f"{params:,}", str(params))])
@@ -245,7 +249,8 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                      "extrapolation until a scaling curve (effscale compare --coefficients "
                      "coefficients.yaml --phi 1,2,3) checks it")
     verdict = Verdict(selection.verdict, selection.decided if w is not None else None, lines,
-                      pick=w.candidate if w is not None else None)
+                      pick=w.candidate if w is not None else None,
+                      shrinking=decision is not None and decision.shrinking)
 
     states = states_by_model(run)
     grid = grid_rows(rows)
@@ -316,13 +321,12 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                    "note")
 
     if w is not None:
-        coeffs = Coefficients(float(w.attrs["alpha"]), float(w.attrs["beta"]),
-                              float(w.attrs["gamma"]), base=settings["base"])
+        coeffs = Coefficients(*search_coefficients(w.attrs, settings), base=settings["base"])
         whose = "the winner's" if selection.decided else "the screening's pick's (not decided)"
         caption = (f"{settings['base']} scaled by {whose} α^φ, β^φ, γ^φ (as configs/b*.yaml)"
                    + ("" if run.finished else "; from the CURRENT leader, the run is not done"))
         family = family_table(coeffs, settings["base"], int(settings["num_classes"]),
-                              rules_of(settings), caption)
+                              rules_of(settings), caption, family_phis(settings))
         if not selection.decided:  # the caveat configs/ carry in their first line
             family = para("Caveat: " + UNDECIDED_HEADER.replace(
                 "{why}", undecided_reason(selection)).format(run="").replace("\n", " "),
@@ -551,6 +555,11 @@ def decision_text(verdict: Verdict, finished: bool, kind: str) -> tuple[str, str
             return ("Decided: compound scaling is separated above every other model at equal "
                     "cost.", "On this data and budget, scaling depth, width and resolution "
                     "together beat scaling any one of them.")
+        if verdict.shrinking:
+            return (f"Decided: {verdict.pick} is separated above every other confirmed "
+                    "shrinking direction at equal cost.", "To shrink your network, scale it "
+                    "with its coefficients (coefficients.yaml, configs/); the verdict says "
+                    "how much accuracy that gives up against the base.")
         return (f"Decided: {verdict.pick} is separated above the base at equal cost.",
                 "You can scale your network with its coefficients (coefficients.yaml, "
                 "configs/).")
@@ -563,6 +572,11 @@ def decision_text(verdict: Verdict, finished: bool, kind: str) -> tuple[str, str
                 "better; more seeds (--repeats) or a larger budget may.")
     if verdict.pick is None:
         return ("Not decided: no candidate finished.", "There is no answer to use yet.")
+    if verdict.shrinking:
+        return (f"Not decided: the confirmation did not separate {verdict.pick} (the "
+                "screening's pick) from the other shrinking directions.", "The data do not "
+                "choose how to shrink: any of the tied directions is as good here; rerun "
+                "with a larger --budget or more --confirm-max-seeds to choose.")
     return (f"Not decided: the confirmation did not separate {verdict.pick} (the screening's "
             "pick) from the base.", "Its coefficients are a guess the data did not support: "
             "do not scale a network with them; rerun with a larger --budget or more "

@@ -5,7 +5,8 @@ are retrained with ``factor`` times the epochs on *fresh* seeds (seed indices fr
 :data:`effscale.experiment.settings.FRESH_SEED_OFFSET` on, never used by the screening), one
 round at a time: a round gives each of them one more seed. From ``min_seeds`` seeds on, the
 verdict (:func:`effscale.search.decision.decide`) is computed after every round, and the
-stage stops as soon as the winner is separated from the base, when ``max_seeds`` is reached,
+stage stops as soon as it decides (the winner separated from the base; when shrinking,
+separated above every other confirmed candidate), when ``max_seeds`` is reached,
 or when the next round's estimated time would pass the search's time budget. Each look
 counts: the verdict's p-values are multiplied by the number of looks the plan allows, so
 stopping early does not inflate the false-claim rate.
@@ -47,20 +48,22 @@ class ConfirmPlan:
     max_seeds: int
     time_limit: float | None = None  # seconds of training for the whole search
     workers: int = 1
+    target: float = 2.0  # the candidates' cost over the base's (below 1: shrinking)
 
     @classmethod
-    def of(cls, budget: Budget, workers: int = 1) -> ConfirmPlan:
+    def of(cls, budget: Budget, workers: int = 1, target: float = 2.0) -> ConfirmPlan:
         return cls(budget.confirm_top, budget.confirm_factor, budget.confirm_seeds,
                    max(budget.confirm_seeds, budget.confirm_max_seeds), budget.time_limit,
-                   workers)
+                   workers, target)
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> ConfirmPlan:
         """The plan of a run, from its settings document (settings.yaml)."""
         budget = settings.get("identity", {}).get("budget", {})
         low = int(budget.get("confirm_seeds", 2))
+        target = float((settings.get("grid") or {}).get("target", 2.0))
         return cls(int(budget.get("confirm_top", 0)), int(budget.get("confirm_factor", 2)),
-                   low, max(low, int(budget.get("confirm_max_seeds", low))))
+                   low, max(low, int(budget.get("confirm_max_seeds", low))), target=target)
 
     @property
     def looks(self) -> int:
@@ -71,7 +74,10 @@ class ConfirmPlan:
                  if self.time_limit else "")
         return (f"confirmation: the base and the screening's top {self.top} retrained for "
                 f"{epochs * self.factor} epochs on fresh seeds, {self.min_seeds} to "
-                f"{self.max_seeds} each, one round at a time until decided{limit}")
+                f"{self.max_seeds} each, one round at a time until decided{limit}"
+                + ("; shrinking, so the answer is the candidate separated above the other "
+                   "confirmed ones (the base, which costs more, is the reference)"
+                   if self.target < 1 else ""))
 
 
 def chosen(study: optuna.Study, top: int) -> list[str]:
@@ -136,7 +142,8 @@ def current_decision(study: optuna.Study, plan: ConfirmPlan, num_classes: int,
     if study.user_attrs.get(ATTR) is None:
         return None
     rows = collect_rows(study) if rows is None else rows
-    return decide(confirmation_rows(rows), chosen(study, plan.top), plan.looks, num_classes)
+    return decide(confirmation_rows(rows), chosen(study, plan.top), plan.looks, num_classes,
+                  plan.target)
 
 
 @dataclass

@@ -11,7 +11,13 @@ only; every confirmed candidate against the base, and every pair of confirmed ca
 are one Holm family over the testable ones. The answer is the first candidate in the
 screening's order separated above the base that no confirmed candidate is separated above:
 the screening's pick when it qualifies, so a pick that fails its confirmation does not
-leave the run undecided when another confirmed candidate beats the base. Because the
+leave the run undecided when another confirmed candidate beats the base.
+
+Shrinking (a target below the base's cost, ``search --phi -1``) asks another question: every
+candidate costs a fraction of the base, so none is expected to beat it; what matters is which
+direction loses least. There the answer is the first candidate in the screening's order
+separated above every other confirmed candidate (the same Holm family), and the base is
+reported as the costlier reference, with the points each shrinking direction gives up. Because the
 confirmation adds seeds until it decides, each adjusted p-value is multiplied by the
 number of looks the plan allows (Bonferroni over looks). The smallest difference each
 comparison could detect with 80 % power is computed at the strictest level it faces, and
@@ -37,7 +43,10 @@ METHOD = ("Selection and test are apart: the screening (every candidate once, sh
           "above the base with no confirmed candidate separated above it (the screening's "
           "pick when it qualifies). The confirmation adds a seed to each model per round "
           "until a candidate is separated above the base, so the adjusted p-values are "
-          "also multiplied by the number of looks its plan allows. " + stats.METHOD)
+          "also multiplied by the number of looks its plan allows. When shrinking (a target "
+          "below the base's cost) no candidate is expected to beat the costlier base: the "
+          "answer is then the first candidate separated above every other confirmed "
+          "candidate, and the confirmation runs until one is. " + stats.METHOD)
 CHANCE_MARGIN = 0.05  # a base this close to chance accuracy learned nothing useful
 MORE_SEEDS = (1, 2, 4)  # what the power line prices
 
@@ -83,6 +92,12 @@ class Decision:
     overturned_by: str = ""
     pick: str = ""  # the screening's pick
     tied: list[str] = field(default_factory=list)
+    target: float = 2.0  # the candidates' cost over the base's (below 1: shrinking)
+
+    @property
+    def shrinking(self) -> bool:
+        """The candidates cost less than the base: the question is which loses least."""
+        return self.target < 1
 
     def tied_with(self, name: str) -> list[str]:
         """The confirmed candidates within the noise of ``name`` (testable, not separated)."""
@@ -99,7 +114,11 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         return {
             # the question settled, either way (the answer's own ``decided`` is ``signal``)
-            "separated_from_base": self.decided, "signal": self.signal,
+            "separated_from_base": (self.decided if not self.shrinking else
+                                    self.vs_base is not None and self.vs_base.separated),
+            "signal": self.signal, "target": self.target,
+            # shrinking: the answer is the candidate separated above the other candidates
+            "question": "loses least to the base" if self.shrinking else "beats the base",
             "winner": self.winner.candidate if self.winner else None,
             "seeds": self.seeds, "looks": self.looks,
             "seed_std_pooled": round(self.seed_std, 5), "seed_dof": self.seed_dof,
@@ -116,11 +135,13 @@ class Decision:
         }
 
 
-def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int
-           ) -> Decision:
+def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int,
+           target: float = 2.0) -> Decision:
     """The verdict from confirmation rows (keyed by candidate, the ``confirm/`` prefix
     removed). ``order``: the confirmed models, the base first, then the candidates in the
-    screening's order (its pick first). ``looks``: the plan's number of looks.
+    screening's order (its pick first). ``looks``: the plan's number of looks. ``target``:
+    the candidates' cost over the base's; below 1 (shrinking) the answer is the candidate
+    separated above every other confirmed one instead (see the module's docstring).
 
     One Holm family holds every confirmed candidate against the base and every pair of
     confirmed candidates. The winner is the first candidate, in the screening's order, that
@@ -138,7 +159,7 @@ def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int
     noise, dof = stats.pooled_seed_noise([r.accuracies for r in done.values()])
     seeds = min((len(r.accuracies) for r in done.values()), default=0)
     decision = Decision(pick, base, candidates[1:], [], noise, dof, seeds, looks, False,
-                        False, "", pick=order[1] if len(order) > 1 else "")
+                        False, "", pick=order[1] if len(order) > 1 else "", target=target)
     if pick is None or base is None:
         missing = "the base" if base is None else "the screening's winner"
         decision.verdict = (f"UNDECIDED: {missing} has no finished confirmation training yet, "
@@ -151,6 +172,8 @@ def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int
             f"{CHANCE_MARGIN:.0%} of chance ({chance:.1%}): the proxy did not learn, so "
             "no ranking means anything. Use a larger budget.")
         return decision
+    if decision.shrinking:
+        return _decide_shrinking(decision, candidates, base, noise, dof, looks, len(done))
     winner = _winner(candidates, base, noise, dof, looks)
     decision.winner = winner or pick
     decision.rivals = [c for c in candidates if c is not decision.winner]
@@ -173,6 +196,43 @@ def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int
             decision.decided = decision.signal = False
     decision.verdict = _verdict(decision)
     return decision
+
+
+def _decide_shrinking(decision: Decision, candidates: list[Row], base: Row, noise: float,
+                      dof: int, looks: int, models: int) -> Decision:
+    """Shrinking: the first candidate in the screening's order separated above every other
+    confirmed candidate is the answer; the base is the costlier reference."""
+    pick = candidates[0]
+    winner = _winner_among(candidates, noise, dof, looks, base)
+    decision.winner = winner or pick
+    decision.rivals = [c for c in candidates if c is not decision.winner]
+    decision.comparisons = _family(decision.winner, decision.rivals, base, noise, dof, looks)
+    testable = sum(c.testable for c in decision.comparisons)
+    alpha = stats.ALPHA / max(1, testable) / looks
+    mine = [c for c in decision.comparisons if c.a == decision.winner.candidate]
+    decision.power = [power_of(c, noise, dof, models, alpha) for c in mine if c.testable]
+    decision.decided = decision.signal = winner is not None
+    decision.tied = [c.b for c in mine
+                     if c.b != BASE_KEY and c.testable and not c.separated]
+    if winner is not None and winner.candidate != decision.pick:
+        decision.overturned_by = winner.candidate
+    decision.verdict = _verdict_shrinking(decision)
+    return decision
+
+
+def _winner_among(candidates: list[Row], noise: float, dof: int, looks: int, base: Row
+                  ) -> Row | None:
+    """The first candidate in the screening's order separated above every other confirmed
+    candidate (``None``: fewer than two, or none is)."""
+    if len(candidates) < 2:
+        return None
+    family = _family(candidates[0], candidates[1:], base, noise, dof, looks)
+    above = {(c.a, c.b) for c in family if c.separated and c.margin > 0} | \
+        {(c.b, c.a) for c in family if c.separated and c.margin < 0}
+    for c in candidates:
+        if all((c.candidate, o.candidate) in above for o in candidates if o is not c):
+            return c
+    return None
 
 
 def _family(winner: Row, rivals: list[Row], base: Row, noise: float, dof: int, looks: int
@@ -221,6 +281,51 @@ def power_of(c: stats.Comparison, noise: float, dof: int, models: int, alpha: fl
         df = stats.welch_df(c.example_se, 1_000_000, seed_se, dof + models * k)
         more[k] = stats.detectable(se, df, alpha)
     return Power(c.b, now, c.margin, alpha, more)
+
+
+def _verdict_shrinking(d: Decision) -> str:
+    assert d.winner is not None and d.base is not None
+    where = (f"on {d.seeds} fresh confirmation seed{'s' if d.seeds != 1 else ''} per model, "
+             "unseen by the selection")
+    at = f"at {d.target:.2g}× the base's cost"
+    mine = {c.b: c for c in d.comparisons if c.a == d.winner.candidate}
+    rivals = [mine[r.candidate] for r in d.rivals if r.candidate in mine]
+    if not d.rivals:
+        head = (f"UNDECIDED: shrinking asks which direction loses least {at}, and only "
+                f"{d.winner.candidate} was confirmed (confirm at least two: --confirm-top 2)")
+    elif d.signal:
+        beats = "; ".join(f"{c.b} by {c.margin * 100:.2f} points (95 % interval "
+                          f"{c.low * 100:+.2f} to {c.high * 100:+.2f}; "
+                          f"{stats.format_p(c.p_adjusted, 'adjusted p')})" for c in rivals)
+        head = (f"DECIDED: {d.winner.candidate} keeps the most accuracy {at}: it beats {beats} "
+                f"{where}, over {rivals[0].family if rivals else 0} comparison(s) x {d.looks} "
+                "look(s)")
+    else:
+        parts = []
+        for c in rivals:
+            if not c.testable:
+                parts.append(f"vs {c.b}: not testable ({c.untestable})")
+                continue
+            power = next((p for p in d.power if p.versus == c.b), None)
+            more = ", ".join(f"+{k} seeds: {v * 100:.2f}" for k, v in power.more.items()) \
+                if power else ""
+            state = ("separated ABOVE it" if c.separated and c.margin < 0 else
+                     "within the noise" if not c.separated else "separated")
+            parts.append(f"{c.margin * 100:+.2f} points over {c.b} "
+                         f"({stats.format_p(c.p_adjusted, 'adjusted p')}; {state}"
+                         + (f"; detectable: {power.detectable * 100:.2f} points ({more})"
+                            if power else "") + ")")
+        head = (f"UNDECIDED: no shrinking direction is separated above every other {at} "
+                f"{where}: {d.winner.candidate} is " + "; ".join(parts)
+                + ": the data do not choose between these directions")
+    parts = [head]
+    vs = d.vs_base
+    if vs is not None and vs.testable:
+        parts.append(f"against the base, which costs {1 / d.target:.2g}× as much: "
+                     f"{vs.margin * 100:+.2f} points (95 % interval {vs.low * 100:+.2f} to "
+                     f"{vs.high * 100:+.2f}), the accuracy this shrinking gives up")
+    parts.append(f"confirmation seed std {d.seed_std:.2%} on {d.seed_dof} degree(s) of freedom")
+    return "; ".join(parts)
 
 
 def _verdict(d: Decision) -> str:

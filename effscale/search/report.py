@@ -98,10 +98,8 @@ def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dic
         doc["rank_stability"] = selection.stability
     phi = search_phi(settings)
     if winner is not None and phi != 1:
-        # The grid holds multipliers at the search's phi; derive applies alpha**phi, so the
-        # file holds alpha = depth**(1/phi) (>= 1 whether the search grew or shrank).
         doc["multipliers_at_phi"] = {k: doc[k] for k in ("alpha", "beta", "gamma")}
-        doc.update({k: round(float(doc[k]) ** (1 / phi), 6) for k in ("alpha", "beta", "gamma")})
+        doc.update(zip(("alpha", "beta", "gamma"), search_coefficients(winner.attrs, settings)))
     doc[CHECKED_KEY] = [phi]
     doc["reach"] = (f"checked at φ = {phi_label(phi)} only (a search): derive extrapolates "
                     "beyond it; `effscale compare --coefficients coefficients.yaml --phi "
@@ -117,6 +115,25 @@ def search_phi(settings: dict[str, Any]) -> float:
     return round(math.log2(target), 6)
 
 
+def search_coefficients(attrs: dict[str, Any], settings: dict[str, Any]
+                        ) -> tuple[float, float, float]:
+    """A candidate's (alpha, beta, gamma) as ``derive`` applies them. The grid holds the
+    multipliers at the search's phi and derive applies ``alpha**phi``, so the coefficient is
+    ``depth**(1/phi)``: >= 1 whether the search grew or shrank (the multipliers themselves
+    at phi = 1)."""
+    phi = search_phi(settings)
+    values = (float(attrs["alpha"]), float(attrs["beta"]), float(attrs["gamma"]))
+    if phi == 1:
+        return values
+    return tuple(round(v ** (1 / phi), 6) for v in values)  # type: ignore[return-value]
+
+
+def family_phis(settings: dict[str, Any]) -> tuple[int, ...]:
+    """The family a search writes to configs/: B0-B7 when it grew, B0 down to B-3 when it
+    shrank (a shrinking answer is checked below the base, not above it)."""
+    return tuple(range(8)) if search_phi(settings) > 0 else (0, -1, -2, -3)
+
+
 def undecided_reason(selection: Selection) -> str:
     """Why a run's answer is not decided, in a few words ("" when it is)."""
     if selection.decided:
@@ -128,6 +145,9 @@ def undecided_reason(selection: Selection) -> str:
         return "the proxy did not learn: the base is near chance on confirmation"
     if decision.overturned_by:
         return f"the confirmation overturned the screening's pick ({decision.overturned_by})"
+    if decision.shrinking:
+        return ("no shrinking direction is separated above the other confirmed ones on "
+                f"{decision.seeds} confirmation seeds")
     vs = decision.vs_base
     if vs is not None and vs.separated and vs.margin < 0:
         return "the winner is below the base on confirmation"
@@ -144,9 +164,10 @@ def search_answer(study: optuna.Study, rows: dict[str, Row] | None = None
     rows = collect_rows(study) if rows is None else rows
     window = settings.get("flops_window")
     num_classes = int(settings["num_classes"])
-    selection = select(grid_rows(rows), num_classes, tuple(window) if window else None)
-    selection.stability = _stability(study)
     plan = ConfirmPlan.from_settings(settings)
+    selection = select(grid_rows(rows), num_classes, tuple(window) if window else None,
+                       plan.target)
+    selection.stability = _stability(study)
     with_decision(selection, current_decision(study, plan, num_classes, rows), plan.top > 0)
     pick = selection.screening_pick
     decision = selection.decision
@@ -223,14 +244,15 @@ def _cost(selection: Selection, settings: dict[str, Any]) -> dict[str, Any]:
 
 def _write_families(doc: dict[str, Any], settings: dict[str, Any], rules: Any,
                     run_dir: Path, header: str = "") -> None:
-    """configs/b0..b7.yaml (alpha**phi, beta**phi, gamma**phi) and, unless the run skips it,
-    configs/matched/b0..b7.yaml (each B_phi solved to 2**phi x B0's full-size FLOPs, whatever
-    the search's cost: ``effscale derive --coefficients RUN/coefficients.yaml --match latency``
-    matches a family on a timed cost)."""
+    """configs/b0..b7.yaml (alpha**phi, beta**phi, gamma**phi; b0 to b-3 for a shrinking
+    search) and, unless the run skips it, configs/matched/ (the same phis, each B_phi solved
+    to 2**phi x B0's full-size FLOPs, whatever the search's cost: ``effscale derive
+    --coefficients RUN/coefficients.yaml --match latency`` matches a family on a timed
+    cost)."""
 
     coeffs = Coefficients(doc["alpha"], doc["beta"], doc["gamma"], base=settings["base"])
     classes = int(settings["num_classes"])
-    for phi in range(8):
+    for phi in family_phis(settings):
         config = derive_config(coeffs, float(phi), settings["base"], classes, rules)
         save_config(config, run_dir / "configs" / f"{config.name}.yaml",
                     header.format(run="../"))
@@ -239,7 +261,7 @@ def _write_families(doc: dict[str, Any], settings: dict[str, Any], rules: Any,
         # on 2 cores, more than the demo itself; `effscale derive --coefficients
         # RUN/coefficients.yaml --match-flops` writes the family when it is wanted.
         return
-    for phi in range(8):
+    for phi in family_phis(settings):
         matched = match_flops(coeffs, float(phi), settings["base"], classes, rules,
                               counter="torch")
         save_config(matched.config,

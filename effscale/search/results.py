@@ -93,7 +93,7 @@ def with_decision(selection: Selection, decision: Decision | None,
 
 
 def select(rows: dict[str, Row], num_classes: int, flops_window: tuple[float, float] | None
-           = None) -> Selection:
+           = None, target: float = 2.0) -> Selection:
     """Best mean validation accuracy among completed candidates in the FLOPs window; ties go
     to fewer measured FLOPs. Then the signal checks described in
     :mod:`effscale.experiment.stats`."""
@@ -122,7 +122,7 @@ def select(rows: dict[str, Row], num_classes: int, flops_window: tuple[float, fl
             f"{CHANCE_MARGIN:.0%} of chance ({chance:.1%}); the proxy did not learn, so the "
             "ranking of candidates is noise. Use a larger budget.")
         return selection
-    _compare_all(selection, noise, dof)
+    _compare_all(selection, noise, dof, target)
     return selection
 
 
@@ -130,7 +130,7 @@ def _names(names: list[str], most: int = 6) -> str:
     return ", ".join(names[:most]) + (" ..." if len(names) > most else "")
 
 
-def _compare_all(selection: Selection, noise: float, dof: int) -> None:
+def _compare_all(selection: Selection, noise: float, dof: int, target: float = 2.0) -> None:
     """The winner against the base and against every other ranked candidate, Holm-corrected
     as one family; ``signal`` only when the winner is separated above the base."""
     winner, base = selection.winner, selection.base
@@ -161,7 +161,11 @@ def _compare_all(selection: Selection, noise: float, dof: int) -> None:
 
     holm = (f"{stats.format_p(vs_base.p_adjusted, 'Holm p')} over {vs_base.family} comparisons"
             if vs_base is not None else "")
-    if vs_base is None:
+    if vs_base is not None and target < 1 and vs_base.testable:
+        base_part = (f"the winner is {vs_base.margin * 100:+.2f} points against the base, which "
+                     f"costs {1 / target:.2g}× as much ({holm}); shrinking asks which candidate "
+                     "loses least, so its comparisons with the other candidates matter")
+    elif vs_base is None:
         base_part = "there is no base result, so whether the winner beats the base is untested"
     elif not vs_base.testable:
         base_part = (f"whether the winner beats the base is untested ({vs_base.margin * 100:+.2f}"

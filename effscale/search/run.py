@@ -252,7 +252,8 @@ class Search:
         return make_pruner(self.settings.budget.pruner)
 
     def plan(self) -> ConfirmPlan:
-        return ConfirmPlan.of(self.settings.budget, self.settings.workers)
+        return ConfirmPlan.of(self.settings.budget, self.settings.workers,
+                              self.settings.grid.target)
 
     def follow_ups(self, study: optuna.Study, events: RunEvents) -> bool:
         """``--repeat-top`` first (screening seeds), then the confirmation, a round at a time;

@@ -40,6 +40,16 @@ def test_an_undecided_search_says_not_decided_and_not_to_use_it() -> None:
     assert "do not scale a network with them" in html
 
 
+def test_a_shrinking_search_is_decided_against_the_other_directions_not_the_base() -> None:
+    html = decision_html(Verdict("…", True, pick="a0.60_b0.89_g0.850", shrinking=True), True,
+                         "search")
+    assert "separated above every other confirmed shrinking direction" in html
+    assert "above the base" not in html
+    html = decision_html(Verdict("…", False, pick="a0.60_b0.89_g0.850", shrinking=True),
+                         True, "search")
+    assert "from the other shrinking directions" in html and "The data do not choose" in html
+
+
 def test_a_run_in_progress_is_not_decided_yet() -> None:
     html = decision_html(Verdict("…", None), False, "search")
     assert "Not decided yet: the run is still going." in html

@@ -79,6 +79,27 @@ def test_rounds_add_a_fresh_seed_of_the_base_and_the_top_k_until_decided() -> No
     assert study.user_attrs["confirm_stopped"] == step.stopped
 
 
+def test_a_shrinking_stage_asks_which_direction_loses_least() -> None:
+    """At half the base's cost both candidates are far below the base. The growing rule
+    stops there ("decided against" the base); shrinking goes on while the two directions are
+    tied, and stops once the pick is separated above the other."""
+    study = screened_study()
+    shrinking = ConfirmPlan(top=2, factor=2, min_seeds=2, max_seeds=4, target=0.5)
+    growing = ConfirmPlan(top=2, factor=2, min_seeds=2, max_seeds=4)
+    for _ in range(2):
+        run_round(study, shrinking, {"base": 800, "w": 651, "r": 650})
+    assert next_round(study, growing, 10).stopped == "decided after 2 confirmation seeds"
+    tied = screened_study()
+    for _ in range(2):
+        run_round(tied, shrinking, {"base": 800, "w": 651, "r": 650})
+    assert len(run_round(tied, shrinking, {"base": 800, "w": 651, "r": 650})) == 3
+    apart = screened_study()
+    for _ in range(2):
+        run_round(apart, shrinking, {"base": 800, "w": 650, "r": 500})
+    step = next_round(apart, shrinking, 10)
+    assert step.added == [] and step.stopped == "decided after 2 confirmation seeds"
+
+
 def test_an_undecided_stage_stops_at_its_seed_limit() -> None:
     study = screened_study()
     plan = ConfirmPlan(top=1, factor=2, min_seeds=2, max_seeds=3)

@@ -332,3 +332,27 @@ def test_no_confirmation_is_undecided_by_construction(tmp_path: Path, cli) -> No
     assert doc["decided"] is False and "confirmation" not in doc
     assert doc["verdict"].startswith(("UNDECIDED (screening only: this budget has no "
                                       "confirmation stage", "NO SIGNAL"))
+
+
+def test_a_shrinking_search_writes_its_report_and_the_family_below_the_base(
+        tmp_path: Path, cli) -> None:
+    """A --phi -1 search: report.html is written (it failed on the grid's multipliers below
+    1), configs/ holds B0 down to B-3, and coefficients.yaml holds coefficients >= 1 whose
+    power -1 is the winner's multipliers, which is what configs/b-1.yaml is built from."""
+    out = tmp_path / "down"
+    code, _, stderr = cli(*SMOKE, "--phi", "-1", "--confirm-top", "2", "--out", out)
+    assert code == 0, stderr
+    assert (out / "report.html").is_file(), stderr
+    assert "shrinking direction" in (out / "report.html").read_text()
+    assert sorted(p.name for p in (out / "configs").iterdir()) == [
+        "b-1.yaml", "b-2.yaml", "b-3.yaml", "b0.yaml"]
+    doc = yaml.safe_load((out / "coefficients.yaml").read_text())
+    at_phi = doc["multipliers_at_phi"]
+    for name in ("alpha", "beta", "gamma"):
+        assert doc[name] >= 1
+        assert doc[name] ** -1 == pytest.approx(at_phi[name], rel=1e-5)
+    assert doc["checked_phi"] == [-1.0]
+    assert doc["confirmation"]["question"] == "loses least to the base"
+    b_minus_1 = load_config(out / "configs" / "b-1.yaml")
+    b0 = load_config(out / "configs" / "b0.yaml")
+    assert b_minus_1.stages[-1].channels < b0.stages[-1].channels or at_phi["beta"] == 1
