@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from effscale import __version__, atomic
 from effscale.errors import EffscaleError
 from effscale.model.bases import get_base
@@ -118,18 +120,38 @@ def reach_warning(coefficients: Coefficients, phis: list[float]) -> str | None:
             f"{','.join(phi_label(p) for p in sorted({*checked, *beyond}))})")
 
 
+REACH_KEY = "reach"  # the sentence beside checked_phi that says it in words
+
+
+def reach_text(checked: tuple[float, ...] | list[float]) -> str:
+    """``checked_phi`` in words, with the command that checks one step further."""
+    low, high = checked_range(tuple(checked))
+    nxt = high + 1 if high > 0 else low - 1
+    at = ", ".join(phi_label(p) for p in sorted(checked))
+    if len(checked) == 1:
+        return (f"checked at φ = {at} only (a search): derive extrapolates beyond it; "
+                f"`effscale compare --coefficients coefficients.yaml --phi {at},"
+                f"{phi_label(nxt)}` checks further and records it here")
+    return (f"checked at φ = {at} (a search, then scaling curves): derive extrapolates "
+            f"beyond φ = {phi_label(high if high > 0 else low)}; `effscale compare "
+            f"--coefficients coefficients.yaml --phi {phi_label(nxt)}` checks further")
+
+
 def record_checked_phi(path: str | Path, phis: list[float]) -> tuple[float, ...]:
-    """Add ``phis`` to the file's ``checked_phi`` (atomically; every other line is kept as
-    written) and return the new list."""
+    """Add ``phis`` to the file's ``checked_phi`` and rewrite its ``reach`` sentence to match
+    (atomically; every other line is kept as written); return the new list."""
     path = Path(path)
     text = path.read_text()
     old = load_coefficients(path).checked_phi or ()
     merged = tuple(sorted({*old, *(float(p) for p in phis)}))
-    kept = re.sub(rf"(?m)^{CHECKED_KEY}:.*\n(?:[ \t-].*\n)*", "", text)
+    kept = text
+    for key in (CHECKED_KEY, REACH_KEY):  # a top-level key and its continuation lines
+        kept = re.sub(rf"(?m)^{key}:.*\n(?:[ \t-].*\n)*", "", kept)
     if kept and not kept.endswith("\n"):
         kept += "\n"
     line = f"{CHECKED_KEY}: [{', '.join(repr(p) for p in merged)}]\n"
-    atomic.write_text(path, kept + line)
+    reach = yaml.safe_dump({REACH_KEY: reach_text(merged)}, allow_unicode=True, width=1000)
+    atomic.write_text(path, kept + line + reach)
     return merged
 
 

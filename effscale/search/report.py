@@ -27,7 +27,7 @@ from effscale.scaling.derive import (
     Coefficients,
     derive_config,
     match_flops,
-    phi_label,
+    reach_text,
 )
 from effscale.search import fidelity
 from effscale.search.aliases import coefficient_aliases, phi_range
@@ -101,10 +101,7 @@ def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dic
         doc["multipliers_at_phi"] = {k: doc[k] for k in ("alpha", "beta", "gamma")}
         doc.update(zip(("alpha", "beta", "gamma"), search_coefficients(winner.attrs, settings)))
     doc[CHECKED_KEY] = [phi]
-    doc["reach"] = (f"checked at φ = {phi_label(phi)} only (a search): derive extrapolates "
-                    "beyond it; `effscale compare --coefficients coefficients.yaml --phi "
-                    f"{phi_label(phi)},{phi_label(phi + 1 if phi > 0 else phi - 1)}` checks "
-                    "further and records it here")
+    doc["reach"] = reach_text([phi])
     doc["tool_version"] = __version__
     return doc
 

@@ -144,7 +144,9 @@ def test_tinynet_rule_passes_through_the_published_models() -> None:
 
 def test_derive_warns_beyond_the_checked_range(cli: Cli, tmp_path: Path) -> None:
     coefficients = tmp_path / "coefficients.yaml"
-    coefficients.write_text("alpha: 1.2\nbeta: 1.1\ngamma: 1.15\nchecked_phi:\n- 1.0\n")
+    coefficients.write_text("alpha: 1.2\nbeta: 1.1\ngamma: 1.15\nchecked_phi:\n- 1.0\n"
+                            'reach: "checked at \\u03C6 = 1 only (a search): derive\\\n'
+                            '  \\ extrapolates beyond it"\ntool_version: 0.1.0\n')
     code, _, err = cli("derive", "--coefficients", coefficients, "--phi", "0-1", "--counter",
                        "torch", "--out", tmp_path / "o")
     assert code == 0, err
@@ -160,6 +162,11 @@ def test_derive_warns_beyond_the_checked_range(cli: Cli, tmp_path: Path) -> None
     assert record_checked_phi(coefficients, [2.0, 3.0]) == (1.0, 2.0, 3.0)
     assert load_coefficients(coefficients).checked_phi == (1.0, 2.0, 3.0)
     assert coefficients.read_text().startswith("alpha: 1.2\n")  # the rest kept as written
+    doc = yaml.safe_load(coefficients.read_text())
+    assert doc["tool_version"] == "0.1.0"
+    # the sentence beside the list says the same (it kept saying "φ = 1 only")
+    assert doc["reach"].startswith("checked at φ = 1, 2, 3 (a search, then scaling curves)")
+    assert "only" not in doc["reach"]
     code, _, err = cli("derive", "--coefficients", coefficients, "--phi", "1-3", "--counter",
                        "torch", "--out", tmp_path / "o")
     assert code == 0 and "checked at" not in err
