@@ -201,6 +201,13 @@ def derive(
         what = "FLOPs" if shown == "flops" else shown
         noise = " or noise" if meter is not None and meter.kind.timed else ""
         for m in matched:
+            if m.width_trim != 1.0:
+                render.err.print(
+                    f"note: {m.config.name}: no config along these coefficients lies within "
+                    f"{m.tolerance * 100:g} % of 2^{phi_label(m.phi)} = {m.target:g}x B0's "
+                    f"{what} (rounding); its width was re-solved at {m.config.resolution} px: "
+                    f"x{m.width_trim:.3f} off the direction, {m.cost_ratio:.3f}x "
+                    f"({m.error:+.1%})", markup=False)
             if not m.within_tolerance:
                 render.err.print(
                     f"warning: {m.config.name}: no config along these coefficients lies within "
@@ -380,6 +387,6 @@ def _derive_json(coeffs: Coefficients, official: bool, rows: list, matched: list
     if matched:
         doc["matched"] = [{**row(m.phi, m.config, m.complexity.params, m.complexity.flops),
                            "ratio": round(m.cost_ratio, 6), "s": round(m.s, 6),
-                           "error": round(m.error, 6),
+                           "error": round(m.error, 6), "width_trim": round(m.width_trim, 6),
                            "within_tolerance": m.within_tolerance} for m in matched]
     return doc

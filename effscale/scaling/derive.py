@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import yaml
@@ -20,7 +21,7 @@ from effscale.scaling.compound import (
     flops_factor,
     scale_config,
 )
-from effscale.scaling.equal_flops import AgainstBase, Measurer, solve_direction
+from effscale.scaling.equal_flops import AgainstBase, Measurer, solve, solve_direction
 
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
 MATCH_TOLERANCE = 0.03  # --match-flops: a matched B_phi within 3 % of 2**phi x B0
@@ -283,6 +284,9 @@ class Matched(AgainstBase):
     s: float  # the "effective phi": depth alpha**s, width beta**s, resolution gamma**s
     config: ModelConfig
     tolerance: float = MATCH_TOLERANCE
+    # 1 on the direction; else the factor on beta**s that brought B_phi into the window when
+    # no config along the direction was (see :func:`trim_width`)
+    width_trim: float = 1.0
 
     @property
     def target(self) -> float:
@@ -312,7 +316,7 @@ def matched_s(provenance: Provenance | None) -> float | None:
     """The solved s recorded by :func:`matched_source`, or ``None`` for other configs."""
     if provenance is None or not provenance.source.startswith(MATCHED_SOURCE + " s="):
         return None
-    return float(provenance.source.removeprefix(MATCHED_SOURCE + " s="))
+    return float(provenance.source.removeprefix(MATCHED_SOURCE + " s=").split()[0])
 
 
 def match_flops(
@@ -354,11 +358,50 @@ def match_flops(
     )
     config = solved.config.replace(provenance=provenance)
     if cost is None:
-        return Matched(phi, s, config, complexity=solved.complexity,
-                       base_flops=solved.base_flops)
+        matched = Matched(phi, s, config, complexity=solved.complexity,
+                          base_flops=solved.base_flops)
+        if target is not None and not matched.within_tolerance:
+            trimmed = trim_width(matched, solved.width, target, base_config, rules, measure,
+                                 attach)
+            if trimmed is not None:
+                return trimmed
+        return matched
     return Matched(phi, s, config, match_tolerance(cost.name), complexity=solved.complexity,
                    base_flops=solved.base_flops, cost=cost.name, cost_value=solved.cost_value,
                    base_cost=solved.base_cost)
+
+
+def trim_width(matched: Matched, width: float, target: float, base: ModelConfig,
+               rules: ScalingRules, measure: Measurer,
+               attach: Callable[[ModelConfig], ModelConfig]) -> Matched | None:
+    """When rounding leaves no config along the direction within the window (an input size
+    step of 8 px near 160 px moves FLOPs by 20 %: the last feature maps go from 5x5 to 6x6),
+    keep B_phi's depth and input size and solve the width alone, whose rounding steps are
+    finer, to the target; at the next input size towards the target too when that is not
+    enough. Returns the config within the window whose width moved least (``None`` when
+    neither is), its provenance saying how far (``width_trim``)."""
+    config = matched.config
+    assert config.provenance is not None
+    step = rules.resolution_multiple
+    towards = -step if matched.error > 0 else step
+    best: Matched | None = None
+    for px in (config.resolution, config.resolution + towards):
+        depth = config.provenance.depth_multiplier
+
+        def build(t: float, px: int = px, depth: float = depth) -> ModelConfig:
+            return attach(scale_config(base, depth=depth, width=width * t, resolution_px=px,
+                                       rules=rules, name=config.name))
+
+        t, trimmed = solve(build, target, measure)
+        candidate = Matched(matched.phi, matched.s, trimmed.replace(provenance=replace(
+            config.provenance, width_multiplier=round(width * t, 6),
+            resolution_multiplier=round(px / base.resolution, 6),
+            source=f"{matched_source(matched.s)} width-trim={t:.6f}")),
+            complexity=measure(trimmed), base_flops=matched.base_flops, width_trim=t)
+        if candidate.within_tolerance and (
+                best is None or abs(math.log(t)) < abs(math.log(best.width_trim))):
+            best = candidate
+    return best
 
 
 def match_tolerance(cost: str) -> float:

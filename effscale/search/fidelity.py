@@ -21,12 +21,14 @@ from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
 
 
 def summarize(rows: dict[str, Any], winner: str | None, factor: int,
-              tied: list[str] | None = None) -> dict[str, Any]:
+              tied: list[str] | None = None, shrinking: bool = False) -> dict[str, Any]:
     """Kendall's tau-b between the screening's and the confirmation's rankings, and whether
     the screening's pick (``winner``) held, from report rows (``Row`` objects keyed by
     candidate). ``tied``: the models the decision found within the noise of the pick (a
     tied model ranked first on confirmation is said to be tied, not to have beaten it).
-    Empty before two models have both."""
+    Empty before two models have both. ``shrinking``: the candidates cost less than the base,
+    which is expected to rank first, so "held" is judged among the candidates alone (tau
+    still covers every model)."""
     confirmed = {key[len(CONFIRM_PREFIX):]: row for key, row in rows.items()
                  if key.startswith(CONFIRM_PREFIX) and row.completed}
     common = [key for key in confirmed if key in rows and rows[key].completed]
@@ -34,7 +36,8 @@ def summarize(rows: dict[str, Any], winner: str | None, factor: int,
         return {}
     screening = [rows[key].mean for key in common]
     longer = [confirmed[key].mean for key in common]
-    first = max(common, key=lambda k: confirmed[k].mean)
+    contenders = [k for k in common if not (shrinking and k == BASE_KEY)] or common
+    first = max(contenders, key=lambda k: confirmed[k].mean)
     checked = winner is not None and winner in common
     if checked and confirmed[winner].mean >= confirmed[first].mean:
         first = winner  # a tie for first is held
@@ -51,6 +54,7 @@ def summarize(rows: dict[str, Any], winner: str | None, factor: int,
         "first_on_confirmation": first,
         "winner_checked": checked,
         "winner_held": checked and first == winner,
+        "held_among": "candidates" if shrinking else "the base included",
         "first_tied_with_winner": checked and first != winner and first in (tied or []),
         "cost_seconds": round(seconds, 1),
     }
@@ -64,7 +68,8 @@ def describe(summary: dict[str, Any]) -> str:
         held = ("the screening's pick was NOT checked (its confirmation trainings did not "
                 "finish)")
     elif summary["winner_held"]:
-        held = "the screening's pick held (first on confirmation, the base included)"
+        held = ("the screening's pick held (first on confirmation, "
+                f"{summary.get('held_among', 'the base included')})")
     elif summary.get("first_tied_with_winner"):
         held = (f"{summary['first_on_confirmation']} ranked first on confirmation, within the "
                 "noise of the screening's pick (tied)")

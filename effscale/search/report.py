@@ -49,8 +49,8 @@ CSV_FIELDS = [
 ]
 
 
-UNDECIDED_HEADER = ("UNDECIDED: effscale search did not separate these coefficients from the "
-                    "base ({why}).\nThis family follows an answer the data did not support; "
+UNDECIDED_HEADER = ("UNDECIDED: effscale search did not decide for these coefficients "
+                    "({why}).\nThis family follows an answer the data did not support; "
                     "read {run}coefficients.yaml before you train it.")
 
 
@@ -170,7 +170,8 @@ def search_answer(study: optuna.Study, rows: dict[str, Row] | None = None
     decision = selection.decision
     check = fidelity.summarize(rows, pick.candidate if pick else None, plan.factor,
                                decision.tied_with(pick.candidate)
-                               if decision is not None and pick is not None else None)
+                               if decision is not None and pick is not None else None,
+                               shrinking=plan.target < 1)
     return selection, check
 
 

@@ -200,3 +200,22 @@ def test_a_negative_phi_search_puts_its_candidates_at_half_the_cost(cli: Cli,
         assert max(row["alpha"], row["beta"], row["gamma"]) <= 1
         assert abs(row["flops_ratio_full"] / 0.5 - 1) <= 0.05
     assert any(row["alpha"] == row["gamma"] == 1 for row in rows)  # width-only is on the grid
+
+
+def test_a_rounding_gap_along_the_direction_is_closed_by_the_width() -> None:
+    """The CIFAR-10 phi = -1 search's direction (alpha 1, beta 4/3, gamma 1/0.85) at phi = -2:
+    160 px measures 0.22x B0 and 168 px 0.27x (the last maps go from 5x5 to 6x6), so no s
+    along the direction is within 3 % of 0.25x (the closest was +9.1 %). The width, re-solved
+    at a rounded input size, closes the gap, and the config says how far it left the
+    direction."""
+    from effscale.scaling.derive import Coefficients, match_flops, matched_s
+
+    coefficients = Coefficients(1.0, 4 / 3, 1 / 0.85)
+    m = match_flops(coefficients, -2.0, "b0", 1000, counter="torch")
+    assert m.within_tolerance, m.error
+    assert m.width_trim != 1.0 and 0.8 < m.width_trim < 1.25
+    assert m.config.resolution in (160, 168)
+    assert m.config.provenance.source.endswith(f"width-trim={m.width_trim:.6f}")
+    assert matched_s(m.config.provenance) == pytest.approx(m.s, abs=1e-6)
+    on_direction = match_flops(coefficients, -1.0, "b0", 1000, counter="torch")
+    assert on_direction.width_trim == 1.0 and on_direction.within_tolerance

@@ -41,6 +41,18 @@ def test_a_winner_that_falls_below_the_base_did_not_hold() -> None:
     assert "did NOT hold (the base ranked first" in describe(summary)
 
 
+def test_when_shrinking_the_pick_holds_among_the_candidates_below_the_costlier_base() -> None:
+    """A --phi -1 search: the base costs twice as much and ranks first on confirmation, as
+    expected; the pick held if it is first among the candidates."""
+    rows = {r.candidate: r for r in [
+        _row("base", 0.52), _row("a", 0.53), _row("b", 0.51),
+        _row("confirm/base", 0.61), _row("confirm/a", 0.59), _row("confirm/b", 0.57)]}
+    summary = summarize(rows, "a", 2, shrinking=True)
+    assert summary["winner_held"] is True and summary["first_on_confirmation"] == "a"
+    assert "held (first on confirmation, candidates)" in describe(summary)
+    assert summarize(rows, "a", 2)["winner_held"] is False  # growing: the base counts
+
+
 def test_a_winner_without_a_confirmation_result_is_not_checked() -> None:
     """Defect 3: when the winner's own confirmation failed, the check says so instead of
     "did NOT hold"."""
