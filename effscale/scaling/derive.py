@@ -26,6 +26,8 @@ from effscale.scaling.equal_flops import AgainstBase, Measurer, solve, solve_dir
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
 MATCH_TOLERANCE = 0.03  # --match-flops: a matched B_phi within 3 % of 2**phi x B0
 # --match COST: each cost's own tolerance (5 % for the timed ones: see effscale.model.cost)
+# --match: how far the width may leave the direction (either way) to close a rounding gap
+MAX_WIDTH_TRIM = 1.25
 DRIFT_TOLERANCE = 0.10  # warn when measured B1/B0 is more than 10 % from 2
 MATCHED_SOURCE = "derive-matched"  # provenance.source prefix; the solved s follows
 
@@ -378,27 +380,33 @@ def trim_width(matched: Matched, width: float, target: float, base: ModelConfig,
     step of 8 px near 160 px moves FLOPs by 20 %: the last feature maps go from 5x5 to 6x6),
     keep B_phi's depth and input size and solve the width alone, whose rounding steps are
     finer, to the target; at the next input size towards the target too when that is not
-    enough. Returns the config within the window whose width moved least (``None`` when
-    neither is), its provenance saying how far (``width_trim``)."""
+    enough. Returns the config within the window whose width moved least, by at most
+    :data:`MAX_WIDTH_TRIM` either way (``None`` when none is: the miss is then reported as
+    is), its provenance saying how far (``width_trim``)."""
     config = matched.config
     assert config.provenance is not None
     step = rules.resolution_multiple
     towards = -step if matched.error > 0 else step
     best: Matched | None = None
     for px in (config.resolution, config.resolution + towards):
+        if px < max(step, 8):
+            continue
         depth = config.provenance.depth_multiplier
 
         def build(t: float, px: int = px, depth: float = depth) -> ModelConfig:
             return attach(scale_config(base, depth=depth, width=width * t, resolution_px=px,
                                        rules=rules, name=config.name))
 
-        t, trimmed = solve(build, target, measure)
+        try:
+            t, trimmed = solve(build, target, measure)
+        except EffscaleError:  # no width reaches the target at this input size
+            continue
         candidate = Matched(matched.phi, matched.s, trimmed.replace(provenance=replace(
             config.provenance, width_multiplier=round(width * t, 6),
             resolution_multiplier=round(px / base.resolution, 6),
             source=f"{matched_source(matched.s)} width-trim={t:.6f}")),
             complexity=measure(trimmed), base_flops=matched.base_flops, width_trim=t)
-        if candidate.within_tolerance and (
+        if candidate.within_tolerance and abs(math.log(t)) <= math.log(MAX_WIDTH_TRIM) and (
                 best is None or abs(math.log(t)) < abs(math.log(best.width_trim))):
             best = candidate
     return best
