@@ -363,8 +363,8 @@ def match_flops(
         matched = Matched(phi, s, config, complexity=solved.complexity,
                           base_flops=solved.base_flops)
         if target is not None and not matched.within_tolerance:
-            trimmed = trim_width(matched, solved.width, target, base_config, rules, measure,
-                                 attach)
+            trimmed = trim_width(matched, solved.depth, solved.width, target, base_config,
+                                 rules, measure, attach)
             if trimmed is not None:
                 return trimmed
         return matched
@@ -373,7 +373,7 @@ def match_flops(
                    base_cost=solved.base_cost)
 
 
-def trim_width(matched: Matched, width: float, target: float, base: ModelConfig,
+def trim_width(matched: Matched, depth: float, width: float, target: float, base: ModelConfig,
                rules: ScalingRules, measure: Measurer,
                attach: Callable[[ModelConfig], ModelConfig]) -> Matched | None:
     """When rounding leaves no config along the direction within the window (an input size
@@ -391,9 +391,10 @@ def trim_width(matched: Matched, width: float, target: float, base: ModelConfig,
     for px in (config.resolution, config.resolution + towards):
         if px < max(step, 8):
             continue
-        depth = config.provenance.depth_multiplier
+        # ``depth`` unrounded: the provenance's 6-decimal figure can fall on the other side
+        # of a ceil and change the block count
 
-        def build(t: float, px: int = px, depth: float = depth) -> ModelConfig:
+        def build(t: float, px: int = px) -> ModelConfig:
             return attach(scale_config(base, depth=depth, width=width * t, resolution_px=px,
                                        rules=rules, name=config.name))
 

@@ -117,7 +117,8 @@ def test_smoke_undecided_family_is_marked_everywhere(smoke_run: tuple[Path, int,
     assert doc["decided"] is False and doc["caveat"].startswith("UNDECIDED:")
     for path in (out / "configs").glob("b*.yaml"):
         first = path.read_text().splitlines()[0]
-        assert first.startswith("# UNDECIDED: effscale search did not decide for these coefficients"), path
+        assert first.startswith(
+            "# UNDECIDED: effscale search did not decide for these coefficients"), path
         assert load_config(path).num_classes == 6  # still a valid config, with the classes
     assert "caveat: UNDECIDED" in stderr
     stages = doc["stages"]
