@@ -137,13 +137,15 @@ def round_estimate(study: optuna.Study, keys: list[str], factor: int, workers: i
 
 
 def current_decision(study: optuna.Study, plan: ConfirmPlan, num_classes: int,
-                     rows: dict[str, Row] | None = None) -> Decision | None:
-    """The verdict on the confirmation trainings so far (``None`` before the stage)."""
+                     rows: dict[str, Row] | None = None, power: bool = True
+                     ) -> Decision | None:
+    """The verdict on the confirmation trainings so far (``None`` before the stage);
+    ``power=False`` skips the power lines (they do not change the verdict)."""
     if study.user_attrs.get(ATTR) is None:
         return None
     rows = collect_rows(study) if rows is None else rows
     return decide(confirmation_rows(rows), chosen(study, plan.top), plan.looks, num_classes,
-                  plan.target)
+                  plan.target, min_seeds=plan.min_seeds, power=power)
 
 
 @dataclass
@@ -167,7 +169,7 @@ def next_round(study: optuna.Study, plan: ConfirmPlan, num_classes: int) -> Step
     over = plan.time_limit is not None and \
         spent_seconds(study, plan.workers) + estimate > plan.time_limit
     if done >= plan.min_seeds:
-        decision = current_decision(study, plan, num_classes)
+        decision = current_decision(study, plan, num_classes, power=False)
         stop = ""
         if decision is not None and decision.decided:
             stop = f"decided after {done} confirmation seeds"

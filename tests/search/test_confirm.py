@@ -66,16 +66,17 @@ def run_round(study: optuna.Study, plan: ConfirmPlan, hits: dict[str, int],
 
 def test_rounds_add_a_fresh_seed_of_the_base_and_the_top_k_until_decided() -> None:
     study = screened_study()
-    plan = ConfirmPlan(top=2, factor=2, min_seeds=2, max_seeds=4)
+    plan = ConfirmPlan(top=2, factor=2, min_seeds=3, max_seeds=4)
     assert run_round(study, plan, {"base": 500, "w": 700, "r": 600}) == [
         "confirm/base@0", "confirm/w@0", "confirm/r@0"]
     assert chosen(study, 2) == ["base", "w", "r"]  # x, last in screening, is dropped
     assert seeds_enqueued(study, ["base", "w", "r"]) == 1
-    # a second round is always added (a verdict needs two seeds a model) ...
+    # the rounds up to the plan's minimum are always added ...
+    assert len(run_round(study, plan, {"base": 500, "w": 700, "r": 600})) == 3
     assert len(run_round(study, plan, {"base": 500, "w": 700, "r": 600})) == 3
     # ... and then a 20-point margin is decided, so nothing more is trained
     step = next_round(study, plan, 10)
-    assert step.added == [] and step.stopped == "decided after 2 confirmation seeds"
+    assert step.added == [] and step.stopped == "decided after 3 confirmation seeds"
     assert study.user_attrs["confirm_stopped"] == step.stopped
 
 
@@ -84,20 +85,20 @@ def test_a_shrinking_stage_asks_which_direction_loses_least() -> None:
     stops there ("decided against" the base); shrinking goes on while the two directions are
     tied, and stops once the pick is separated above the other."""
     study = screened_study()
-    shrinking = ConfirmPlan(top=2, factor=2, min_seeds=2, max_seeds=4, target=0.5)
-    growing = ConfirmPlan(top=2, factor=2, min_seeds=2, max_seeds=4)
-    for _ in range(2):
-        run_round(study, shrinking, {"base": 800, "w": 651, "r": 650})
-    assert next_round(study, growing, 10).stopped == "decided after 2 confirmation seeds"
+    shrinking = ConfirmPlan(top=2, factor=2, min_seeds=3, max_seeds=4, target=0.5)
+    growing = ConfirmPlan(top=2, factor=2, min_seeds=3, max_seeds=4)
+    for _ in range(3):
+        run_round(study, shrinking, {"base": 950, "w": 651, "r": 650})
+    assert next_round(study, growing, 10).stopped == "decided after 3 confirmation seeds"
     tied = screened_study()
-    for _ in range(2):
-        run_round(tied, shrinking, {"base": 800, "w": 651, "r": 650})
-    assert len(run_round(tied, shrinking, {"base": 800, "w": 651, "r": 650})) == 3
+    for _ in range(3):
+        run_round(tied, shrinking, {"base": 950, "w": 651, "r": 650})
+    assert len(run_round(tied, shrinking, {"base": 950, "w": 651, "r": 650})) == 3
     apart = screened_study()
-    for _ in range(2):
-        run_round(apart, shrinking, {"base": 800, "w": 650, "r": 500})
+    for _ in range(3):
+        run_round(apart, shrinking, {"base": 950, "w": 650, "r": 400})
     step = next_round(apart, shrinking, 10)
-    assert step.added == [] and step.stopped == "decided after 2 confirmation seeds"
+    assert step.added == [] and step.stopped == "decided after 3 confirmation seeds"
 
 
 def test_an_undecided_stage_stops_at_its_seed_limit() -> None:
