@@ -283,6 +283,8 @@ class Search:
         events.message(f"confirmation round {step.round}: {len(step.added)} trainings of "
                        f"{epochs} epochs (the base and the top {len(step.added) - 1}, fresh "
                        f"seed {step.round}); estimated {step.estimated_s / 60:.1f} min{over}")
+        if step.skipped:  # racing: the models whose comparisons are settled
+            events.message(f"confirmation round {step.round} {step.describe_skipped()}")
         return True
 
     def write_outputs(self, study: optuna.Study, prepared: Prepared, doc: dict[str, Any],
