@@ -23,9 +23,9 @@ from effscale.report.html import write_report, write_run_report
 from effscale.report.load import open_run_study
 from effscale.scaling.derive import check_phi
 from effscale.search.aliases import coefficient_aliases
-from effscale.search.candidates import Candidate, Skipped
+from effscale.search.candidates import Candidate, Skipped, extremes_found
 from effscale.search.confirm import ConfirmPlan
-from effscale.search.grid import budget_grid
+from effscale.search.grid import budget_grid, single_axis
 from effscale.search.pareto import Entry, pareto_tables
 from effscale.search.report import write_outputs
 from effscale.search.run import SearchSettings, run_search
@@ -75,7 +75,9 @@ def feasible_table(candidates: list[Candidate], dropped: list[Skipped], grid_poi
          "FLOPs × (full)", "proxy px", "FLOPs × (proxy)", "params", "same model as"),
         text={"candidate", "same model as"})
     for c in candidates:
-        table.add_row(c.key, f"{c.alpha:.2f}", f"{c.beta:.3f}", f"{c.gamma:.3f}",
+        end = single_axis(c.alpha, c.beta, c.gamma) if not c.is_base else None
+        table.add_row(c.key + (f" ({end})" if end else ""), f"{c.alpha:.2f}",
+                      f"{c.beta:.3f}", f"{c.gamma:.3f}",
                       str(c.full_resolution),
                       *([marked(c.cost_ratio, c.cost_note)] if cost else []),
                       f"{c.flops_ratio:.3f}", str(c.resolution),
@@ -103,6 +105,7 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
             continue
         rows.append({
             "key": c.key, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
+            "extreme": None if c.is_base else single_axis(c.alpha, c.beta, c.gamma),
             "kept": True, "reason": "base" if c.is_base else "within the FLOPs window",
             "full_resolution": c.full_resolution, "proxy_resolution": c.resolution,
             "params": c.params, "flops_full": c.flops,
@@ -125,6 +128,7 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
         "target": settings.grid.target, "flops_tolerance": settings.flops_tolerance,
         "counter": settings.counter, "grid": asdict(settings.grid), "cost": settings.cost,
         "proxy_stem_stride": settings.recipe.stem_stride,
+        "extremes": extremes_found(candidates, dropped),
         "candidates": rows,
     }
 
