@@ -222,6 +222,8 @@ def print_selection(selection: Any, run_dir: Path) -> None:
     for row in getattr(selection, "failed", []):
         say(f"  failed: {row.candidate}: {'; '.join(row.failures)}")
     say(f"verdict: {selection.verdict}")
+    if ladder := doc.get("ladder"):
+        say(ladder_text(ladder))
     if caveat := doc.get("caveat"):
         render.err.print(f"caveat: {caveat}", markup=False, highlight=False)
     rows = [r for r in [selection.base, *selection.ranked] if r is not None]
@@ -234,6 +236,14 @@ def print_selection(selection: Any, run_dir: Path) -> None:
                     key=lambda name: (len(name), name))
     say(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml configs/ "
         f"({' '.join(family)}){matched} search.png{pareto}{page}")
+
+
+def ladder_text(ladder: dict[str, Any]) -> str:
+    """The proxy ladder under the verdict: its line, then each reading and note."""
+    lines = [f"ladder: {ladder['line']}"]
+    lines += [f"  {text}" for text in ladder.get("readings", [])[1:]]
+    lines += [f"  note: {text}" for text in ladder.get("notes", [])]
+    return "\n".join(lines)
 
 
 def stages_line(stages: dict[str, Any]) -> str:
@@ -292,7 +302,11 @@ def stage_plan(budget: Any, target: float = 2.0) -> str:
     if not budget.confirm_top:
         return screening + "; no confirmation stage, so the run cannot decide"
     plan = ConfirmPlan.of(budget, target=target)
-    return f"{screening}; then {plan.describe(budget.epochs)} (the verdict comes from these)"
+    ladder = (f"; once decided, the proxy ladder: the base, the winner and the runner-up at "
+              f"{budget.ladder_rungs} other base proxy size(s), {max(2, budget.ladder_seeds)} "
+              "fresh seeds each" if budget.ladder_rungs else "")
+    return (f"{screening}; then {plan.describe(budget.epochs)} (the verdict comes from "
+            f"these){ladder}")
 
 
 def register(app: typer.Typer) -> None:
@@ -336,6 +350,16 @@ def search(
     confirm_max_seeds: Annotated[int | None, typer.Option(
         min=2, help="Most confirmation seeds per model: rounds of one more seed each stop "
                     "when decided, here, or at --time (budget's default).")] = None,
+    ladder_rungs: Annotated[int | None, typer.Option(
+        min=0, help="Proxy ladder: after a decided confirmation, retrain the base, the winner "
+                    "and the runner-up with the base's proxy at this many other sizes "
+                    "(chosen from the data's native size), to see whether the lead holds, "
+                    "shrinks or flips as the proxy grows (budget's default; 0: none).")
+    ] = None,
+    ladder_time: Annotated[str | None, typer.Option(
+        "--ladder-time", help="Most training time the proxy ladder may take (its estimate, "
+                              "before it starts), e.g. 30m; 'none': no limit. Budget's "
+                              "default.")] = None,
     time_budget: Annotated[str | None, typer.Option(
         "--time", help="Training time for the whole search, e.g. 40m, 1.5h, 900s: no "
                        "confirmation round starts that it would not finish within it (the "
@@ -389,9 +413,12 @@ def search(
         pruner=pruner.value if pruner else None, resolution_step=resolution_step,
         flops_tolerance=flops_tolerance, gamma_step=gamma_step, alpha_max=alpha_max,
         repeat_top=repeat_top, confirm_top=confirm_top, confirm_factor=confirm_factor,
-        confirm_seeds=confirm_seeds, confirm_max_seeds=confirm_max_seeds)
+        confirm_seeds=confirm_seeds, confirm_max_seeds=confirm_max_seeds,
+        ladder_rungs=ladder_rungs)
     if time_budget is not None:
         chosen = replace(chosen, time_limit=parse_duration(time_budget, "--time"))
+    if ladder_time is not None:
+        chosen = replace(chosen, ladder_time=parse_duration(ladder_time, "--ladder-time"))
     if chosen.confirm_max_seeds < chosen.confirm_seeds:
         raise typer.BadParameter(f"is below --confirm-seeds {chosen.confirm_seeds}",
                                  param_hint="--confirm-max-seeds")

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from effscale.datasets import cifar10, synthetic
+from effscale.datasets import cifar10, synthetic, synthetic_capacity
 from effscale.datasets.source import DatasetSource, Loader
 
 FOLDER_HELP = "a folder with train/<class>/* images"
@@ -102,3 +102,6 @@ register_dataset("cifar10", cifar10.load_source, native_size=cifar10.NATIVE_SIZE
                  help="CIFAR-10, downloaded on first use")
 register_dataset("synthetic", synthetic.load_source, native_size=synthetic.NATIVE_SIZE,
                  help="generated shapes and textures, no download")
+register_dataset("synthetic-capacity", synthetic_capacity.load_source,
+                 native_size=synthetic_capacity.NATIVE_SIZE,
+                 help="negative control: coarse colour blobs, resolution cannot pay")

@@ -33,6 +33,10 @@ class Budget:
     confirmation, so no decision (see :mod:`effscale.search.confirm`).
     ``precise_bn``: training images that recompute the batch-norm statistics before each
     validation (:mod:`effscale.train.precise_bn`); 0 keeps the running ones.
+    ``ladder_rungs``: the proxy ladder (:mod:`effscale.search.ladder`): after a decided
+    confirmation, the base, the winner and the runner-up are retrained with the base's proxy
+    at this many other sizes, ``ladder_seeds`` fresh seeds each, when the estimate fits in
+    ``ladder_time`` seconds of training (``None``: any time); 0: no ladder.
     """
 
     name: str
@@ -58,6 +62,9 @@ class Budget:
     time_limit: float | None = None
     expected: str = ""
     precise_bn: int = 0
+    ladder_rungs: int = 0
+    ladder_seeds: int = 2
+    ladder_time: float | None = None
 
     @property
     def looks(self) -> int:
@@ -85,6 +92,7 @@ BUDGETS: dict[str, Budget] = {
         step=0.8, gamma_max=1.5, gamma_step=0.3, alpha_max=1.8, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=1,
         confirm_seeds=2, confirm_max_seeds=3, time_limit=300.0, precise_bn=512,
+        ladder_rungs=1, ladder_time=150.0,
         description="the embedded synthetic set, learned for real in minutes on a CPU: "
                     "width-only, depth-only, resolution-only and resolution+width at 2x "
                     "full-size FLOPs screened once; the base and the winner confirmed on 2-3 "
@@ -98,7 +106,8 @@ BUDGETS: dict[str, Budget] = {
         "quick", train_size=10000, val_size=5000, epochs=3, batch_size=64, resolution=20,
         step=0.4, gamma_max=1.5, gamma_step=0.15, alpha_max=1.8, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_factor=2,
-        confirm_seeds=2, confirm_max_seeds=3, time_limit=55 * 60.0,
+        confirm_seeds=2, confirm_max_seeds=3, time_limit=55 * 60.0, ladder_rungs=1,
+        ladder_time=30 * 60.0,
         description="coarse grid (alpha 1/1.4/1.8, gamma 1/1.15/1.3 = 20/23/26 px) and the "
                     "equal-cost curve's three ends (depth-only, width-only, resolution-only "
                     "at 28 px, under CIFAR's native 32), beta solved to 2x full-size FLOPs: "
@@ -130,7 +139,7 @@ BUDGETS: dict[str, Budget] = {
 }
 
 # The budget a search runs when none is given: one that learns on the dataset.
-DEFAULT_BUDGETS = {"synthetic": "demo"}
+DEFAULT_BUDGETS = {"synthetic": "demo", "synthetic-capacity": "demo"}
 DEFAULT_BUDGET = "quick"
 
 

@@ -40,7 +40,8 @@ from effscale.report.markup import (
 )
 from effscale.scaling.derive import Coefficients, derive_config
 from effscale.search import fidelity
-from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
+from effscale.search.candidates import BASE_KEY
+from effscale.search.ladder import ladder_summary
 from effscale.search.plot import plot_search
 from effscale.search.report import (
     UNDECIDED_HEADER,
@@ -54,6 +55,7 @@ from effscale.search.results import (
     Selection,
     confirmation_rows,
     grid_rows,
+    is_screening,
 )
 
 KEY = re.compile(r"^a(?P<alpha>[\d.]+)_b(?P<beta>[\d.]+)_g(?P<gamma>[\d.]+)$")
@@ -243,6 +245,8 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                      f"{1 / int(settings['num_classes']):.1%}")
     if decision is not None:
         lines += [f"power {p.describe()}" for p in decision.power]
+    ladder = ladder_summary(run.study, rows)
+    lines.append(ladder["line"])
     if w is not None:
         phi = search_phi(settings)
         lines.append(f"reach: checked at φ = {phi:g} only (a search); derive beyond it is an "
@@ -283,7 +287,7 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                       if key in rows and "params" in rows[key].attrs else "",
                       str(rows[key].attrs.get("aliases", "")) if key in rows else "",
                       states.get(key, "")]
-                     for key in keys if not key.startswith(CONFIRM_PREFIX)]
+                     for key in keys if is_screening(key)]
     points = settings.get("feasible_grid_points")
     feasible = table(["candidate", *cost_heads, "params (full)", "same model as", "state"],
                      feasible_rows,
@@ -346,6 +350,7 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                 seed_noise_body(confirmation_rows(rows), decision.comparisons)
                 if decision is not None else
                 para("No confirmation trainings yet: nothing is decided.", "note")),
+        Section("ladder", "Proxy ladder: the answer's reach in pixels", ladder_body(ladder)),
         Section("noise", "Screening: seed noise and the comparisons (decide nothing)",
                 seed_noise_body(grid, selection.comparisons)),
         Section("fidelity", "Screening vs confirmation ranking", fid),
@@ -355,6 +360,37 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
         sections.append(cam)
     sections.append(settings_section(run))
     return verdict, sections
+
+
+def ladder_body(ladder: dict[str, Any]) -> str:
+    """The proxy ladder: its line, one row per rung (every model's input size and accuracy,
+    the winner's leads with their 95 % intervals), the trends and what they say, the notes."""
+    if not ladder.get("run"):
+        return para(ladder["line"], "note")
+    keys = ladder["models"]
+    versus = [k for k in keys if k != ladder["winner"]]
+    rows = []
+    for rung in ladder["at"]:
+        leads = [("" if lead is None else
+                  f"{lead['lead_points']:+.2f} ({lead['interval_points'][0]:+.2f} to "
+                  f"{lead['interval_points'][1]:+.2f})" + (" separated" if lead["separated"]
+                                                          else ""))
+                 for lead in rung["leads"]]
+        rows.append([str(rung["base_px"]) + (" (confirmation)" if rung["confirmation"] else ""),
+                     *(f"{rung['px'].get(k) or ''}" for k in keys),
+                     *(percent(rung["accuracy"][k]) if k in rung["accuracy"] else ""
+                       for k in keys),
+                     " / ".join(str(rung["seeds"].get(k, 0)) for k in keys), *leads,
+                     str(rung.get("final_map") or "")])
+    heads = ["base px", *(f"{k} px" for k in keys), *(f"{k} acc" for k in keys), "seeds",
+             *(f"lead over {k} (points, 95 % interval)" for k in versus), "base final map"]
+    body = para(ladder["line"]) + table(
+        heads, rows, sortable=False,
+        caption="each rung: the base's proxy at that size, every model at its own γ times "
+                "it, trained as the confirmation is, on fresh seeds; the leads are the "
+                "winner's, from that rung's comparisons (one Holm family per rung)")
+    body += bullets(ladder.get("readings", []) + [f"note: {n}" for n in ladder.get("notes", [])])
+    return body
 
 
 # --------------------------------------------------------------------------- a comparison

@@ -31,7 +31,7 @@ from effscale.experiment.queue import ITEM_PARAM, item_key, item_of, item_states
 from effscale.experiment.results import Row, collect_rows
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX, confirm_key
 from effscale.search.decision import Decision, decide
-from effscale.search.results import confirmation_rows, remembered_top
+from effscale.search.results import confirmation_rows, is_screening, remembered_top
 
 ATTR = "confirm_top"
 ROUNDS_ATTR = "confirm_rounds"
@@ -264,7 +264,7 @@ def stage_costs(study: optuna.Study) -> dict[str, Any]:
     """Each stage's trainings and seconds, and each confirmation round's estimate against
     what it took (the rounds' trials are those with that seed index)."""
     seconds = trial_seconds(study)
-    screening = {k: v for k, v in seconds.items() if not k.startswith(CONFIRM_PREFIX)}
+    screening = {k: v for k, v in seconds.items() if is_screening(k)}
     by_round: dict[int, float] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         item = item_of(trial)

@@ -31,13 +31,14 @@ from effscale.scaling.derive import (
 )
 from effscale.search import fidelity
 from effscale.search.aliases import coefficient_aliases, phi_range
-from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
+from effscale.search.candidates import BASE_KEY
 from effscale.search.confirm import ConfirmPlan, current_decision, stage_costs
 from effscale.search.decision import METHOD as DECISION_METHOD
 from effscale.search.grid import GridSpec
+from effscale.search.ladder import ladder_summary
 from effscale.search.pareto import pareto_csv, pareto_tables, plot_pareto
 from effscale.search.plot import plot_search
-from effscale.search.results import Selection, grid_rows, select, with_decision
+from effscale.search.results import Selection, grid_rows, is_screening, select, with_decision
 
 SKIP_MATCHED = ("smoke", "demo")  # budgets whose runs do not write configs/matched/
 CSV_FIELDS = [
@@ -200,6 +201,7 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
             doc["fidelity_line"] = fidelity.describe(check)
         if plan.top:
             doc["stages"] = stage_costs(study)
+        doc["ladder"] = ladder_summary(study, rows)
         header = "" if selection.decided else UNDECIDED_HEADER.replace(
             "{why}", undecided_reason(selection))
         if header:
@@ -301,8 +303,7 @@ def _stability(study: optuna.Study) -> dict[str, Any]:
         if item is None:
             continue
         candidate, seed = split_item(item)
-        if candidate != BASE_KEY and not candidate.startswith(CONFIRM_PREFIX) \
-                and trial.value is not None:
+        if candidate != BASE_KEY and is_screening(candidate) and trial.value is not None:
             by_seed.setdefault(seed, {})[candidate] = float(trial.value)
     result = stats.rank_stability(by_seed)
     if result:

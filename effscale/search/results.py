@@ -18,7 +18,7 @@ import optuna
 
 from effscale.experiment import stats
 from effscale.experiment.results import Row, collect_rows
-from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
+from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX, LADDER_PREFIX
 from effscale.search.decision import CHANCE_MARGIN, Decision
 
 
@@ -240,9 +240,15 @@ def remembered_top(study: optuna.Study, attr: str, top: int) -> list[str]:
     return keys
 
 
+def is_screening(key: str) -> bool:
+    """A screening model's key: not a confirmation's nor the proxy ladder's."""
+    return not key.startswith((CONFIRM_PREFIX, LADDER_PREFIX))
+
+
 def grid_rows(rows: dict[str, Row]) -> dict[str, Row]:
-    """The rows that take part in the ranking: the screening's, not the confirmation's."""
-    return {k: v for k, v in rows.items() if not k.startswith(CONFIRM_PREFIX)}
+    """The rows that take part in the ranking: the screening's, not the confirmation's nor
+    the proxy ladder's."""
+    return {k: v for k, v in rows.items() if is_screening(k)}
 
 
 def confirmation_rows(rows: dict[str, Row]) -> dict[str, Row]:

@@ -41,6 +41,14 @@ from effscale.model.cost import (
 from effscale.search.candidates import BASE_KEY, Skipped, build_candidates, extremes_found
 from effscale.search.confirm import ConfirmPlan, confirm_choices, next_round
 from effscale.search.grid import GridSpec, gamma_axis
+from effscale.search.ladder import (
+    LadderPlan,
+    follow_ladder,
+    ladder_choices,
+    ladder_identity,
+    plan_ladder,
+    rung_models,
+)
 from effscale.search.repeats import enqueue_top, repeat_choices
 from effscale.search.report import write_outputs
 from effscale.train.proxy import proxy_stem_stride, upsampling_note
@@ -78,6 +86,7 @@ class SearchSettings(RunSettings):
         budget.pop("time_limit")  # how long to go on is not what the run is: a resume may
         # give more time
         extra = {"repeat_top": self.repeat_top} if self.repeat_top else {}
+        extra.update(ladder_identity(budget))
         if self.allow_upsampling:
             extra["allow_upsampling"] = True
         if self.cost != "flops":  # FLOPs runs keep the fingerprints they always had
@@ -99,6 +108,7 @@ class SearchPrepared(Prepared):
     grid_points: int = 0
     cost_timing: dict[str, Any] = field(default_factory=dict)  # see :func:`cost_timing`
     extremes: dict[str, str] = field(default_factory=dict)  # see :func:`extremes_found`
+    ladder: LadderPlan | None = None  # the proxy ladder (effscale.search.ladder)
 
 
 def resolve_proxy(settings: SearchSettings, events: RunEvents) -> SearchSettings:
@@ -218,10 +228,15 @@ class Search:
             choices += confirm_choices([c.key for c in kept],
                                        max(settings.budget.confirm_seeds,
                                            settings.budget.confirm_max_seeds))
+        ladder = plan_ladder(settings.budget, kept, size)
+        on_ladder = rung_models(ladder, [c for c in candidates.values()
+                                         if not c.is_confirmation])
+        candidates.update(on_ladder)
+        choices += ladder_choices(on_ladder, ladder.seeds)
         prepared = SearchPrepared(settings, train, val, candidates, items, identity,
                                   choices=choices, dropped=dropped,
                                   grid_points=len(kept) - 1 + len(dropped), cost_timing=timing,
-                                  extremes=extremes)
+                                  extremes=extremes, ladder=ladder)
         events.feasible([c for c in kept], dropped, prepared.grid_points)
         return prepared
 
@@ -263,6 +278,8 @@ class Search:
             doc["runtime"] = s.runtime
         if prepared.cost_timing:
             doc["cost_timing"] = prepared.cost_timing
+        if prepared.ladder is not None:
+            doc["ladder"] = prepared.ladder.to_dict()
         return doc
 
     def pruner(self) -> optuna.pruners.BasePruner:
@@ -287,9 +304,8 @@ class Search:
             return False
         num_classes = int(study.user_attrs["settings"]["num_classes"])
         step = next_round(study, plan, num_classes)
-        if step.stopped:
-            events.message(f"confirmation stopped: {step.stopped}")
-            return False
+        if step.stopped:  # the proxy ladder, once decided (it says the stop's reason)
+            return follow_ladder(study, events, step.stopped, settings.workers)
         if not step.added:
             return False
         epochs = settings.recipe.epochs * plan.factor
