@@ -34,6 +34,7 @@ from optuna.trial import TrialState
 
 from effscale import atomic
 from effscale.errors import EffscaleError
+from effscale.experiment.optuna_adapter import set_system_attr
 from effscale.experiment.queue import (
     ITEM_PARAM,
     claim_next,
@@ -413,13 +414,12 @@ def test_dead_worker_on_another_machine_is_recovered_exactly_once(
     study = _journal_study(tmp_path, ["a@0", "b@0"])
     trial = claim_next(study)
     assert trial is not None
-    storage = study._storage
-    storage.set_trial_system_attr(trial._trial_id, "effscale_worker", "elsewhere:1")
-    storage.set_trial_system_attr(trial._trial_id, "effscale_heartbeat", time.time())
+    set_system_attr(study, trial, "effscale_worker", "elsewhere:1")
+    set_system_attr(study, trial, "effscale_heartbeat", time.time())
     assert recover_dead_workers(study) == []  # heartbeat fresh: alive
-    storage.set_trial_system_attr(trial._trial_id, "effscale_heartbeat", time.time() - 3600)
+    set_system_attr(study, trial, "effscale_heartbeat", time.time() - 3600)
     other = optuna.load_study(study_name="effscale", storage=open_storage(None, tmp_path))
-    assert recover_dead_workers(study) == [item_of(storage.get_trial(trial._trial_id))]
+    assert recover_dead_workers(study) == [item_of(study.get_trials()[trial.number])]
     assert recover_dead_workers(other) == []  # the second one to notice does nothing
     waiting = Counter(item_of(t) for t in study.get_trials(states=(TrialState.WAITING,)))
     assert waiting == Counter(["a@0", "b@0"])

@@ -17,8 +17,10 @@ from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
 import effscale.experiment.heartbeat
+import effscale.experiment.optuna_adapter
 import effscale.experiment.queue
 import effscale.experiment.storage
+from effscale.experiment.optuna_adapter import storage_of, trial_id
 from effscale.experiment.queue import claim_next, item_of, open_study
 from effscale.experiment.storage import JOURNAL_NAME, open_storage
 
@@ -53,11 +55,11 @@ def test_rdb_stale_trial_callback_requeues_its_item_once(
     study = open_study(storage, "effscale", tmp_path, {"id": 1}, ["a@0", "b@0"])
     trial = claim_next(study)
     assert trial is not None
-    storage.record_heartbeat(trial._trial_id)  # one beat, then the worker "dies"
+    storage.record_heartbeat(trial_id(trial))  # one beat, then the worker "dies"
     time.sleep(2.5)
     optuna.storages.fail_stale_trials(study)
     optuna.storages.fail_stale_trials(study)  # a second worker noticing it too does nothing
-    assert storage.get_trial(trial._trial_id).state == TrialState.FAIL
+    assert storage.get_trial(trial_id(trial)).state == TrialState.FAIL
     waiting = Counter(item_of(t) for t in study.get_trials(states=(TrialState.WAITING,)))
     assert waiting == Counter(["a@0", "b@0"])
 
@@ -71,14 +73,14 @@ def test_worker_heartbeat_on_an_rdb_study_is_optunas_own(
     storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", tmp_path)
     monkeypatch.setattr(storage, "grace_period", 1)
     study = open_study(storage, "effscale", tmp_path, {"id": 1}, ["a@0"])
-    assert effscale.experiment.heartbeat.is_rdb(study._storage)
+    assert effscale.experiment.heartbeat.is_rdb(storage_of(study))
     trial = claim_next(study)
     assert trial is not None
-    effscale.experiment.heartbeat.Heartbeat(study).start(trial._trial_id)  # one beat
-    assert "effscale_heartbeat" not in storage.get_trial(trial._trial_id).system_attrs
+    effscale.experiment.heartbeat.Heartbeat(study).start(trial)  # one beat
+    assert "effscale_heartbeat" not in storage.get_trial(trial_id(trial)).system_attrs
     time.sleep(2.5)  # the worker "dies"
     optuna.storages.fail_stale_trials(study)
-    assert storage.get_trial(trial._trial_id).state == TrialState.FAIL
+    assert storage.get_trial(trial_id(trial)).state == TrialState.FAIL
     waiting = [item_of(t) for t in study.get_trials(states=(TrialState.WAITING,))]
     assert waiting == ["a@0"]
 
@@ -93,12 +95,12 @@ def test_a_live_worker_on_another_machine_is_left_to_optunas_heartbeat(
     study = open_study(storage, "effscale", tmp_path, {"id": 1}, ["a@0"])
     trial = claim_next(study)
     assert trial is not None
-    storage.set_trial_system_attr(trial._trial_id, "effscale_worker", "elsewhere:1")
-    effscale.experiment.heartbeat.Heartbeat(study).start(trial._trial_id)
+    storage.set_trial_system_attr(trial_id(trial), "effscale_worker", "elsewhere:1")
+    effscale.experiment.heartbeat.Heartbeat(study).start(trial)
     monkeypatch.setattr(effscale.experiment.queue, "GRACE_S", 0)
     time.sleep(0.1)
     assert effscale.experiment.queue.recover_dead_workers(study) == []
-    assert storage.get_trial(trial._trial_id).state == TrialState.RUNNING
+    assert storage.get_trial(trial_id(trial)).state == TrialState.RUNNING
 
 
 def test_journal_lock_serialises_writers_in_several_processes(tmp_path: Path) -> None:
@@ -116,7 +118,7 @@ def test_journal_lock_serialises_writers_in_several_processes(tmp_path: Path) ->
 
 def test_no_private_optuna_module_is_imported() -> None:
     for module in (effscale.experiment.storage, effscale.experiment.queue,
-                   effscale.experiment.heartbeat):
+                   effscale.experiment.heartbeat, effscale.experiment.optuna_adapter):
         tree = ast.parse(Path(str(module.__file__)).read_text())
         names = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
         names += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
