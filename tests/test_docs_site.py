@@ -153,6 +153,7 @@ def test_the_readme_is_short() -> None:
     assert len((ROOT / "README.md").read_text().splitlines()) <= 250
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_the_docs_site_builds_strict(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q",
                              "-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")],

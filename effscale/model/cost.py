@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from effscale import __version__, atomic
+from effscale import atomic
 from effscale.errors import EffscaleError
 from effscale.model.builder import build_model
 from effscale.model.config import ModelConfig, dump_config
@@ -53,7 +53,7 @@ from effscale.model.cost_timing import (
     cuda_timer,
     time_repeated,
 )
-from effscale.model.flops import count_flops
+from effscale.model.flops import count_flops, package_version
 from effscale.paths import cache_dir
 
 DEFAULT_COST = "flops"
@@ -370,7 +370,7 @@ def cache_key(config: ModelConfig, cost: str, options: CostOptions,
               fingerprint: dict[str, Any]) -> str:
     """Config content (name and provenance aside) + cost + batch + spread bound + device."""
     kind = get_cost(cost)
-    head = json.dumps({"version": _CACHE_VERSION, "effscale": __version__, "cost": cost,
+    head = json.dumps({"version": _CACHE_VERSION, "effscale": package_version(), "cost": cost,
                        "batch": kind.batch(options), "spread": options.plan.spread,
                        "device": fingerprint}, sort_keys=True)
     body = dump_config(config.replace(name="-", provenance=None))

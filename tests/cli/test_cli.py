@@ -183,6 +183,7 @@ def in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
 
 
+@pytest.mark.slow  # fvcore on B4 at 380 px
 @pytest.mark.usefixtures("in_repo")
 def test_flops_official_b4(cli: Cli) -> None:
     code, out, err = cli("flops", "configs/official/b4.yaml")
@@ -206,6 +207,7 @@ def test_flops_json(cli: Cli) -> None:
     assert [s["name"] for s in data["stages"]][:2] == ["stem", "stage1"]
 
 
+@pytest.mark.slow  # measures B0-B7 at full size (B7 at 592 px)
 def test_derive_writes_loadable_configs(cli: Cli, tmp_path: Path) -> None:
     out = tmp_path / "configs"
     code, stdout, err = cli("derive", "--phi", "0-7", "--out", out, "--counter", "torch")
@@ -296,6 +298,7 @@ def test_bad_input_is_one_line_exit_2(
     assert not (work / "out").is_dir()
 
 
+@pytest.mark.slow  # measures every demo candidate at full size
 def test_feasible_table_of_a_latency_search_names_its_cost_and_marks_uncertain_timings(
         ) -> None:
     """The table said "at equal full-size FLOPs" whatever the cost; it names the cost now,
