@@ -33,7 +33,7 @@ from effscale.search.run import SearchSettings, run_search
 
 def parse_duration(text: str, option: str) -> float | None:
     """``40m``, ``1.5h``, ``900s`` or ``900`` (seconds) -> seconds; ``none`` -> no limit."""
-    if text.strip().lower() in ("none", "0", "inf"):
+    if text.strip().lower() in ("none", "inf"):
         return None
     found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text.lower())
     if not found:
@@ -41,7 +41,8 @@ def parse_duration(text: str, option: str) -> float | None:
                                  param_hint=option)
     value = float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
     if value <= 0:
-        raise typer.BadParameter("must be positive", param_hint=option)
+        raise typer.BadParameter(f"{text!r}: must be positive ('none': no limit)",
+                                 param_hint=option)
     return value
 
 

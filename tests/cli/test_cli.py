@@ -338,11 +338,20 @@ def test_feasible_table_of_a_latency_search_names_its_cost_and_marks_uncertain_t
 
 @pytest.mark.parametrize(("text", "seconds"), [
     ("40m", 2400.0), ("1.5h", 5400.0), ("900s", 900.0), ("900", 900.0), (" 2M ", 120.0),
-    ("none", None), ("0", None)])
+    ("none", None)])
 def test_time_budget_reads_as_people_write_it(text: str, seconds: float | None) -> None:
     from effscale.cli.search import parse_duration
 
     assert parse_duration(text, "--time") == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "0m", "0.0h"])
+def test_a_zero_time_budget_is_refused_in_one_line(cli: Cli, text: str) -> None:
+    # "0" used to mean no limit, silently: a user who types 0 did not ask for no limit.
+    code, out, err = cli("search", "--dataset", "synthetic", "--time", text, "--dry-run")
+    assert code == 2 and out == ""
+    assert err == (f"error: Invalid value for --time: {text!r}: must be positive ('none': "
+                   "no limit)\n")
 
 
 def test_the_search_says_what_each_stage_will_do_before_it_runs() -> None:
