@@ -185,7 +185,7 @@ def in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("in_repo")
 def test_flops_official_b4(cli: Cli) -> None:
-    code, out, err = cli("flops", "configs/official/b4.yaml")
+    code, out, err = cli("flops", "configs/b4.yaml")
     assert code == 0, err
     assert "19,341,616" in out
     assert "4.394 G" in out  # conv+linear

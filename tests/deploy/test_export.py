@@ -26,14 +26,14 @@ SIZE = 64
 slow = pytest.mark.slow  # 15-40 s each to export on 2 busy cores
 
 MODELS = [
-    ("configs/official/b0.yaml", {}),
-    pytest.param("configs/official/b1.yaml", {}, marks=slow),
-    pytest.param("configs/official/b2.yaml", {}, marks=slow),
-    pytest.param("configs/official/b3.yaml", {}, marks=slow),
+    ("configs/b0.yaml", {}),
+    pytest.param("configs/b1.yaml", {}, marks=slow),
+    pytest.param("configs/b2.yaml", {}, marks=slow),
+    pytest.param("configs/b3.yaml", {}, marks=slow),
     pytest.param("configs/resnet50.yaml", {}, marks=slow),
     ("configs/mobilenetv2.yaml", {}),
-    ("configs/official/b0.yaml", {"head": Head(type="unet"), "num_classes": 3}),
-    pytest.param("configs/official/b0.yaml", {"bn_eps": 1e-3, "padding": "same"}, marks=slow),
+    ("configs/b0.yaml", {"head": Head(type="unet"), "num_classes": 3}),
+    pytest.param("configs/b0.yaml", {"bn_eps": 1e-3, "padding": "same"}, marks=slow),
 ]
 
 
