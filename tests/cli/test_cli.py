@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -364,3 +366,32 @@ def test_the_search_says_what_each_stage_will_do_before_it_runs() -> None:
            "each" in quick and "55 min" in quick
     none = stage_plan(get_budget("quick").override(confirm_top=0))
     assert none.endswith("no confirmation stage, so the run cannot decide")
+
+
+def test_the_command_list_is_each_commands_own_help() -> None:
+    # `effscale --help` lists COMMANDS without importing the commands: each line must be
+    # what the command's own help starts with.
+    from effscale.cli.main import COMMANDS as LISTED
+
+    group = typer.main.get_command(app)
+    assert list(LISTED) == [path[0] for path in COMMANDS if len(path) == 1]
+    for name, (_, line) in LISTED.items():
+        assert group.commands[name].help.startswith(line), name
+
+
+def test_help_imports_no_torch() -> None:
+    # `effscale --help` took 2.4-3 s when every command (and torch) was imported to list them.
+    code = ("import sys; from effscale.cli.main import main_entry; "
+            "rc = [main_entry(a) for a in (['--help'], ['-h'], ['--version'])]; "
+            "print(rc, sorted(m for m in ('torch', 'numpy', 'optuna') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[0, 0, 0] []"
+    assert "Commands:" in result.stdout and "segment-demo" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["flops", "-h"], ["weights", "import", "-h"]])
+def test_h_is_help_everywhere(cli: Cli, args: list[str]) -> None:
+    code, out, _ = cli(*args)
+    assert code == 0 and out.startswith(f"Usage: effscale {' '.join(args[:-1])} ")

@@ -74,3 +74,15 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) 
                                             r"\(pip install -e \"\.\[deploy\]\"") as caught:
         deploy.require("onnxruntime")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("place", ["/proc/x/a.onnx", "{file}/a.onnx"])
+def test_an_unwritable_onnx_path_is_one_line_before_any_export(cli, tmp_path: Path,
+                                                               place: str) -> None:
+    # It used to export for seconds, then end in "error: FileNotFoundError: ...".
+    (tmp_path / "file").write_text("")
+    target = place.format(file=tmp_path / "file")
+    code, out, err = cli("export", "configs/b0.yaml", "--onnx", target)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: --onnx {Path(target).parent}: cannot write there")
+    assert len(err.splitlines()) == 1 and "Error:" not in err
