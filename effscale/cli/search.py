@@ -186,7 +186,11 @@ def print_selection(selection: Any, run_dir: Path) -> None:
     if w is not None:
         shown = decision.winner if decision is not None and decision.winner is not None else w
         where = "confirmation" if shown is not w else "screening"
-        say(f"winner ({selection.named_by}): α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.3f} "
+        label = ("best (no signal: the base stayed near chance, so nothing is chosen)"
+                 if selection.verdict.startswith("NO SIGNAL") else
+                 f"winner ({selection.named_by})" if decision is not None and decision.signal
+                 else f"best so far, not decided ({selection.named_by})")
+        say(f"{label}: α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.3f} "
             f"γ={w.attrs['gamma']:.3f}  {where} val acc {shown.mean:.2%} over "
             f"{len(shown.accuracies)} seed(s)  measured FLOPs "
             f"×{float(w.attrs['flops_ratio']):.3f} at full size "
@@ -218,7 +222,6 @@ def print_selection(selection: Any, run_dir: Path) -> None:
         say("  " + fidelity_line)
     for row in getattr(selection, "failed", []):
         say(f"  failed: {row.candidate}: {'; '.join(row.failures)}")
-    say(f"verdict: {selection.verdict}")
     if caveat := doc.get("caveat"):
         render.err.print(f"caveat: {caveat}", markup=False, highlight=False)
     rows = [r for r in [selection.base, *selection.ranked] if r is not None]
@@ -231,6 +234,33 @@ def print_selection(selection: Any, run_dir: Path) -> None:
                     key=lambda name: (len(name), name))
     say(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml configs/ "
         f"({' '.join(family)}){matched} search.png{pareto}{page}")
+    for line in verdict_lines(selection.verdict, decision):
+        say(line)
+
+
+def verdict_lines(verdict: str, decision: Any = None) -> list[str]:
+    """The verdict as people read it: one line with the answer, the gain and its interval,
+    then each clause of the full verdict on a line of its own below it."""
+    clauses, depth, start = [], 0, 0
+    for i, char in enumerate(verdict):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and verdict.startswith("; ", i):
+            clauses.append(verdict[start:i])
+            start = i + 2
+    clauses.append(verdict[start:])
+    head = clauses[0]
+    vs = getattr(decision, "vs_base", None)
+    if (vs is not None and decision.winner is not None and vs.testable
+            and not getattr(decision, "shrinking", False) and head.startswith(
+                ("DECIDED", "UNDECIDED"))):
+        gain = (f"{vs.margin * 100:+.2f} points over the base (95 % interval "
+                f"{vs.low * 100:+.2f} to {vs.high * 100:+.2f})")
+        answer = ("DECIDED" if decision.signal else "DECIDED AGAINST" if decision.decided
+                  else "UNDECIDED")
+        tail = "" if decision.decided else ", within the noise"
+        head = f"{answer}: {decision.winner.candidate}, {gain}{tail}"
+        return [f"verdict: {head}", *(f"  {clause}" for clause in clauses)]
+    return [f"verdict: {head}", *(f"  {clause}" for clause in clauses[1:])]
 
 
 def stages_line(stages: dict[str, Any]) -> str:

@@ -395,3 +395,30 @@ def test_help_imports_no_torch() -> None:
 def test_h_is_help_everywhere(cli: Cli, args: list[str]) -> None:
     code, out, _ = cli(*args)
     assert code == 0 and out.startswith(f"Usage: effscale {' '.join(args[:-1])} ")
+
+
+DEMO_VERDICT = (
+    "DECIDED: a1.00_b1.11_g1.300 beats the base by 12.75 points on 2 fresh confirmation seeds "
+    "per model, unseen by the selection (95 % interval +8.15 to +17.35; adjusted p=0.002 over "
+    "1 comparison(s) x 2 look(s)); confirmation seed std 1.43% on 2 degree(s) of freedom")
+
+
+def test_the_verdict_reads_in_one_line_with_the_details_below() -> None:
+    # It was one 470-character line: answer, interval, runner-up, seed std and procedure.
+    from types import SimpleNamespace
+
+    from effscale.cli.search import verdict_lines
+
+    vs = SimpleNamespace(margin=0.1275, low=0.0815, high=0.1735, testable=True)
+    decision = SimpleNamespace(vs_base=vs, winner=SimpleNamespace(candidate="a1.00_b1.11_g1.300"),
+                               signal=True, decided=True, shrinking=False)
+    lines = verdict_lines(DEMO_VERDICT, decision)
+    assert lines[0] == ("verdict: DECIDED: a1.00_b1.11_g1.300, +12.75 points over the base "
+                        "(95 % interval +8.15 to +17.35)")
+    assert lines[1].startswith("  DECIDED: a1.00_b1.11_g1.300 beats the base by 12.75 points")
+    assert lines[1].endswith("x 2 look(s))")  # the "; " inside the parentheses is no break
+    assert lines[2:] == ["  confirmation seed std 1.43% on 2 degree(s) of freedom"]
+    undecided = SimpleNamespace(**{**vars(decision), "signal": False, "decided": False})
+    assert verdict_lines("UNDECIDED: x; y", undecided)[0].endswith("+17.35), within the noise")
+    assert verdict_lines("NO SIGNAL: the base reached 17%; use a larger budget") == [
+        "verdict: NO SIGNAL: the base reached 17%", "  use a larger budget"]
