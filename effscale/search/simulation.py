@@ -151,6 +151,7 @@ class Outcome:
     seeds: int
     trained: int  # confirmation trainings
     min_p: float = 1.0  # the smallest adjusted p-value of the final family
+    pick_margin: float = 0.0  # the screening's pick over the base on confirmation (points)
 
 
 def simulate(world: World, plan: ConfirmPlan, rng: np.random.Generator) -> Outcome:
@@ -190,7 +191,9 @@ def simulate(world: World, plan: ConfirmPlan, rng: np.random.Generator) -> Outco
                    any(c.separated for c in decision.comparisons)
                    or bool(decision.overturned_by), decision.seeds, trained,
                    min((c.p_adjusted for c in decision.comparisons if c.testable),
-                       default=1.0))
+                       default=1.0),
+                   next((c.margin * 100 for c in decision.comparisons
+                         if c.a == decision.pick and c.b == BASE_KEY), 0.0))
 
 
 def upper95(hits: int, runs: int) -> float:
@@ -220,4 +223,5 @@ def rates(world: World, plan: ConfirmPlan, runs: int, seed: int) -> dict[str, fl
             # adjusted p-values keep each at or under its threshold under the null, and
             # these common events show a lost correction in a few hundred runs
             "p_below_0.2": sum(o.min_p < 0.2 for o in outcomes) / runs,
-            "p_below_0.5": sum(o.min_p < 0.5 for o in outcomes) / runs}
+            "p_below_0.5": sum(o.min_p < 0.5 for o in outcomes) / runs,
+            "pick_margin": float(np.mean([o.pick_margin for o in outcomes]))}

@@ -367,3 +367,20 @@ def test_holm_family_with_looks_multiplies_the_adjusted_p() -> None:
     with pytest.raises(ValueError):
         stats.holm_family([alone], looks=0)
 
+
+
+def test_the_example_se_does_not_depend_on_which_model_is_named_first() -> None:
+    """Issue 29: the paired bootstrap drew different resamples for (a, b) and (b, a), so one
+    pair had two SEs (families built around different picks could disagree at 0.05). The
+    analytic paired SE is symmetric, and so is every comparison built on it."""
+    rng = np.random.default_rng(4)
+    a, b = rng.random(3000) < 0.62, rng.random(3000) < 0.60
+    _, boot_ab = stats.bootstrap_means(a, b)
+    _, boot_ba = stats.bootstrap_means(b, a)
+    assert boot_ab.std(ddof=1) != boot_ba.std(ddof=1)  # the old estimate's asymmetry
+    (m_ab, se_ab), (m_ba, se_ba) = stats.paired_se(a, b), stats.paired_se(b, a)
+    assert se_ab == se_ba and m_ab == -m_ba
+    assert se_ab == pytest.approx(np.std(a.astype(float) - b, ddof=1) / math.sqrt(3000))
+    ab = stats.compare_models("a", a, [0.61, 0.63], "b", b, [0.60, 0.59])
+    ba = stats.compare_models("b", b, [0.60, 0.59], "a", a, [0.61, 0.63])
+    assert (ab.se, ab.df, ab.p_value) == (ba.se, ba.df, ba.p_value)
