@@ -222,6 +222,8 @@ def print_selection(selection: Any, run_dir: Path) -> None:
     for row in getattr(selection, "failed", []):
         say(f"  failed: {row.candidate}: {'; '.join(row.failures)}")
     say(f"verdict: {selection.verdict}")
+    if position := doc.get("position_line"):
+        say(f"  position on the equal-cost curve: {position}")
     if caveat := doc.get("caveat"):
         render.err.print(f"caveat: {caveat}", markup=False, highlight=False)
     rows = [r for r in [selection.base, *selection.ranked] if r is not None]

@@ -42,6 +42,7 @@ from effscale.scaling.derive import Coefficients, derive_config
 from effscale.search import fidelity
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
 from effscale.search.plot import plot_search
+from effscale.search.refine import answer_position
 from effscale.search.report import (
     UNDECIDED_HEADER,
     family_phis,
@@ -243,6 +244,8 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                      f"{1 / int(settings['num_classes']):.1%}")
     if decision is not None:
         lines += [f"power {p.describe()}" for p in decision.power]
+    if (place := answer_position(w, rows, settings, run.study.user_attrs)) is not None:
+        lines.append(f"position on the equal-cost curve: {place.text}")
     if w is not None:
         phi = search_phi(settings)
         lines.append(f"reach: checked at φ = {phi:g} only (a search); derive beyond it is an "
