@@ -240,6 +240,8 @@ def print_selection(selection: Any, run_dir: Path) -> None:
         f"({' '.join(family)}){matched} search.png{pareto}{page}")
     for line in verdict_lines(selection.verdict, decision):
         say(line)
+    if position := doc.get("position_line"):
+        say(f"  position on the equal-cost curve: {position}")
     if ladder := doc.get("ladder"):
         say(ladder_text(ladder))
 

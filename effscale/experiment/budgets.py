@@ -37,6 +37,10 @@ class Budget:
     confirmation, the base, the winner and the runner-up are retrained with the base's proxy
     at this many other sizes, ``ladder_seeds`` fresh seeds each, when the estimate fits in
     ``ladder_time`` seconds of training (``None``: any time); 0: no ladder.
+    ``refine_rounds``/``refine_points``: when the screening's best lies on an edge of the
+    grid that is no bound of the feasible set, up to this many rounds of at most this many
+    more points on the equal-cost curve past it, screened before the confirmation (see
+    :mod:`effscale.search.refine`); 0 rounds: none, and the answer says it was not refined.
     """
 
     name: str
@@ -65,6 +69,8 @@ class Budget:
     ladder_rungs: int = 0
     ladder_seeds: int = 2
     ladder_time: float | None = None
+    refine_rounds: int = 1
+    refine_points: int = 3
 
     @property
     def looks(self) -> int:
@@ -83,7 +89,7 @@ BUDGETS: dict[str, Budget] = {
         "smoke", train_size=512, val_size=256, epochs=1, batch_size=64, resolution=20,
         step=0.4, gamma_max=1.5, gamma_step=0.2, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=1,
-        confirm_seeds=2, confirm_max_seeds=2,
+        confirm_seeds=2, confirm_max_seeds=2, refine_points=2,
         description="plumbing check: seconds on any CPU; accuracies are meaningless",
         expected="under a minute",
     ),
@@ -93,6 +99,7 @@ BUDGETS: dict[str, Budget] = {
         flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=1,
         confirm_seeds=2, confirm_max_seeds=3, time_limit=300.0, precise_bn=512,
         ladder_rungs=1, ladder_time=150.0,
+        refine_points=2,
         description="the embedded synthetic set, learned for real in minutes on a CPU: "
                     "width-only, depth-only, resolution-only and resolution+width at 2x "
                     "full-size FLOPs screened once; the base and the winner confirmed on 2-3 "
@@ -123,7 +130,7 @@ BUDGETS: dict[str, Budget] = {
         "standard", train_size=45000, val_size=5000, epochs=10, batch_size=128, resolution=22,
         step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=1, pruner="halving",
         flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_seeds=3,
-        confirm_max_seeds=6, precise_bn=512,
+        confirm_max_seeds=6, precise_bn=512, refine_rounds=2,
         description="NNI-like grid (alpha step 0.1, gamma step 0.05 = 22..32 px), beta "
                     "solved; for GPUs",
         expected="hours on a CPU; not yet measured on a GPU",
@@ -132,7 +139,7 @@ BUDGETS: dict[str, Budget] = {
         "full", train_size=0, val_size=5000, epochs=30, batch_size=128, resolution=22,
         step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=1, pruner="halving",
         flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_seeds=3,
-        confirm_max_seeds=6, precise_bn=512,
+        confirm_max_seeds=6, precise_bn=512, refine_rounds=2,
         description="for GPUs: all training images, 30 epochs, the standard grid",
         expected="not yet measured",
     ),

@@ -43,6 +43,7 @@ from effscale.search import fidelity
 from effscale.search.candidates import BASE_KEY
 from effscale.search.ladder import ladder_summary
 from effscale.search.plot import plot_search
+from effscale.search.refine import answer_position
 from effscale.search.report import (
     UNDECIDED_HEADER,
     family_phis,
@@ -247,6 +248,8 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
         lines += [f"power {p.describe()}" for p in decision.power]
     ladder = ladder_summary(run.study, rows)
     lines.append(ladder["line"])
+    if (place := answer_position(w, rows, settings, run.study.user_attrs)) is not None:
+        lines.append(f"position on the equal-cost curve: {place.text}")
     if w is not None:
         phi = search_phi(settings)
         lines.append(f"reach: checked at φ = {phi:g} only (a search); derive beyond it is an "

@@ -38,6 +38,9 @@ from effscale.search.grid import GridSpec
 from effscale.search.ladder import ladder_summary
 from effscale.search.pareto import pareto_csv, pareto_tables, plot_pareto
 from effscale.search.plot import plot_search
+from effscale.search.refine import ROUNDS_ATTR as REFINE_ROUNDS
+from effscale.search.refine import STOP_ATTR as REFINE_STOP
+from effscale.search.refine import answer_position
 from effscale.search.results import Selection, grid_rows, is_screening, select, with_decision
 
 SKIP_MATCHED = ("smoke", "demo")  # budgets whose runs do not write configs/matched/
@@ -199,6 +202,7 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
         if check:
             doc["fidelity"] = check
             doc["fidelity_line"] = fidelity.describe(check)
+        doc.update(refinement_document(selection, rows, settings, study.user_attrs))
         if plan.top:
             doc["stages"] = stage_costs(study)
         doc["ladder"] = ladder_summary(study, rows)
@@ -212,6 +216,18 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
         atomic.write_bytes(run_dir / "search.png",
                            plot_search(grid_rows(rows), selection, settings))
     return selection
+
+
+def refinement_document(selection: Selection, rows: dict[str, Any], settings: dict[str, Any],
+                        attrs: dict[str, Any]) -> dict[str, Any]:
+    """The answer's position on the equal-cost curve (interior, at a feasible bound, at an
+    edge the refinement did not get past) and the refinement rounds that ran."""
+    found = answer_position(selection.winner, rows, settings, attrs)
+    if found is None:
+        return {}
+    return {"position": found.to_dict(), "position_line": found.text,
+            "refinement": {"rounds": attrs.get(REFINE_ROUNDS, []),
+                           "stopped": attrs.get(REFINE_STOP) or ""}}
 
 
 def _precision(doc: dict[str, Any], settings: dict[str, Any], rules: Any) -> dict[str, Any]:

@@ -38,7 +38,14 @@ from effscale.model.cost import (
     get_cost,
     run_cost_options,
 )
-from effscale.search.candidates import BASE_KEY, Skipped, build_candidates, extremes_found
+from effscale.scaling.equal_flops import Measurer
+from effscale.search.candidates import (
+    BASE_KEY,
+    Candidate,
+    Skipped,
+    build_candidates,
+    extremes_found,
+)
 from effscale.search.confirm import ConfirmPlan, confirm_choices, next_round
 from effscale.search.grid import GridSpec, gamma_axis
 from effscale.search.ladder import (
@@ -49,6 +56,9 @@ from effscale.search.ladder import (
     plan_ladder,
     rung_models,
 )
+from effscale.search.refine import Candidates, Maker
+from effscale.search.refine import next_round as next_refinement
+from effscale.search.refine import settings_section as refine_section
 from effscale.search.repeats import enqueue_top, repeat_choices
 from effscale.search.report import write_outputs
 from effscale.train.proxy import proxy_stem_stride, upsampling_note
@@ -137,6 +147,41 @@ def resolve_proxy(settings: SearchSettings, events: RunEvents) -> SearchSettings
     return replace(settings, grid=grid, recipe=recipe)
 
 
+def proxy_cap(settings: SearchSettings) -> tuple[int, bool]:
+    """The largest proxy input a refinement may use, and whether it is the dataset's native
+    size (else it is the largest grid size, which the data is loaded at)."""
+    native = native_size(settings.dataset)
+    if native is not None and not settings.allow_upsampling:
+        return native, True
+    return max(px for _, px in gamma_axis(settings.grid)), False
+
+
+def refine_maker(settings: SearchSettings, num_classes: int, base: Candidate | None = None,
+                 cap_px: int | None = None, resolved: bool = False) -> Maker:
+    """Builds refinement candidates as :meth:`Search.prepare` builds the grid's (the same
+    proxy convention, solver, counter and window); ``settings`` are resolved first unless
+    ``resolved``. Without ``base``, the base is measured again (cached on disk)."""
+    if not resolved and base is None:
+        settings = resolve_proxy(settings, RunEvents())
+    full_base = get_base(settings.base, num_classes)
+
+    def to_proxy(full: ModelConfig, px: int) -> ModelConfig:
+        return proxy_config(full.replace(resolution=px), settings.recipe, num_classes)
+
+    cost = settings.cost_meter()
+    if base is None:
+        measure = Measurer(settings.counter, conv_linear=True)
+        proxy = to_proxy(full_base, settings.grid.base_resolution)
+        full = measure(full_base)
+        base = Candidate(BASE_KEY, 1.0, 1.0, 1.0, settings.grid.base_resolution, proxy,
+                         full.params, full.flops, 1.0, 1.0, (), full_base.resolution,
+                         measure(proxy).flops, 1.0,
+                         cost_value=cost(full_base) if cost is not None else 0.0)
+    return Maker(full_base, to_proxy, settings.grid, settings.rules, base,
+                 cap_px if cap_px is not None else proxy_cap(settings)[0], settings.counter,
+                 settings.flops_tolerance, cost)
+
+
 def gamma_cap_reason(asked: SearchSettings, resolved: SearchSettings) -> str:
     """What caps the γ axis: the dataset's native size when :func:`resolve_proxy` lowered
     ``gamma_max`` to it, else the grid's own ``--gamma-max``."""
@@ -220,12 +265,16 @@ class Search:
         if settings.repeat_top:
             choices += repeat_choices([c.key for c in kept if not c.is_base],
                                       settings.budget.repeats)
-        candidates: dict[str, Any] = {c.key: c for c in kept}
+        cap_px, cap_is_native = proxy_cap(settings)
+        refine = refine_section(settings.grid, settings.budget, cap_px, cap_is_native, kept)
+        make = refine_maker(settings, num_classes, kept[0], cap_px)
+        candidates = Candidates({c.key: c for c in kept}, make, settings.budget.confirm_factor)
+        choices += [item_key(key, 0) for key in refine["keys"]]
         if settings.budget.confirm_top:
             for c in kept:
                 check = c.for_confirmation(settings.budget.confirm_factor)
                 candidates[check.key] = check
-            choices += confirm_choices([c.key for c in kept],
+            choices += confirm_choices([c.key for c in kept] + refine["keys"],
                                        max(settings.budget.confirm_seeds,
                                            settings.budget.confirm_max_seeds))
         ladder = plan_ladder(settings.budget, kept, size)
@@ -236,7 +285,7 @@ class Search:
         prepared = SearchPrepared(settings, train, val, candidates, items, identity,
                                   choices=choices, dropped=dropped,
                                   grid_points=len(kept) - 1 + len(dropped), cost_timing=timing,
-                                  extremes=extremes, ladder=ladder)
+                                  extremes=extremes, ladder=ladder, refine=refine)
         events.feasible([c for c in kept], dropped, prepared.grid_points)
         return prepared
 
@@ -264,6 +313,7 @@ class Search:
             "cost": "conv+linear FLOPs (multiply-adds) of the full-size model: the base at its "
                     f"own resolution, scaled; counted by {s.counter}",
             "feasible_grid_points": prepared.grid_points, "extremes": prepared.extremes,
+            "refine": prepared.refine,
             "candidates": sum(not c.is_base and not c.is_confirmation
                               for c in prepared.candidates.values()),
             "items": len(prepared.items),
@@ -299,6 +349,8 @@ class Search:
                 events.message(f"--repeat-top {settings.repeat_top}: {len(added)} more "
                                "screening trainings of the best candidates under further seeds")
                 return True
+        if self.refine_round(study, events):
+            return True
         plan = self.plan()
         if plan.top < 1:
             return False
@@ -319,6 +371,23 @@ class Search:
         if step.skipped:  # racing: the models whose comparisons are settled
             events.message(f"confirmation round {step.round} {step.describe_skipped()}")
         return True
+
+    def refine_round(self, study: optuna.Study, events: RunEvents) -> bool:
+        """The next refinement round (:mod:`effscale.search.refine`), before the
+        confirmation: ``True`` when it added trainings."""
+        num_classes = int(study.user_attrs["settings"]["num_classes"])
+        settings = self.settings
+        makers: list[Maker] = []
+
+        def make(key: str) -> Candidate | Skipped:
+            if not makers:  # built once, and only when a round needs models
+                makers.append(refine_maker(settings, num_classes))
+            return makers[0](key)
+
+        added, line = next_refinement(study, settings.budget, make, settings.workers)
+        if line:
+            events.message(line if added else f"refinement stopped: {line}")
+        return bool(added)
 
     def write_outputs(self, study: optuna.Study, prepared: Prepared, doc: dict[str, Any],
                       complete: bool) -> Any:
