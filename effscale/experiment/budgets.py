@@ -89,7 +89,7 @@ BUDGETS: dict[str, Budget] = {
         step=0.8, gamma_max=1.3, gamma_step=0.3, alpha_max=1.8, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=1,
         confirm_seeds=2, confirm_max_seeds=3, time_limit=300.0, precise_bn=512,
-        ladder_rungs=1, ladder_time=150.0,
+        ladder_rungs=1,
         description="the embedded synthetic set, learned for real in minutes on a CPU: "
                     "width-only, depth-only and resolution+width at 2x full-size FLOPs "
                     "screened once; the base and the winner confirmed on 2-3 fresh seeds; "
