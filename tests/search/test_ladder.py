@@ -125,7 +125,8 @@ def add(study: optuna.Study, item: str, hits: int, seconds: float = 100.0,
         params={ITEM_PARAM: item},
         distributions={ITEM_PARAM: optuna.distributions.CategoricalDistribution(CHOICES)},
         user_attrs={"val_correct": pack_correct(correct), "val_size": N, "gamma": gamma,
-                    "resolution": resolution},
+                    "resolution": resolution, "alpha": 1.0, "beta": 1.0, "flops": 100,
+                    "flops_ratio": 2.0, "nominal_ratio": 2.0},
         system_attrs={}, intermediate_values={}, trial_id=0))
 
 
@@ -320,3 +321,67 @@ def test_an_undecided_search_does_not_climb_the_ladder(tmp_path: Path, cli,
     doc, stdout = search(cli, monkeypatch, out, 0.0, "--ladder-rungs", "1")
     assert doc["decided"] is False and doc["ladder"]["run"] is False
     assert "ladder: PROXY LADDER NOT RUN: the confirmation did not decide" in stdout
+
+
+# ------------------------------------------------------------------ outputs of a made-up run
+
+
+def finished_study(ladder: LadderPlan | None, hits: dict[str, int]) -> optuna.Study:
+    """A made-up finished search (no FLOPs counted, nothing trained): screening, confirmation
+    and, when ``ladder`` has rungs and the confirmation decided, the ladder's 14 px rung."""
+    from dataclasses import asdict
+
+    from effscale.model.config import ScalingRules
+
+    study = confirmed_study(hits, ladder or PLAN)
+    settings = dict(study.user_attrs["settings"])
+    settings.update(base="b0", dataset="synthetic", budget="smoke", grid=None,
+                    rules=asdict(ScalingRules()), classes=[str(i) for i in range(10)])
+    if ladder is None:
+        settings.pop("ladder")
+    study.set_user_attr("settings", settings)
+    if follow_ladder(study, Said(), "decided"):  # type: ignore[arg-type]
+        for key, base_hits, px in (("base", 400, 14), ("w", 460, 18), ("r", 450, 14)):
+            for seed in range(2):
+                add(study, f"ladder/14/{key}@{seed}", base_hits + 5 * (1 if seed else -1),
+                    50.0, gamma={"w": 1.3}.get(key, 1.0), resolution=px)
+    return study
+
+
+def test_coefficients_and_the_printed_verdict_say_what_the_ladder_found(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from effscale.cli.search import print_selection
+    from effscale.search.report import write_outputs
+
+    selection = write_outputs(finished_study(PLAN, {"base": 500, "w": 700, "r": 560}),
+                              tmp_path)
+    doc = yaml.safe_load((tmp_path / "coefficients.yaml").read_text())
+    assert doc["decided"] is True and doc["ladder"]["run"] is True
+    assert doc["ladder"]["rungs"] == [14, 20]
+    assert [t["trend"] for t in doc["ladder"]["trend"]] == ["grows", "grows"]
+    assert doc["ladder"]["line"].startswith("PROXY LADDER (w; base proxy at 14, 20 px)")
+    print_selection(selection, tmp_path)
+    printed = capsys.readouterr().out
+    assert "ladder: PROXY LADDER (w; base proxy at 14, 20 px): lead over the base" in printed
+    assert printed.index("verdict: DECIDED") < printed.index("ladder: PROXY LADDER")
+
+
+@pytest.mark.parametrize(("plan", "hits", "why"), [
+    (LadderPlan(20, (), why="this budget has no ladder (ladder_rungs 0; --ladder-rungs N runs "
+                            "one)"), {"base": 500, "w": 700, "r": 560},
+     "this budget has no ladder"),
+    (PLAN, {"base": 600, "w": 602, "r": 601}, "the confirmation did not decide"),
+    (None, {"base": 500, "w": 700, "r": 560}, "this run has no ladder plan"),
+])
+def test_a_run_whose_ladder_did_not_run_says_so_and_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], plan: LadderPlan | None,
+        hits: dict[str, int], why: str) -> None:
+    from effscale.cli.search import print_selection
+    from effscale.search.report import write_outputs
+
+    selection = write_outputs(finished_study(plan, hits), tmp_path)
+    ladder = yaml.safe_load((tmp_path / "coefficients.yaml").read_text())["ladder"]
+    assert ladder["run"] is False and ladder["why"].startswith(why)
+    assert ladder["line"] == f"PROXY LADDER NOT RUN: {ladder['why']}"
+    print_selection(selection, tmp_path)
+    assert f"ladder: PROXY LADDER NOT RUN: {why}" in capsys.readouterr().out
