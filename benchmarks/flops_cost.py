@@ -54,7 +54,7 @@ def main() -> None:
               f"{'cached MB':>9}")
         for name in configs:
             for counter in counters:
-                path = f"configs/official/{name}.yaml"
+                path = f"configs/{name}.yaml"
                 first = run(path, counter, env)
                 again = run(path, counter, env)
                 print(f"{name:<8} {counter:<8} {first[0]:>8.2f} {first[1]:>8.0f} "

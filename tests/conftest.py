@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -40,6 +41,22 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _subprocesses_only_in_slow_tests(request: pytest.FixtureRequest,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that starts a process (directly, through ``subprocess.run`` or any library) is
+    marked slow, so ``pytest -m "not slow"`` stays the quick edit loop: starting one from an
+    unmarked test fails it, saying so. (Module and session fixtures run before this one.)"""
+    if request.node.get_closest_marker("slow") is not None:
+        return
+    name = request.node.nodeid
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{name} starts a subprocess: mark it @pytest.mark.slow")
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+
+
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     """``cli("flops", "configs/b0.yaml")`` -> ``(exit code, stdout, stderr)`` of that run only."""
@@ -51,3 +68,4 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         return code, captured.out, captured.err
 
     return run
+

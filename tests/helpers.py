@@ -24,7 +24,7 @@ GOLDEN_FIELDS = ("params", "flops", "flops_conv_linear", "activations", "resolut
 
 def shipped_configs() -> list[str]:
     """Every committed config, relative to the repository root (``configs/b0.yaml``), sorted."""
-    files = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "official").glob("*.yaml"))
+    files = sorted(CONFIGS.glob("*.yaml")) + sorted((CONFIGS / "paper-rule").glob("*.yaml"))
     return [path.relative_to(REPO).as_posix() for path in files]
 
 

@@ -89,11 +89,16 @@ def cost(
         say(line)
     for row in doc["rows"]:  # caveats: stderr, with the other messages
         for latency in row["latency"]:
+            runtime = latency.get("runtime", "torch")
+            where = "" if runtime == "torch" else f" in {runtime}"
             if latency["note"]:
-                runtime = latency.get("runtime", "torch")
-                where = "" if runtime == "torch" else f" in {runtime}"
                 render.err.print(f"note: {row['path']} batch {latency['batch']}{where}: "
                                  f"{latency['note']}", markup=False, highlight=False)
+            if latency["cached"]:
+                render.err.print(f"note: {row['path']} batch {latency['batch']}{where}: cached "
+                                 "(a settled timing from an earlier run on this device with "
+                                 "these settings; --no-cache times it again)", markup=False,
+                                 highlight=False)
     if memory and doc["rows"]:
         say(f"training memory: {doc['rows'][0]['train_memory']['method']}")
     say("device: " + ", ".join(f"{k} {v}" for k, v in fingerprint.items()))
@@ -131,6 +136,7 @@ def _latency_doc(measured: Measured) -> dict[str, Any]:
     return {"batch": measured.batch, "median_s": timing.median, "iqr_s": timing.iqr,
             "rel_spread": round(timing.rel_spread, 6), "repeats": timing.repeats,
             "warmup": timing.warmup, "converged": timing.converged, "note": timing.note(),
+            "cached": measured.cached,
             "threads": (measured.device or {}).get("threads"),
             "runtime": (measured.device or {}).get("runtime", "torch").split(" ")[0]}
 

@@ -42,10 +42,12 @@ def export(
     A config file's random weights give tiny outputs; check a checkpoint for a telling
     comparison. Needs the deploy extra: pip install -e ".[deploy]".
     """
+    from effscale.experiment.rundir import check_writable_place
     from effscale.model.deploy import onnx as deploy
 
     if onnx.is_dir():
         raise EffscaleError(f"--onnx {onnx}: is a directory; give a file name")
+    check_writable_place(onnx.parent, "--onnx")  # before the export's minutes, in one line
     deploy.require("onnxruntime")
     config, net, weights = deploy.load_model(model)
     px = resolution or config.resolution

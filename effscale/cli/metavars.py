@@ -44,8 +44,10 @@ def _name_argument(param: Any) -> None:
 def name_metavars(command: Any) -> Any:
     """Give every argument and option of ``command`` (a click command or group, and its
     subcommands) a label that reads as a word; returns ``command``."""
-    for sub in getattr(command, "commands", {}).values():
-        name_metavars(sub)
+    subcommands = getattr(type(command), "commands", None)
+    if not isinstance(subcommands, property):  # a lazy group labels each as it loads it
+        for sub in getattr(command, "commands", {}).values():
+            name_metavars(sub)
     for param in getattr(command, "params", []):
         if param.param_type_name == "argument":
             _name_argument(param)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from effscale.model.flops import Complexity
+if TYPE_CHECKING:  # torch: not imported by `effscale --help`
+    from effscale.model.flops import Complexity
 
 # Data goes to stdout; messages, warnings and progress go to stderr.
 # Piped output is not cut to 80 columns: tables stay whole in logs and files.

@@ -23,9 +23,9 @@ from effscale.report.html import write_report, write_run_report
 from effscale.report.load import open_run_study
 from effscale.scaling.derive import check_phi
 from effscale.search.aliases import coefficient_aliases
-from effscale.search.candidates import Candidate, Skipped
+from effscale.search.candidates import Candidate, Skipped, extremes_found
 from effscale.search.confirm import ConfirmPlan
-from effscale.search.grid import budget_grid
+from effscale.search.grid import budget_grid, single_axis
 from effscale.search.pareto import Entry, pareto_tables
 from effscale.search.report import write_outputs
 from effscale.search.run import SearchSettings, run_search
@@ -33,7 +33,7 @@ from effscale.search.run import SearchSettings, run_search
 
 def parse_duration(text: str, option: str) -> float | None:
     """``40m``, ``1.5h``, ``900s`` or ``900`` (seconds) -> seconds; ``none`` -> no limit."""
-    if text.strip().lower() in ("none", "0", "inf"):
+    if text.strip().lower() in ("none", "inf"):
         return None
     found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text.lower())
     if not found:
@@ -41,7 +41,8 @@ def parse_duration(text: str, option: str) -> float | None:
                                  param_hint=option)
     value = float(found.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[found.group(2)]
     if value <= 0:
-        raise typer.BadParameter("must be positive", param_hint=option)
+        raise typer.BadParameter(f"{text!r}: must be positive ('none': no limit)",
+                                 param_hint=option)
     return value
 
 
@@ -75,7 +76,9 @@ def feasible_table(candidates: list[Candidate], dropped: list[Skipped], grid_poi
          "FLOPs × (full)", "proxy px", "FLOPs × (proxy)", "params", "same model as"),
         text={"candidate", "same model as"})
     for c in candidates:
-        table.add_row(c.key, f"{c.alpha:.2f}", f"{c.beta:.3f}", f"{c.gamma:.3f}",
+        end = single_axis(c.alpha, c.beta, c.gamma) if not c.is_base else None
+        table.add_row(c.key + (f" ({end})" if end else ""), f"{c.alpha:.2f}",
+                      f"{c.beta:.3f}", f"{c.gamma:.3f}",
                       str(c.full_resolution),
                       *([marked(c.cost_ratio, c.cost_note)] if cost else []),
                       f"{c.flops_ratio:.3f}", str(c.resolution),
@@ -103,6 +106,7 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
             continue
         rows.append({
             "key": c.key, "alpha": c.alpha, "beta": c.beta, "gamma": c.gamma,
+            "extreme": None if c.is_base else single_axis(c.alpha, c.beta, c.gamma),
             "kept": True, "reason": "base" if c.is_base else "within the FLOPs window",
             "full_resolution": c.full_resolution, "proxy_resolution": c.resolution,
             "params": c.params, "flops_full": c.flops,
@@ -125,6 +129,7 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
         "target": settings.grid.target, "flops_tolerance": settings.flops_tolerance,
         "counter": settings.counter, "grid": asdict(settings.grid), "cost": settings.cost,
         "proxy_stem_stride": settings.recipe.stem_stride,
+        "extremes": extremes_found(candidates, dropped),
         "candidates": rows,
     }
 
@@ -185,7 +190,11 @@ def print_selection(selection: Any, run_dir: Path) -> None:
     if w is not None:
         shown = decision.winner if decision is not None and decision.winner is not None else w
         where = "confirmation" if shown is not w else "screening"
-        say(f"winner ({selection.named_by}): α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.3f} "
+        label = ("best (no signal: the base stayed near chance, so nothing is chosen)"
+                 if selection.verdict.startswith("NO SIGNAL") else
+                 f"winner ({selection.named_by})" if decision is not None and decision.signal
+                 else f"best so far, not decided ({selection.named_by})")
+        say(f"{label}: α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.3f} "
             f"γ={w.attrs['gamma']:.3f}  {where} val acc {shown.mean:.2%} over "
             f"{len(shown.accuracies)} seed(s)  measured FLOPs "
             f"×{float(w.attrs['flops_ratio']):.3f} at full size "
@@ -217,9 +226,6 @@ def print_selection(selection: Any, run_dir: Path) -> None:
         say("  " + fidelity_line)
     for row in getattr(selection, "failed", []):
         say(f"  failed: {row.candidate}: {'; '.join(row.failures)}")
-    say(f"verdict: {selection.verdict}")
-    if ladder := doc.get("ladder"):
-        say(ladder_text(ladder))
     if caveat := doc.get("caveat"):
         render.err.print(f"caveat: {caveat}", markup=False, highlight=False)
     rows = [r for r in [selection.base, *selection.ranked] if r is not None]
@@ -232,6 +238,35 @@ def print_selection(selection: Any, run_dir: Path) -> None:
                     key=lambda name: (len(name), name))
     say(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml configs/ "
         f"({' '.join(family)}){matched} search.png{pareto}{page}")
+    for line in verdict_lines(selection.verdict, decision):
+        say(line)
+    if ladder := doc.get("ladder"):
+        say(ladder_text(ladder))
+
+
+def verdict_lines(verdict: str, decision: Any = None) -> list[str]:
+    """The verdict as people read it: one line with the answer, the gain and its interval,
+    then each clause of the full verdict on a line of its own below it."""
+    clauses, depth, start = [], 0, 0
+    for i, char in enumerate(verdict):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and verdict.startswith("; ", i):
+            clauses.append(verdict[start:i])
+            start = i + 2
+    clauses.append(verdict[start:])
+    head = clauses[0]
+    vs = getattr(decision, "vs_base", None)
+    if (vs is not None and decision.winner is not None and vs.testable
+            and not getattr(decision, "shrinking", False) and head.startswith(
+                ("DECIDED", "UNDECIDED"))):
+        gain = (f"{vs.margin * 100:+.2f} points over the base (95 % interval "
+                f"{vs.low * 100:+.2f} to {vs.high * 100:+.2f})")
+        answer = ("DECIDED" if decision.signal else "DECIDED AGAINST" if decision.decided
+                  else "UNDECIDED")
+        tail = "" if decision.decided else ", within the noise"
+        head = f"{answer}: {decision.winner.candidate}, {gain}{tail}"
+        return [f"verdict: {head}", *(f"  {clause}" for clause in clauses)]
+    return [f"verdict: {head}", *(f"  {clause}" for clause in clauses[1:])]
 
 
 def ladder_text(ladder: dict[str, Any]) -> str:

@@ -52,7 +52,7 @@ def import_(
     first that does not fit is named, in the file and in the model, and nothing is written.
     The config must describe what the weights were trained with; the options below override
     it and are stored in the checkpoint's config. Examples: torchvision efficientnet_b0 onto
-    configs/official/b0.yaml; efficientnet_b7 onto configs/official/b7.yaml with
+    configs/b0.yaml; efficientnet_b7 onto configs/b7.yaml with
     --bn-eps 1e-3; timm tf_efficientnet_b0 onto b0.yaml with --bn-eps 1e-3 --padding same;
     resnet50 and mobilenet_v2 onto configs/resnet50.yaml and configs/mobilenetv2.yaml. The
     checkpoint feeds `effscale train --init`, `effscale segment-demo --init` (the encoder)

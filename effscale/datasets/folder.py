@@ -39,7 +39,8 @@ from PIL import Image, ImageOps
 from effscale.datasets.cache import Arrays, Progress, Rows, cached_rows, source_key
 from effscale.errors import EffscaleError
 
-SPLIT_DIRS = {"train": "train", "test": "val"}
+# A folder's splits are its train/ and val/ folders; a test/ folder is never read.
+SPLIT_DIRS = {"train": "train", "val": "val"}
 _LAYOUT = "expected train/<class>/ folders of images"
 # Bump when decoding changes, so entries written by an older reader are not reused.
 DECODE_VERSION = 2
@@ -61,12 +62,18 @@ NAMED_SKIPS = 3  # skipped files named in the warning line
 
 def load(root: Path, split: str, image_size: int,
          progress: Progress | None = None) -> tuple[Arrays, tuple[str, ...]]:
-    """The ``split`` ("train" or "test" = ``val/``) of the image folder at ``root``."""
+    """The ``split`` ("train" or "val") of the image folder at ``root``: its ``train/`` or
+    ``val/`` folder, whose class folders must be train/'s (:func:`check_val_classes`)."""
+    if split not in SPLIT_DIRS:
+        raise EffscaleError(f"{root}: an image folder's splits are train/ and val/, not "
+                            f"{split!r}; effscale never reads a test/ folder")
     classes = class_names(root)
     split_dir = root / SPLIT_DIRS[split]
     if not split_dir.is_dir():
         raise EffscaleError(f"{root}: no {SPLIT_DIRS[split]}/ folder, so no {split} split; "
                             f"add {SPLIT_DIRS[split]}/<class>/ images or hold out part of train/")
+    if split == "val":
+        check_val_classes(root)
     files, identity = list_images(split_dir, classes)
     key = source_key("folder", DECODE_VERSION, BACKGROUND, str(root.resolve()), split,
                      image_size, classes, identity)
@@ -90,6 +97,25 @@ def class_names(root: Path) -> tuple[str, ...]:
     if not names:
         raise EffscaleError(f"{train}: no class folders ({_LAYOUT})")
     return names
+
+
+def has_val(root: Path) -> bool:
+    """Whether the image folder at ``root`` has a ``val/`` folder (its validation split)."""
+    return (root / SPLIT_DIRS["val"]).is_dir()
+
+
+def check_val_classes(root: Path) -> None:
+    """One line, unless ``root/val`` holds exactly the class folders of ``root/train``."""
+    train = set(class_names(root))
+    val_dir = root / SPLIT_DIRS["val"]
+    val = {d.name for d in val_dir.iterdir() if d.is_dir() and not _hidden(d)}
+    if val == train:
+        return
+    extra, missing = sorted(val - train), sorted(train - val)
+    parts = ([f"{', '.join(extra)} not in train/"] if extra else []) + (
+        [f"{', '.join(missing)} missing" if val else "no class folders"] if missing else [])
+    raise EffscaleError(f"{val_dir}: its classes must be train/'s ({len(train)}): "
+                        f"{'; '.join(parts)}")
 
 
 def list_images(split_dir: Path, classes: tuple[str, ...]) -> tuple[list[tuple[str, int]], str]:

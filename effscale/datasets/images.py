@@ -24,7 +24,8 @@ from effscale.datasets.registry import dataset_names, get_dataset
 from effscale.datasets.source import LoadRequest
 from effscale.errors import EffscaleError
 
-SPLITS = ("train", "test")
+# Registered sources have train and test; image folders train (train/) and val (val/).
+SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,9 @@ class ImageData:
 def load_dataset(spec: str, split: str = "train", data_dir: Path | None = None, *,
                  download: bool = True, image_size: int = 32, seed: int = 0,
                  progress: Callable[[str], None] | None = None) -> ImageData:
-    """Load ``split`` ("train" or "test") of ``spec``: a registered dataset name
-    (:func:`~effscale.datasets.registry.dataset_names`) or an image folder.
+    """Load ``split`` of ``spec``: "train" or "test" of a registered dataset name
+    (:func:`~effscale.datasets.registry.dataset_names`), "train" (``train/``) or "val"
+    (``val/``) of an image folder; a folder's ``test/`` is never read.
 
     ``data_dir`` is where downloadable sources (cifar10) are looked up and downloaded to
     (default ``paths.data_dir()``). Every source is returned at ``image_size`` x
@@ -121,6 +123,9 @@ def load_dataset(spec: str, split: str = "train", data_dir: Path | None = None, 
         raise EffscaleError(f"image size must be a positive integer, got {image_size!r}")
     source = get_dataset(spec)
     if source is not None:
+        if split == "val":
+            raise EffscaleError(f"dataset {spec!r} has no val split: a run holds its "
+                                "validation images out of train")
         request = LoadRequest(split, image_size, Path(data_dir) if data_dir is not None else None,
                               download, seed, progress)
         arrays, classes = source.load(request)
@@ -153,6 +158,16 @@ def holdout_split(data: ImageData, val_size: int, seed: int) -> tuple[ImageData,
     keep = np.ones(len(data), dtype=bool)
     keep[val] = False
     return data.subset(np.flatnonzero(keep), ":train"), data.subset(val, ":val")
+
+
+def sample(data: ImageData, size: int, seed: int) -> ImageData:
+    """``size`` rows of ``data`` drawn at random with ``seed``, stratified by class as
+    :func:`holdout_split` draws them, in the original order; all of ``data`` when ``size``
+    is 0 or not below its length."""
+    if not size or size >= len(data):
+        return data
+    rows = _stratified_sample(data.labels.numpy(), size, np.random.default_rng(seed))
+    return data.subset(rows, f":{size}")
 
 
 def _stratified_sample(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,9 +1,12 @@
 """Search budgets: how much data, how many epochs, which grid. Explicit flags override them.
 
 Times are measured wall clock for ``--base b0`` on 2 CPU cores (see README for the runs
-behind them). Every budget but smoke keeps only candidates within +-5 % of 2x the base's
-FLOPs measured at full size, and trains at proxy sizes at or below the dataset's native size
-(a 20 px base with stem stride 1, so b0's final maps are 2x2; see effscale.train.proxy).
+behind them). Every grid reaches the equal-cost curve's three single-axis ends (depth-only,
+width-only and resolution-only, each solved on measured full-size FLOPs; gamma_max 1.5 leaves
+room for resolution-only's ~1.4) and the points between them. Every budget but smoke keeps
+only candidates within +-5 % of 2x the base's FLOPs measured at full size, and trains at
+proxy sizes at or below the dataset's native size (a 20 px base with stem stride 1, so b0's
+final maps are 2x2; see effscale.train.proxy).
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     "smoke": Budget(
         "smoke", train_size=512, val_size=256, epochs=1, batch_size=64, resolution=20,
-        step=0.4, gamma_max=1.4, gamma_step=0.2, repeats=1, pruner="none",
+        step=0.4, gamma_max=1.5, gamma_step=0.2, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=1,
         confirm_seeds=2, confirm_max_seeds=2,
         description="plumbing check: seconds on any CPU; accuracies are meaningless",
@@ -86,29 +89,35 @@ BUDGETS: dict[str, Budget] = {
     ),
     "demo": Budget(
         "demo", train_size=1024, val_size=800, epochs=3, batch_size=32, resolution=20,
-        step=0.8, gamma_max=1.3, gamma_step=0.3, alpha_max=1.8, repeats=1, pruner="none",
+        step=0.8, gamma_max=1.5, gamma_step=0.3, alpha_max=1.8, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=1,
         confirm_seeds=2, confirm_max_seeds=3, time_limit=300.0, precise_bn=512,
         ladder_rungs=1,
         description="the embedded synthetic set, learned for real in minutes on a CPU: "
-                    "width-only, depth-only and resolution+width at 2x full-size FLOPs "
-                    "screened once; the base and the winner confirmed on 2-3 fresh seeds; "
-                    "batch-norm statistics recomputed on 512 images before each validation",
-        expected="3-5 min on 2 CPU cores (3.4 min measured in a fresh clone, 4.1 min in "
+                    "width-only, depth-only, resolution-only and resolution+width at 2x "
+                    "full-size FLOPs screened once; the base and the winner confirmed on 2-3 "
+                    "fresh seeds; batch-norm statistics recomputed on 512 images before each "
+                    "validation",
+        expected="3-5 min on 2 CPU cores with 3 candidates (the 4th, resolution-only, adds "
+                 "a screening training; 3.4 min measured in a fresh clone, 4.1 min in "
                  "another run; decided after 2 confirmation seeds)",
     ),
     "quick": Budget(
         "quick", train_size=10000, val_size=5000, epochs=3, batch_size=64, resolution=20,
-        step=0.4, gamma_max=1.3, gamma_step=0.15, alpha_max=1.8, repeats=1, pruner="none",
+        step=0.4, gamma_max=1.5, gamma_step=0.15, alpha_max=1.8, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_factor=2,
         confirm_seeds=2, confirm_max_seeds=3, time_limit=55 * 60.0, ladder_rungs=1,
         ladder_time=30 * 60.0,
-        description="coarse grid (alpha 1/1.4/1.8, gamma 1/1.15/1.3 = 20/23/26 px under "
-                    "CIFAR's native 32), beta solved to 2x full-size FLOPs: 5 candidates "
-                    "screened once for 3 epochs; the base and the top 2 confirmed for 6 epochs "
-                    "on 2-3 fresh seeds each, until decided or 55 min of training",
-        expected="under 60 min on 2 CPU cores (CIFAR-10, b0: 58.5 min measured, 21.6 of "
-                 "them screening, decided after 2 confirmation rounds); not measured on a GPU",
+        description="coarse grid (alpha 1/1.4/1.8, gamma 1/1.15/1.3 = 20/23/26 px) and the "
+                    "equal-cost curve's three ends (depth-only, width-only, resolution-only "
+                    "at 28 px, under CIFAR's native 32), beta solved to 2x full-size FLOPs: "
+                    "6 candidates screened once for 3 epochs; the base and the top 2 "
+                    "confirmed for 6 epochs on 2-3 fresh seeds each, until decided or 55 min "
+                    "of training",
+        expected="about 60 min on 2 CPU cores (CIFAR-10, b0: 58.5 min measured with the "
+                 "former 5-candidate grid, 21.6 of them screening, decided after 2 "
+                 "confirmation rounds; the 6-candidate grid adds one screening training); "
+                 "not measured on a GPU",
     ),
     "standard": Budget(
         "standard", train_size=45000, val_size=5000, epochs=10, batch_size=128, resolution=22,

@@ -103,9 +103,9 @@ def work(prepared: Prepared, study: optuna.Study, events: RunEvents,
             recover_dead_workers(study)
             trial = claim_next(study)
             if trial is not None:
-                heartbeat.start(trial._trial_id)
+                heartbeat.start(trial)
                 run_trial(prepared, study, trial, device, events)
-                heartbeat.trial_id = None
+                heartbeat.stop_beating()
                 continue
             counts = progress_counts(study)
             if not wait_for_others or counts["running"] == 0:

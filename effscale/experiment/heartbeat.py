@@ -16,6 +16,8 @@ import time
 import optuna
 from optuna.storages import BaseStorage
 
+from effscale.experiment import optuna_adapter as adapter
+
 # A running trial whose heartbeat is older than GRACE_S is taken to be from a dead worker.
 HEARTBEAT_S = int(os.environ.get("EFFSCALE_HEARTBEAT_S", "10"))
 GRACE_S = int(os.environ.get("EFFSCALE_GRACE_S", "60"))
@@ -42,7 +44,7 @@ class Heartbeat:
 
     def __init__(self, study: optuna.Study, watch_parent: bool = False) -> None:
         self.study = study
-        self.trial_id: int | None = None
+        self.trial: optuna.Trial | None = None
         self._parent = os.getppid() if watch_parent else None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="effscale-heartbeat",
@@ -55,19 +57,23 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
 
-    def start(self, trial_id: int) -> None:
-        self.trial_id = trial_id
+    def start(self, trial: optuna.Trial) -> None:
+        self.trial = trial
         self.beat()
 
+    def stop_beating(self) -> None:
+        """The trial finished: no heartbeat until the next ``start``."""
+        self.trial = None
+
     def beat(self) -> None:
-        trial_id, storage = self.trial_id, self.study._storage
-        if trial_id is None:
+        trial = self.trial
+        if trial is None:
             return
         with contextlib.suppress(Exception):  # a finished trial or a blip: the next beat retries
-            if is_rdb(storage):
-                storage.record_heartbeat(trial_id)
+            if is_rdb(adapter.storage_of(self.study)):
+                adapter.record_heartbeat(self.study, trial)
             else:
-                storage.set_trial_system_attr(trial_id, "effscale_heartbeat", time.time())
+                adapter.set_system_attr(self.study, trial, "effscale_heartbeat", time.time())
 
     def _run(self) -> None:
         import signal

@@ -27,11 +27,24 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from effscale.errors import EffscaleError
+from effscale.experiment import optuna_adapter as adapter
 from effscale.experiment.heartbeat import GRACE_S, is_rdb
 
 ITEM_PARAM = "item"
 RETRYABLE = ("interrupted", "worker died")
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """optuna's INFO lines ("A new study created ...") off while the block runs, and the
+    caller's verbosity back afterwards: effscale prints its own progress, and importing it
+    changes nothing in the process's logging."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(max(before, optuna.logging.WARNING))
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 def item_key(candidate: str, seed_index: int) -> str:
@@ -87,7 +100,7 @@ def open_study(
     """
     # Across machines (RDB) two creators may both enqueue; claim_next drops the duplicates.
     lock = contextlib.nullcontext() if is_rdb(storage) else _creation_lock(run_dir)
-    with lock:
+    with lock, quiet_optuna():
         study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
                                     load_if_exists=True, pruner=pruner)
         stored = study.user_attrs.get("identity")
@@ -176,8 +189,7 @@ def recover_dead_workers(study: optuna.Study) -> list[str]:
     Moving a trial from RUNNING to FAIL succeeds for one caller only, so when several
     workers notice the same dead one, exactly one of them enqueues the item again.
     """
-    storage = study._storage
-    rdb = is_rdb(storage)
+    rdb = is_rdb(adapter.storage_of(study))
     if rdb:
         with warnings.catch_warnings():  # "experimental": not news to our users
             warnings.filterwarnings("ignore", ".*fail_stale_trials is experimental",
@@ -191,22 +203,28 @@ def recover_dead_workers(study: optuna.Study) -> list[str]:
         if not _is_stale(trial, host, now, rdb):
             continue
         with contextlib.suppress(UpdateFinishedTrialError):  # another worker was first
-            storage.set_trial_user_attr(trial._trial_id, "failure_kind", "worker died")
-            storage.set_trial_user_attr(trial._trial_id, "failure",
-                                        "its worker stopped without finishing it")
-        if not _finish(storage, trial._trial_id):
+            adapter.set_user_attr(study, trial, "failure_kind", "worker died")
+            adapter.set_user_attr(study, trial, "failure",
+                                  "its worker stopped without finishing it")
+        if not _finish(study, trial.number):
             continue
         requeue_stale(study, trial)
         recovered.append(item_of(trial) or "")
     return recovered
 
 
-def _finish(storage: BaseStorage, trial_id: int) -> bool:
-    """Move a RUNNING trial to FAIL; ``False`` when another process finished it first."""
+def _finish(study: optuna.Study, number: int) -> bool:
+    """Move the RUNNING trial ``number`` to FAIL; ``False`` when another process finished it
+    first (``tell`` refuses a finished trial; the storage refuses the later of two racing)."""
     try:
-        return storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        study.tell(number, state=TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False
+    except ValueError:  # "Cannot tell a FAIL trial": finished before we looked
+        if study.get_trials(deepcopy=False)[number].state == TrialState.RUNNING:
+            raise
+        return False
+    return True
 
 
 def requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -224,35 +242,36 @@ def claim_next(study: optuna.Study) -> optuna.Trial | None:
     on to the next item, so two workers never run two copies of one item; a copy left by
     two concurrent enqueues is failed as ``duplicate`` when claimed.
     """
-    storage = study._storage
     groups = item_states(study)
     for item, trials in sorted(groups.items(), key=lambda kv: min(t.number for t in kv[1])):
         waiting = [t for t in trials if t.state == TrialState.WAITING]
         if not waiting or is_settled(trials):
             if waiting and is_settled(trials):
-                _drop_duplicate(storage, waiting[0])
+                _drop_duplicate(study, waiting[0])
             continue
-        trial = min(waiting, key=lambda t: t.number)
-        if not storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING):
+        frozen = min(waiting, key=lambda t: t.number)
+        trial = adapter.claim(study, frozen)
+        if trial is None:
             continue  # another worker took it first
-        others = [t for t in storage.get_all_trials(study._study_id, deepcopy=False)
-                  if item_of(t) == item and t.number != trial.number]
+        others = [t for t in study.get_trials(deepcopy=False)
+                  if item_of(t) == item and t.number != frozen.number]
         if is_settled(others) or any(t.state == TrialState.RUNNING for t in others):
-            _fail_duplicate(storage, trial._trial_id)
+            _fail_duplicate(study, trial)
             continue
-        storage.set_trial_system_attr(trial._trial_id, "effscale_worker", _worker_id())
-        return optuna.Trial(study, trial._trial_id)
+        adapter.set_system_attr(study, trial, "effscale_worker", _worker_id())
+        return trial
     return None
 
 
-def _drop_duplicate(storage: BaseStorage, trial: FrozenTrial) -> None:
-    if storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING):
-        _fail_duplicate(storage, trial._trial_id)
+def _drop_duplicate(study: optuna.Study, frozen: FrozenTrial) -> None:
+    trial = adapter.claim(study, frozen)
+    if trial is not None:
+        _fail_duplicate(study, trial)
 
 
-def _fail_duplicate(storage: BaseStorage, trial_id: int) -> None:
-    storage.set_trial_user_attr(trial_id, "failure_kind", "duplicate")
-    _finish(storage, trial_id)
+def _fail_duplicate(study: optuna.Study, trial: optuna.Trial) -> None:
+    trial.set_user_attr("failure_kind", "duplicate")
+    _finish(study, trial.number)
 
 
 def release_interrupted(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
@@ -260,12 +279,13 @@ def release_interrupted(study: optuna.Study, trial: optuna.Trial, reason: str) -
 
     If another worker already failed it as stale, that worker has enqueued it; nothing to do.
     """
-    frozen = study._storage.get_trial(trial._trial_id)
+    frozen = study.get_trials(deepcopy=False)[trial.number]
     if frozen.state != TrialState.RUNNING:
         return
-    study._storage.set_trial_user_attr(trial._trial_id, "failure_kind", "interrupted")
-    study._storage.set_trial_user_attr(trial._trial_id, "failure", reason)
-    if not _finish(study._storage, trial._trial_id):
+    with contextlib.suppress(UpdateFinishedTrialError):  # failed as stale a moment ago
+        trial.set_user_attr("failure_kind", "interrupted")
+        trial.set_user_attr("failure", reason)
+    if not _finish(study, trial.number):
         return
     item = item_of(frozen)
     if item is not None:

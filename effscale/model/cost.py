@@ -32,7 +32,7 @@ import json
 import os
 import platform
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from effscale import __version__, atomic
+from effscale import atomic
 from effscale.errors import EffscaleError
 from effscale.model.builder import build_model
 from effscale.model.config import ModelConfig, dump_config
@@ -53,14 +53,14 @@ from effscale.model.cost_timing import (
     cuda_timer,
     time_repeated,
 )
-from effscale.model.flops import count_flops
+from effscale.model.flops import count_flops, package_version
 from effscale.paths import cache_dir
 
 DEFAULT_COST = "flops"
 TRAIN_BATCH = 64  # train-step's batch where no run gives one (the trainer's default batch)
 LATENCY_BATCH = 1
 RUNTIMES = ("torch", "onnxruntime")  # what runs the model that latency times
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: keyed by the whole timing plan; only settled timings are stored
 
 
 # --------------------------------------------------------------------------- the device
@@ -156,6 +156,7 @@ class Measured:
     batch: int | None = None
     timing: Timing | None = None
     device: dict[str, Any] | None = None
+    cached: bool = False  # reused from the cache, not timed by this call
 
     @property
     def note(self) -> str:
@@ -368,10 +369,11 @@ def cost_cache_dir() -> Path:
 
 def cache_key(config: ModelConfig, cost: str, options: CostOptions,
               fingerprint: dict[str, Any]) -> str:
-    """Config content (name and provenance aside) + cost + batch + spread bound + device."""
+    """Config content (name and provenance aside) + cost + batch + every setting of the timing
+    plan (warm-up, repeats, spread bound, time limit) + device (with the runtime)."""
     kind = get_cost(cost)
-    head = json.dumps({"version": _CACHE_VERSION, "effscale": __version__, "cost": cost,
-                       "batch": kind.batch(options), "spread": options.plan.spread,
+    head = json.dumps({"version": _CACHE_VERSION, "effscale": package_version(), "cost": cost,
+                       "batch": kind.batch(options), "plan": asdict(options.plan),
                        "device": fingerprint}, sort_keys=True)
     body = dump_config(config.replace(name="-", provenance=None))
     return hashlib.sha256(f"{head}\n{body}".encode()).hexdigest()[:24]
@@ -381,7 +383,9 @@ def measure_cost(config: ModelConfig, cost: str = DEFAULT_COST,
                  options: CostOptions | None = None, timer: Timer | None = None,
                  use_cache: bool = True) -> Measured:
     """``cost`` of ``config`` at its own (full) resolution. Counted costs use
-    :func:`count_flops` (cached there); timed costs are cached here by :func:`cache_key`."""
+    :func:`count_flops` (cached there); timed costs are cached here by :func:`cache_key`,
+    only once settled (the spread bound met): a timing a limit cut short is never reused.
+    A result read from the cache says so (``cached``)."""
     kind = get_cost(cost)
     options = options or CostOptions()
     if not kind.timed:
@@ -391,11 +395,11 @@ def measure_cost(config: ModelConfig, cost: str = DEFAULT_COST,
         options.device, options.threads, _runtime_of(cost, options))) + ".json")
     if use_cache and path.is_file():
         try:
-            return Measured.from_dict(json.loads(path.read_text()))
+            return replace(Measured.from_dict(json.loads(path.read_text())), cached=True)
         except (ValueError, TypeError, KeyError):
             pass  # a damaged entry is measured again
     result = kind.measure(config, options, timer)
-    if use_cache:
+    if use_cache and result.timing is not None and result.timing.converged:
         with contextlib.suppress(OSError):  # the cache is an optimisation
             atomic.write_text(path, json.dumps(result.to_dict()))
     return result

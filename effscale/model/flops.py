@@ -8,6 +8,7 @@ convolutions and linear layers only, so both are reported.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import warnings
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from effscale import __version__, atomic
+from effscale import atomic
 from effscale.errors import EffscaleError
 from effscale.model.builder import build_model
 from effscale.model.config import ModelConfig, dump_config
@@ -27,6 +28,16 @@ COUNTERS = ("fvcore", "torch")
 # fvcore operator names that are convolutions or matrix products.
 CONV_LINEAR_OPS = frozenset({"conv", "linear", "addmm", "matmul", "bmm", "einsum", "mm"})
 _CACHE_VERSION = 1
+
+
+def package_version() -> str:
+    """The installed effscale's version, for cache keys. Read from the package metadata, not
+    from ``effscale.__version__``: the package face imports this module, so importing the face
+    from here would be an import circle."""
+    try:
+        return importlib.metadata.version("effscale")
+    except importlib.metadata.PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -178,7 +189,7 @@ def _torch_counter(config: ModelConfig, resolution: int, note: str = "") -> Comp
 
 def _cache_path(config: ModelConfig, resolution: int, counter: str) -> Path:
 
-    key = f"{_CACHE_VERSION}|{__version__}|{torch.__version__}|{counter}|{resolution}|"
+    key = f"{_CACHE_VERSION}|{package_version()}|{torch.__version__}|{counter}|{resolution}|"
     digest = hashlib.sha256((key + dump_config(config)).encode()).hexdigest()[:24]
     return flops_cache_dir() / f"{digest}.json"
 

@@ -35,8 +35,15 @@ from effscale.errors import EffscaleError
 from effscale.model.config import ModelConfig, ScalingRules, dump_config
 from effscale.model.cost import CostMeasurer, CostMeter
 from effscale.scaling.compound import scale_config
-from effscale.scaling.equal_flops import Measurer, as_cost
-from effscale.search.grid import GridSpec, Triple, alpha_gamma_points, feasible_grid
+from effscale.scaling.equal_flops import Measurer, as_cost, solve
+from effscale.search.grid import (
+    EXTREMES,
+    GridSpec,
+    Triple,
+    alpha_gamma_points,
+    feasible_grid,
+    single_axis,
+)
 
 BASE_KEY = "base"
 CONFIRM_PREFIX = "confirm/"
@@ -172,14 +179,100 @@ def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float
     return (short if build(short) == build(best) else best), ""
 
 
+def _short(value: float, build: Callable[[float], ModelConfig]) -> float:
+    """``value`` to 2 (else 3) decimals when that builds the same model, else as it is."""
+    for digits in (2, 3):
+        if build(round(value, digits)) == build(value):
+            return round(value, digits)
+    return value
+
+
+def solve_extremes(full_base: ModelConfig, spec: GridSpec, rules: ScalingRules,
+                   measure: Measurer | CostMeasurer, rtol: float | None = DEFAULT_RTOL,
+                   gamma_cap: str = "", skip: set[str | None] | frozenset = frozenset()
+                   ) -> tuple[list[Triple], list[Skipped]]:
+    """The equal-cost curve's three single-axis ends for a growing target: depth-only
+    (``beta = gamma = 1``, alpha solved on measured full-size cost), width-only (``alpha =
+    gamma = 1``, beta solved) and resolution-only (``alpha = beta = 1``, gamma solved). One
+    that lies outside the grid's maxima (``gamma_cap`` says why gamma's is what it is, e.g.
+    the dataset's native size) or misses the cost window is returned as :class:`Skipped`
+    under its name (``depth-only``...), with the reason. Shrinking targets have none; the
+    names in ``skip`` are not solved (the grid holds them)."""
+    if spec.shrinks:
+        return [], []
+    cost = as_cost(measure)
+    base_cost = cost(full_base)
+    target = spec.target * base_cost
+    within = lambda r: rtol is None or abs(r / spec.target - 1) <= rtol  # noqa: E731
+    largest_px = int(math.floor(spec.base_resolution * spec.gamma_max + 1e-9))
+    triples: list[Triple] = []
+    skipped: list[Skipped] = []
+    for name in EXTREMES:
+        if name in skip:
+            continue
+        if name == "width-only":
+            beta, why = solve_beta(full_base, 1.0, 1.0, spec.target, spec.beta_max, rules,
+                                   measure, rtol)
+            if beta is None:
+                skipped.append(Skipped(name, f"not reached: {why}"))
+            else:
+                triples.append(Triple(1.0, beta, 1.0, spec.base_resolution))
+            continue
+        axis = "depth" if name == "depth-only" else "resolution"
+        build = lambda m, axis=axis: scale_config(  # noqa: E731
+            full_base, rules=rules, **{"depth": 1.0, "width": 1.0, "resolution": 1.0, axis: m})
+        m, config = solve(build, target, measure)
+        m = _short(m, build)
+        ratio = cost(config) / base_cost
+        if not within(ratio):
+            skipped.append(Skipped(name, f"not reached: the closest model measures "
+                                   f"×{ratio:.3f} at full size, outside the cost window",
+                                   ratio))
+        elif name == "depth-only":
+            # ceil rounding: a smaller alpha may build the same blocks; keep the grid's
+            if m > spec.alpha_max and build(spec.alpha_max) == config:
+                m = spec.alpha_max
+            if m > spec.alpha_max + 1e-9:
+                skipped.append(Skipped(name, f"not reached: needs α {m:g}, above --alpha-max "
+                                       f"{spec.alpha_max:g}", ratio))
+            else:
+                triples.append(Triple(m, 1.0, 1.0, spec.base_resolution))
+        else:
+            px = round(spec.base_resolution * m)
+            if px > largest_px:
+                cap = gamma_cap or f"--gamma-max {spec.gamma_max:g}"
+                skipped.append(Skipped(name, f"not reached: needs γ {m:g} ({px} px proxy from "
+                                       f"{spec.base_resolution} px), above the γ axis' largest "
+                                       f"{largest_px} px ({cap})", ratio))
+            else:
+                triples.append(Triple(1.0, 1.0, m, px))
+    return triples, skipped
+
+
+def extremes_found(kept: list[Candidate], dropped: list[Skipped]) -> dict[str, str]:
+    """Each of the curve's ends (:data:`~effscale.search.grid.EXTREMES`): the candidate that
+    is it, or why it is not in the feasible set ("not reached: ..."; "not solved" for NNI's
+    grid or a shrinking target, which do not solve for them)."""
+    found = {name: "not solved (NNI's --beta grid or a shrinking target)" for name in EXTREMES}
+    for d in dropped:
+        if d.key in found:
+            found[d.key] = d.reason
+    for c in kept:
+        if not c.is_base and (name := single_axis(c.alpha, c.beta, c.gamma)) is not None:
+            found[name] = c.key
+    return found
+
+
 def grid_points(full_base: ModelConfig, spec: GridSpec, rules: ScalingRules,
-                measure: Measurer, rtol: float | None = DEFAULT_RTOL
+                measure: Measurer, rtol: float | None = DEFAULT_RTOL, gamma_cap: str = ""
                 ) -> tuple[list[Triple], list[Skipped]]:
     """The (alpha, beta, gamma, proxy size) points of ``spec``: solved (within ``rtol`` of the
-    target, the run's window) or NNI's grid."""
+    target, the run's window) or NNI's grid. A solved grid of a growing target also holds
+    the three single-axis extremes (:func:`solve_extremes`)."""
     if spec.beta == "grid":
         return feasible_grid(spec), []
-    triples, skipped = [], []
+    triples: list[Triple] = []
+    skipped: list[Skipped] = []
     for alpha, gamma, size in alpha_gamma_points(spec):
         beta, why = solve_beta(full_base, alpha, gamma, spec.target, spec.beta_max, rules,
                                measure, rtol, spec.beta_low)
@@ -187,6 +280,12 @@ def grid_points(full_base: ModelConfig, spec: GridSpec, rules: ScalingRules,
             skipped.append(Skipped(f"a{alpha:.2f}_g{gamma:.3f}", why))
         else:
             triples.append(Triple(alpha, beta, gamma, size))
+    # the curve's ends the axes do not hold already (depth-only often is an axis point
+    # whose solved beta is 1; resolution-only rarely is)
+    have = {single_axis(t.alpha, t.beta, t.gamma) for t in triples}
+    ends, missed = solve_extremes(full_base, spec, rules, measure, rtol, gamma_cap,
+                                  skip=have)
+    triples, skipped = triples + ends, skipped + missed
     if not triples:
         raise EffscaleError(f"no (alpha, gamma) on the grid has a beta in "
                             f"[{spec.beta_low:.3g}, {spec.beta_high:g}]"
@@ -205,19 +304,23 @@ def build_candidates(
     rtol: float | None = 0.05,
     progress: Callable[[int, int], None] | None = None,
     cost: CostMeasurer | None = None,
+    gamma_cap: str = "",
 ) -> tuple[list[Candidate], list[Skipped]]:
     """The base plus one candidate per distinct proxy model within ``rtol`` of the target
     full-size FLOPs ratio (``None``: keep all), and what was left out and why.
 
     ``to_proxy(full_config, size)`` makes the model that is trained from a full-size one.
     ``cost`` (not FLOPs) solves beta and sets the window on that cost instead.
+    ``gamma_cap`` says what caps the γ axis (the dataset's native size), for an extreme it
+    leaves out.
     """
     if cost is not None and cost.name == "flops":
         cost = None
     # conv+linear FLOPs, the published convention and what `derive` and `compare` report
     measure = Measurer(counter, conv_linear=True)
     triples, skipped = grid_points(full_base, spec, rules,
-                                   cost or Measurer(SOLVE_COUNTER, conv_linear=True), rtol)
+                                   cost or Measurer(SOLVE_COUNTER, conv_linear=True), rtol,
+                                   gamma_cap)
     base = measure(full_base)
     base_params, base_flops, base_activations = base.params, base.flops, base.activations
     def note_of(config: ModelConfig) -> str:

@@ -49,6 +49,7 @@ class ConfirmPlan:
     time_limit: float | None = None  # seconds of training for the whole search
     workers: int = 1
     target: float = 2.0  # the candidates' cost over the base's (below 1: shrinking)
+    race: bool = True  # after the minimum, train only the models that can change the verdict
 
     @classmethod
     def of(cls, budget: Budget, workers: int = 1, target: float = 2.0) -> ConfirmPlan:
@@ -137,37 +138,97 @@ def round_estimate(study: optuna.Study, keys: list[str], factor: int, workers: i
 
 
 def current_decision(study: optuna.Study, plan: ConfirmPlan, num_classes: int,
-                     rows: dict[str, Row] | None = None) -> Decision | None:
-    """The verdict on the confirmation trainings so far (``None`` before the stage)."""
+                     rows: dict[str, Row] | None = None, power: bool = True
+                     ) -> Decision | None:
+    """The verdict on the confirmation trainings so far (``None`` before the stage);
+    ``power=False`` skips the power lines (they do not change the verdict)."""
     if study.user_attrs.get(ATTR) is None:
         return None
     rows = collect_rows(study) if rows is None else rows
     return decide(confirmation_rows(rows), chosen(study, plan.top), plan.looks, num_classes,
-                  plan.target)
+                  plan.target, min_seeds=plan.min_seeds, power=power)
 
 
 @dataclass
 class Step:
-    """What :func:`next_round` did: the items it added, or why it stopped."""
+    """What :func:`next_round` did: the items it added, or why it stopped; ``skipped``: the
+    models a racing round left out, each with its reason."""
 
     added: list[str] = field(default_factory=list)
     round: int = 0
     estimated_s: float = 0.0
     stopped: str = ""
     over_time: bool = False  # a minimum round that runs although it passes the time budget
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    def describe_skipped(self) -> str:
+        """``"skips a (why); b (why)"``, or "" when every model trains."""
+        return "; ".join(f"skips {k} ({why})" for k, why in self.skipped.items())
+
+
+def rounds_enqueued(study: optuna.Study, keys: list[str]) -> int:
+    """Rounds enqueued so far: the most confirmation seeds any chosen model has (a racing
+    round trains only the models whose comparisons are still open)."""
+    existing = item_states(study)
+    counts = [sum(1 for item in existing if item.startswith(confirm_key(key) + "@"))
+              for key in keys]
+    return max(counts, default=0)
+
+
+def racing(decision: Decision) -> dict[str, str]:
+    """The confirmed models the next round can leave out, each with its reason.
+
+    After a look that did not decide, a model trains on only while a comparison it takes
+    part in can still change the verdict:
+
+    - growing: the winner and the base always train (their comparison is the one that
+      decides). A rival trains while it is not separated below the winner: only then can it
+      still overturn the winner or become the answer itself; once it is separated below, no
+      seed of it can change what is decided (its comparisons keep the seeds they have).
+    - shrinking: the base decides nothing (the answer is the candidate separated above the
+      other candidates), so it stops after the plan's minimum; a rival stops once it is
+      separated below the winner.
+
+    Leaving a model out changes no test: each comparison uses its two models' own seeds
+    (Hsu's degrees of freedom follow the fewer), and each round is one look whichever
+    models it trains, so the plan's Bonferroni over looks still covers the procedure."""
+    if decision.winner is None or decision.base is None:
+        return {}
+    name = decision.winner.candidate
+    skipped = {}
+    for c in decision.comparisons:
+        if c.b == BASE_KEY or name not in (c.a, c.b) or not c.separated:
+            continue
+        rival, below = (c.b, c.margin > 0) if c.a == name else (c.a, c.margin < 0)
+        if below:
+            skipped[rival] = (f"separated below {name} ({abs(c.margin) * 100:.2f} points, "
+                              f"adjusted p {c.p_adjusted:.3g}): no more seeds of it can "
+                              "change the verdict")
+    if decision.shrinking:
+        skipped[BASE_KEY] = ("the costlier reference decides nothing when shrinking; its "
+                             f"{len(decision.base.accuracies)} seeds give the points given up")
+    return skipped
 
 
 def next_round(study: optuna.Study, plan: ConfirmPlan, num_classes: int) -> Step:
-    """Enqueue the next round of confirmation seeds, or say why the stage is over."""
+    """Enqueue the next round of confirmation seeds, or say why the stage is over. From the
+    plan's minimum on, a round trains only the models :func:`racing` keeps (``race=False``
+    in the plan: every model, every round)."""
     if plan.top < 1:
         return Step(stopped="no confirmation in this budget")
     keys = chosen(study, plan.top)
-    done = seeds_enqueued(study, keys)
-    estimate = round_estimate(study, keys, plan.factor, plan.workers)
+    done = rounds_enqueued(study, keys)
+    skipped: dict[str, str] = {}
+    decision = None
+    if done >= plan.min_seeds:
+        decision = current_decision(study, plan, num_classes, power=False)
+        if plan.race and decision is not None and not decision.decided:
+            skipped = racing(decision)
+    training = [k for k in keys if k not in skipped]
+    estimate = round_estimate(study, training, plan.factor, plan.workers)
     over = plan.time_limit is not None and \
         spent_seconds(study, plan.workers) + estimate > plan.time_limit
     if done >= plan.min_seeds:
-        decision = current_decision(study, plan, num_classes)
         stop = ""
         if decision is not None and decision.decided:
             stop = f"decided after {done} confirmation seeds"
@@ -182,17 +243,21 @@ def next_round(study: optuna.Study, plan: ConfirmPlan, num_classes: int) -> Step
             return Step(round=done, stopped=stop)
     existing = item_states(study)
     added = []
-    for key in keys:
+    for key in training:
         item = item_key(confirm_key(key), done)
         if item not in existing:
             study.enqueue_trial({ITEM_PARAM: item}, skip_if_exists=False)
             added.append(item)
     rounds = list(study.user_attrs.get(ROUNDS_ATTR, []))
-    rounds.append({"round": done + 1, "models": len(keys), "estimated_s": round(estimate, 1)})
+    entry: dict[str, Any] = {"round": done + 1, "models": len(training),
+                             "estimated_s": round(estimate, 1)}
+    if skipped:
+        entry["skipped"] = dict(skipped)
+    rounds.append(entry)
     study.set_user_attr(ROUNDS_ATTR, rounds)
     if STOP_ATTR in study.user_attrs:  # resumed with more time or seeds: not stopped now
         study.set_user_attr(STOP_ATTR, "")
-    return Step(added, done + 1, estimate, over_time=over)
+    return Step(added, done + 1, estimate, over_time=over, skipped=skipped)
 
 
 def stage_costs(study: optuna.Study) -> dict[str, Any]:

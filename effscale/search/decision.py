@@ -6,12 +6,15 @@ that go on (:mod:`effscale.search.confirm`); here they are compared on seeds the
 never saw, so the verdict carries no selection bias (nor does the pick's accuracy; a
 winner named by the confirmation instead is said to be chosen among the confirmed models).
 
-Method (:mod:`effscale.experiment.stats`): seed noise pooled over the confirmation models
-only; every confirmed candidate against the base, and every pair of confirmed candidates,
-are one Holm family over the testable ones. The answer is the first candidate in the
-screening's order separated above the base that no confirmed candidate is separated above:
-the screening's pick when it qualifies, so a pick that fails its confirmation does not
-leave the run undecided when another confirmed candidate beats the base.
+Method (:mod:`effscale.experiment.stats`): every comparison carries each model's own seed
+noise (Welch-Satterthwaite over the example part and the two seed parts, each seed part on
+its model's seeds minus one), so a base whose seeds spread 3x a candidate's neither lends
+the candidate its noise nor borrows the candidate's calm; every confirmed candidate against
+the base, and every pair of confirmed candidates, are one Holm family over the testable ones.
+The answer is the first candidate in the screening's order separated above the base that no
+confirmed candidate is separated above: the screening's pick when it qualifies, so a pick
+that fails its confirmation does not leave the run undecided when another confirmed
+candidate beats the base.
 
 Shrinking (a target below the base's cost, ``search --phi -1``) asks another question: every
 candidate costs a fraction of the base, so none is expected to beat it; what matters is which
@@ -20,8 +23,9 @@ separated above every other confirmed candidate (the same Holm family), and the 
 reported as the costlier reference, with the points each shrinking direction gives up. Because the
 confirmation adds seeds until it decides, each adjusted p-value is multiplied by the
 number of looks the plan allows (Bonferroni over looks). The smallest difference each
-comparison could detect with 80 % power is computed at the strictest level it faces, and
-again for more seeds.
+comparison could detect with 80 % power is computed at the strictest level it faces (the
+first Holm step over the looks), for this look, for the plan's looks together, and for
+more seeds, whose extra looks shrink the level again.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from effscale.experiment import stats
 from effscale.experiment.results import Row
@@ -54,20 +60,29 @@ MORE_SEEDS = (1, 2, 4)  # what the power line prices
 @dataclass
 class Power:
     """The smallest true difference a comparison detects with 80 % power, now and with more
-    seeds on each side (``more``: extra seeds -> points)."""
+    seeds on each side (``more``: extra seeds -> points, each at the level of the looks those
+    seeds imply, ``more_alpha``), and over the plan's looks together (``procedure``, with the
+    seeds at each look in ``plan``)."""
 
     versus: str
     detectable: float
     margin: float
     alpha: float
     more: dict[int, float] = field(default_factory=dict)
+    procedure: float = float("nan")
+    plan: list[int] = field(default_factory=list)
+    more_alpha: dict[int, float] = field(default_factory=dict)
 
     def describe(self) -> str:
         more = ", ".join(f"+{k} seed{'s' if k > 1 else ''}: {v * 100:.2f}"
                          for k, v in self.more.items() if not math.isnan(v))
+        plan = ("" if math.isnan(self.procedure) or len(self.plan) < 2 else
+                f"; the plan's looks at {', '.join(map(str, self.plan))} seeds together: "
+                f"{self.procedure * 100:.2f}")
         return (f"vs {self.versus}: detects {self.detectable * 100:.2f} points with 80 % power "
-                f"at level {self.alpha:.4f} (observed {self.margin * 100:+.2f})"
-                + (f"; with {more}" if more else ""))
+                f"at this look, level {self.alpha:.4f} (observed {self.margin * 100:+.2f})"
+                + plan + (f"; with {more} (each at the level its extra looks leave)"
+                          if more else ""))
 
 
 @dataclass
@@ -136,26 +151,27 @@ class Decision:
 
 
 def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int,
-           target: float = 2.0) -> Decision:
+           target: float = 2.0, min_seeds: int = 2, power: bool = True) -> Decision:
     """The verdict from confirmation rows (keyed by candidate, the ``confirm/`` prefix
     removed). ``order``: the confirmed models, the base first, then the candidates in the
-    screening's order (its pick first). ``looks``: the plan's number of looks. ``target``:
-    the candidates' cost over the base's; below 1 (shrinking) the answer is the candidate
-    separated above every other confirmed one instead (see the module's docstring).
+    screening's order (its pick first). ``looks``: the plan's number of looks; ``min_seeds``:
+    the seeds of its first look (for the power lines only); ``power=False`` leaves the power
+    lines out (they never change the verdict; the confirmation's stopping rule skips them).
+    ``target``: the candidates' cost
+    over the base's; below 1 (shrinking) the answer is the candidate separated above every
+    other confirmed one instead (see the module's docstring).
 
     One Holm family holds every confirmed candidate against the base and every pair of
-    confirmed candidates. The winner is the first candidate, in the screening's order, that
-    is separated above the base and that no other confirmed candidate is separated above;
-    the screening's pick when it qualifies. Each "separated from the base" claim is
-    controlled over the whole family, whichever candidate it ends up naming."""
+    confirmed candidates, each comparison with its two models' own seed noise. The winner is
+    the first candidate, in the screening's order, that is separated above the base and
+    that no other confirmed candidate is separated above; the screening's pick when it
+    qualifies. Each "separated from the base" claim is controlled over the whole family,
+    whichever candidate it ends up naming."""
     done = {k: rows[k] for k in order if k in rows and rows[k].completed}
     base = done.get(BASE_KEY)
     candidates = [done[k] for k in order if k != BASE_KEY and k in done]
     pick = candidates[0] if candidates else None
-    # Pooled within-model seed noise. Pairing (the same seed index draws the same data order
-    # for every model) did not lower the noise of a difference at the confirmation's
-    # schedule: benchmarks/seed_noise.py measured paired/unpaired std 0.81-1.26 at 6 epochs,
-    # so a model x seed residual would only cost degrees of freedom.
+    # reported only: each comparison uses its own two models' seed noise
     noise, dof = stats.pooled_seed_noise([r.accuracies for r in done.values()])
     seeds = min((len(r.accuracies) for r in done.values()), default=0)
     decision = Decision(pick, base, candidates[1:], [], noise, dof, seeds, looks, False,
@@ -172,24 +188,32 @@ def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int,
             f"{CHANCE_MARGIN:.0%} of chance ({chance:.1%}): the proxy did not learn, so "
             "no ranking means anything. Use a larger budget.")
         return decision
+    compare = _Comparer()
     if decision.shrinking:
-        return _decide_shrinking(decision, candidates, base, noise, dof, looks, len(done))
-    winner = _winner(candidates, base, noise, dof, looks)
+        winner = _winner_among(candidates, looks, base, compare)
+    else:
+        winner = _winner(candidates, base, looks, compare)
     decision.winner = winner or pick
     decision.rivals = [c for c in candidates if c is not decision.winner]
-    decision.comparisons = _family(decision.winner, decision.rivals, base, noise, dof, looks)
+    decision.comparisons = _family(decision.winner, decision.rivals, base, looks, compare)
     testable = sum(c.testable for c in decision.comparisons)
-    alpha = stats.ALPHA / max(1, testable) / looks  # the first Holm step, over the looks
     mine = [c for c in decision.comparisons if c.a == decision.winner.candidate]
-    decision.power = [power_of(c, noise, dof, len(done), alpha) for c in mine if c.testable]
+    decision.power = [power_of_models(c, testable, looks, min_seeds)
+                      for c in mine if c.testable] if power else []
+    if winner is not None and winner.candidate != decision.pick:
+        decision.overturned_by = winner.candidate  # the confirmation names another model
+    if decision.shrinking:
+        decision.decided = decision.signal = winner is not None
+        decision.tied = [c.b for c in mine
+                         if c.b != BASE_KEY and c.testable and not c.separated]
+        decision.verdict = _verdict_shrinking(decision)
+        return decision
     vs_base = decision.vs_base
     decision.decided = vs_base is not None and vs_base.separated
     decision.signal = decision.decided and vs_base is not None and vs_base.margin > 0
     against = [c for c in mine if c.b != BASE_KEY]
     decision.tied = [c.b for c in against if c.testable and not c.separated]
-    if winner is not None and winner.candidate != decision.pick:
-        decision.overturned_by = winner.candidate  # the confirmation names another model
-    elif winner is None:
+    if winner is None:
         above = [c for c in against if c.separated and c.margin < 0]
         decision.overturned_by = above[0].b if above else ""
         if decision.overturned_by:  # above the pick, yet not above the base: no answer
@@ -198,62 +222,44 @@ def decide(rows: dict[str, Row], order: list[str], looks: int, num_classes: int,
     return decision
 
 
-def _decide_shrinking(decision: Decision, candidates: list[Row], base: Row, noise: float,
-                      dof: int, looks: int, models: int) -> Decision:
-    """Shrinking: the first candidate in the screening's order separated above every other
-    confirmed candidate is the answer; the base is the costlier reference."""
-    pick = candidates[0]
-    winner = _winner_among(candidates, noise, dof, looks, base)
-    decision.winner = winner or pick
-    decision.rivals = [c for c in candidates if c is not decision.winner]
-    decision.comparisons = _family(decision.winner, decision.rivals, base, noise, dof, looks)
-    testable = sum(c.testable for c in decision.comparisons)
-    alpha = stats.ALPHA / max(1, testable) / looks
-    mine = [c for c in decision.comparisons if c.a == decision.winner.candidate]
-    decision.power = [power_of(c, noise, dof, models, alpha) for c in mine if c.testable]
-    decision.decided = decision.signal = winner is not None
-    decision.tied = [c.b for c in mine
-                     if c.b != BASE_KEY and c.testable and not c.separated]
-    if winner is not None and winner.candidate != decision.pick:
-        decision.overturned_by = winner.candidate
-    decision.verdict = _verdict_shrinking(decision)
-    return decision
-
-
-def _winner_among(candidates: list[Row], noise: float, dof: int, looks: int, base: Row
-                  ) -> Row | None:
+def _winner_among(candidates: list[Row], looks: int, base: Row,
+                  compare: _Comparer | None = None) -> Row | None:
     """The first candidate in the screening's order separated above every other confirmed
     candidate (``None``: fewer than two, or none is)."""
     if len(candidates) < 2:
         return None
-    family = _family(candidates[0], candidates[1:], base, noise, dof, looks)
-    above = {(c.a, c.b) for c in family if c.separated and c.margin > 0} | \
-        {(c.b, c.a) for c in family if c.separated and c.margin < 0}
+    above = _above(_family(candidates[0], candidates[1:], base, looks, compare))
     for c in candidates:
         if all((c.candidate, o.candidate) in above for o in candidates if o is not c):
             return c
     return None
 
 
-def _family(winner: Row, rivals: list[Row], base: Row, noise: float, dof: int, looks: int
-            ) -> list[stats.Comparison]:
+def _above(family: list[stats.Comparison]) -> set[tuple[str, str]]:
+    """``(x, y)`` for every separated comparison in which ``x`` is above ``y``."""
+    return {(c.a, c.b) for c in family if c.separated and c.margin > 0} | \
+        {(c.b, c.a) for c in family if c.separated and c.margin < 0}
+
+
+def _family(winner: Row, rivals: list[Row], base: Row, looks: int,
+            compare: _Comparer | None = None) -> list[stats.Comparison]:
     """The confirmation's family, the winner's comparisons first (vs the base, vs each
     rival), then each rival vs the base and the rivals' pairs; Holm over the testable ones."""
     pairs = [(winner, base), *((winner, r) for r in rivals), *((r, base) for r in rivals),
              *((a, b) for i, a in enumerate(rivals) for b in rivals[i + 1:])]
-    family = [_compare(a, b, noise, dof) for a, b in pairs]
+    compare = compare or _Comparer()
+    family = [compare(a, b) for a, b in pairs]
     return stats.holm_family([c for c in family if c is not None], looks=looks)
 
 
-def _winner(candidates: list[Row], base: Row, noise: float, dof: int, looks: int
+def _winner(candidates: list[Row], base: Row, looks: int, compare: _Comparer | None = None
             ) -> Row | None:
     """The first candidate in the screening's order separated above the base that no other
     confirmed candidate is separated above (``None``: no candidate qualifies). Holm's
-    result does not depend on which model a comparison names first, so the family built
-    around the screening's pick decides the same as the one built around any candidate."""
-    family = _family(candidates[0], candidates[1:], base, noise, dof, looks)
-    above = {(c.a, c.b) for c in family if c.separated and c.margin > 0} | \
-        {(c.b, c.a) for c in family if c.separated and c.margin < 0}
+    result does not depend on which model a comparison names first (the example SE is
+    symmetric too), so the family built around the screening's pick decides the same as
+    the one built around any candidate."""
+    above = _above(_family(candidates[0], candidates[1:], base, looks, compare))
     for c in candidates:
         beaten = any((other.candidate, c.candidate) in above for other in candidates)
         if (c.candidate, BASE_KEY) in above and not beaten:
@@ -261,17 +267,64 @@ def _winner(candidates: list[Row], base: Row, noise: float, dof: int, looks: int
     return None
 
 
-def _compare(a: Row, b: Row, noise: float, dof: int) -> stats.Comparison | None:
-    if a.mean_correct is None or b.mean_correct is None:
-        return None
-    return stats.compare(a.candidate, a.mean_correct, b.candidate, b.mean_correct, noise,
-                         seeds_a=len(a.accuracies), seeds_b=len(b.accuracies), noise_dof=dof)
+class _Comparer:
+    """Each pair compared once per decision (the family is built twice: to find the winner,
+    then around it), each model's seed-averaged correctness computed once."""
+
+    def __init__(self) -> None:
+        self._means: dict[int, np.ndarray | None] = {}
+        self._done: dict[tuple[int, int], stats.Comparison | None] = {}
+
+    def _mean(self, row: Row) -> np.ndarray | None:
+        if id(row) not in self._means:
+            self._means[id(row)] = row.mean_correct
+        return self._means[id(row)]
+
+    def __call__(self, a: Row, b: Row) -> stats.Comparison | None:
+        key = (id(a), id(b))
+        if key not in self._done:
+            ma, mb = self._mean(a), self._mean(b)
+            self._done[key] = None if ma is None or mb is None else stats.compare_models(
+                a.candidate, ma, a.accuracies, b.candidate, mb, b.accuracies)
+        return self._done[key]
+
+
+def power_of_models(c: stats.Comparison, family: int, looks: int, min_seeds: int = 2
+                    ) -> Power:
+    """The power lines of a comparison with per-model seed noise, at the level of the first
+    Holm step over ``family`` testable comparisons and ``looks`` looks.
+
+    - now: this look alone, at this look's seeds;
+    - the plan: every look from ``min_seeds`` to ``min_seeds + looks - 1`` seeds together
+      (the probability that one of them separates);
+    - ``+k`` seeds: the look at ``k`` more seeds per model, at the level of the looks those
+      seeds imply (a plan extended to reach them looks ``k`` more times, unless it had
+      room already).
+
+    Each follows the Welch test itself through simulated confirmations at the observed seed
+    stds and example SE (:func:`effscale.experiment.stats.procedure_detectable`): with one
+    or two seeds a side its degrees of freedom are themselves random, which a noncentral t
+    at their expected value misses (benchmarks/decision_null.py measures both)."""
+    sa, sb = c.seed_std, c.seed_std_b if c.seed_std_b is not None else c.seed_std
+    alpha = stats.ALPHA / max(1, family) / looks
+    now = stats.procedure_detectable(c.example_se, sa, sb, [(c.seeds_a, c.seeds_b)], alpha)
+    plan = list(range(min_seeds, min_seeds + looks))
+    procedure = stats.procedure_detectable(c.example_se, sa, sb, plan, alpha)
+    more, more_alpha = {}, {}
+    seeds = min(c.seeds_a, c.seeds_b)
+    for k in MORE_SEEDS:
+        looks_k = max(looks, seeds + k - min_seeds + 1)
+        more_alpha[k] = stats.ALPHA / max(1, family) / looks_k
+        more[k] = stats.procedure_detectable(
+            c.example_se, sa, sb, [(c.seeds_a + k, c.seeds_b + k)], more_alpha[k])
+    return Power(c.b, now, c.margin, alpha, more, procedure, plan, more_alpha)
 
 
 def power_of(c: stats.Comparison, noise: float, dof: int, models: int, alpha: float) -> Power:
-    """Detectable difference now, and with ``k`` more seeds on every confirmed model (the
-    example part of the SE is kept; the seed part shrinks and its degrees of freedom grow
-    by ``models`` per seed round)."""
+    """Power of a comparison with one *pooled* seed noise (``compare``'s curves): detectable
+    difference now, and with ``k`` more seeds on every model (the example part of the SE is
+    kept; the seed part shrinks and its degrees of freedom grow by ``models`` per seed
+    round), by the noncentral t (:func:`effscale.experiment.stats.detectable`)."""
     now = stats.detectable(c.se, c.df, alpha)
     more = {}
     for k in MORE_SEEDS:
@@ -281,6 +334,25 @@ def power_of(c: stats.Comparison, noise: float, dof: int, models: int, alpha: fl
         df = stats.welch_df(c.example_se, 1_000_000, seed_se, dof + models * k)
         more[k] = stats.detectable(se, df, alpha)
     return Power(c.b, now, c.margin, alpha, more)
+
+
+def _seed_line(d: Decision) -> str:
+    """Each confirmed model's own seed std (what its comparisons used)."""
+    models = [r for r in [d.base, d.winner, *d.rivals] if r is not None]
+    stds = ", ".join(f"{r.candidate} {r.std:.2%} over {len(r.accuracies)}" for r in models)
+    return f"confirmation seed std per model (each comparison uses its two models'): {stds}"
+
+
+def _reach(power: Power | None) -> str:
+    """``D points with 80 % power (...)`` for an undecided verdict."""
+    if power is None:
+        return ""
+    more = ", ".join(f"+{k} seeds: {v * 100:.2f}" for k, v in power.more.items())
+    plan = ("" if math.isnan(power.procedure) or len(power.plan) < 2 else
+            f"the plan's looks at {', '.join(map(str, power.plan))} seeds together: "
+            f"{power.procedure * 100:.2f}; ")
+    return (f"{power.detectable * 100:.2f} points with 80 % power at this look ({plan}{more}, "
+            "each at the level its extra looks leave)")
 
 
 def _verdict_shrinking(d: Decision) -> str:
@@ -307,14 +379,11 @@ def _verdict_shrinking(d: Decision) -> str:
                 parts.append(f"vs {c.b}: not testable ({c.untestable})")
                 continue
             power = next((p for p in d.power if p.versus == c.b), None)
-            more = ", ".join(f"+{k} seeds: {v * 100:.2f}" for k, v in power.more.items()) \
-                if power else ""
             state = ("separated ABOVE it" if c.separated and c.margin < 0 else
                      "within the noise" if not c.separated else "separated")
             parts.append(f"{c.margin * 100:+.2f} points over {c.b} "
                          f"({stats.format_p(c.p_adjusted, 'adjusted p')}; {state}"
-                         + (f"; detectable: {power.detectable * 100:.2f} points ({more})"
-                            if power else "") + ")")
+                         + (f"; detectable: {_reach(power)}" if power else "") + ")")
         head = (f"UNDECIDED: no shrinking direction is separated above every other {at} "
                 f"{where}: {d.winner.candidate} is " + "; ".join(parts)
                 + ": the data do not choose between these directions")
@@ -324,7 +393,7 @@ def _verdict_shrinking(d: Decision) -> str:
         parts.append(f"against the base, which costs {1 / d.target:.2g}× as much: "
                      f"{vs.margin * 100:+.2f} points (95 % interval {vs.low * 100:+.2f} to "
                      f"{vs.high * 100:+.2f}), the accuracy this shrinking gives up")
-    parts.append(f"confirmation seed std {d.seed_std:.2%} on {d.seed_dof} degree(s) of freedom")
+    parts.append(_seed_line(d))
     return "; ".join(parts)
 
 
@@ -343,15 +412,17 @@ def _verdict(d: Decision) -> str:
         head = (f"DECIDED: {d.winner.candidate} beats the base by {vs.margin * 100:.2f} points "
                 f"{where} (95 % interval {vs.low * 100:+.2f} to {vs.high * 100:+.2f}; {p_text})")
     elif d.decided:
+        others = [c for c in d.comparisons if c.b == BASE_KEY and c.a != d.winner.candidate]
+        rest = "".join(f"; {c.a} is {c.margin * 100:+.2f} points from it ("
+                       + ("separated below" if c.separated else "within the noise") + ")"
+                       for c in others)
         head = (f"DECIDED AGAINST: {d.winner.candidate} is {abs(vs.margin) * 100:.2f} points "
-                f"BELOW the base {where} ({p_text}): no scaled direction found here beats "
-                "the base at equal cost")
+                f"BELOW the base {where} ({p_text}){rest}: none of the {1 + len(others)} "
+                "confirmed direction(s) is separated above the base at equal cost (the "
+                "screened directions that were not confirmed were not tested)")
     else:
         base_power = next((p for p in d.power if p.versus == BASE_KEY), None)
-        more = ", ".join(f"+{k} seeds: {v * 100:.2f}" for k, v in base_power.more.items()) \
-            if base_power else ""
-        reach = (f"; this run could detect {base_power.detectable * 100:.2f} points with 80 % "
-                 f"power ({more})" if base_power else "")
+        reach = f"; this run could detect {_reach(base_power)}" if base_power else ""
         head = (f"UNDECIDED: {d.winner.candidate}'s {vs.margin * 100:+.2f} points over the base "
                 f"{where} are within the noise ({p_text}){reach}")
     parts = [head]
@@ -383,7 +454,8 @@ def _verdict(d: Decision) -> str:
             power = next((p for p in d.power if p.versus == runner.b), None)
             parts.append(f"it is TIED with the runner-up {runner.b} ({runner.margin * 100:+.2f} "
                          "points, within the noise"
-                         + (f"; detectable: {power.detectable * 100:.2f} points" if power else "")
+                         + (f"; detectable: {power.detectable * 100:.2f} points at this look"
+                            if power else "")
                          + "): the data do not choose between these two directions")
-    parts.append(f"confirmation seed std {d.seed_std:.2%} on {d.seed_dof} degree(s) of freedom")
+    parts.append(_seed_line(d))
     return "; ".join(parts)

@@ -20,6 +20,8 @@ from effscale.errors import EffscaleError
 from effscale.experiment.budgets import Budget
 
 BETA_MODES = ("solve", "grid")
+EXTREMES = ("depth-only", "width-only", "resolution-only")  # the equal-cost curve's ends
+SINGLE_AXIS_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,14 @@ class Triple:
     @property
     def key(self) -> str:
         return f"a{self.alpha:.2f}_b{self.beta:.2f}_g{self.gamma:.3f}"
+
+
+def single_axis(alpha: float, beta: float, gamma: float) -> str | None:
+    """Which of :data:`EXTREMES` a point is (two multipliers at 1), or ``None``."""
+    ones = [abs(v - 1) <= SINGLE_AXIS_TOLERANCE for v in (alpha, beta, gamma)]
+    if sum(ones) != 2:
+        return None
+    return EXTREMES[ones.index(False)]
 
 
 def axis(maximum: float, step: float) -> list[float]:

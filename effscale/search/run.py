@@ -38,7 +38,7 @@ from effscale.model.cost import (
     get_cost,
     run_cost_options,
 )
-from effscale.search.candidates import BASE_KEY, Skipped, build_candidates
+from effscale.search.candidates import BASE_KEY, Skipped, build_candidates, extremes_found
 from effscale.search.confirm import ConfirmPlan, confirm_choices, next_round
 from effscale.search.grid import GridSpec, gamma_axis
 from effscale.search.ladder import (
@@ -107,6 +107,7 @@ class SearchPrepared(Prepared):
     dropped: list[Skipped] = field(default_factory=list)
     grid_points: int = 0
     cost_timing: dict[str, Any] = field(default_factory=dict)  # see :func:`cost_timing`
+    extremes: dict[str, str] = field(default_factory=dict)  # see :func:`extremes_found`
     ladder: LadderPlan | None = None  # the proxy ladder (effscale.search.ladder)
 
 
@@ -134,6 +135,16 @@ def resolve_proxy(settings: SearchSettings, events: RunEvents) -> SearchSettings
         base = get_base(settings.base)
         recipe = replace(recipe, stem_stride=proxy_stem_stride(base, base_px))
     return replace(settings, grid=grid, recipe=recipe)
+
+
+def gamma_cap_reason(asked: SearchSettings, resolved: SearchSettings) -> str:
+    """What caps the γ axis: the dataset's native size when :func:`resolve_proxy` lowered
+    ``gamma_max`` to it, else the grid's own ``--gamma-max``."""
+    native = native_size(asked.dataset)
+    if native is not None and resolved.grid.gamma_max < asked.grid.gamma_max:
+        return (f"{asked.dataset}'s native {native} px caps γ at "
+                f"{resolved.grid.gamma_max:.3g}; --allow-upsampling lifts it")
+    return f"--gamma-max {resolved.grid.gamma_max:g}"
 
 
 def cost_timing(cost: CostMeter, base: ModelConfig, tolerance: float | None
@@ -189,7 +200,12 @@ class Search:
         cost = settings.cost_meter()
         kept, dropped = build_candidates(full_base, to_proxy, settings.grid.base_resolution,
                                          settings.grid, settings.rules, settings.counter,
-                                         settings.flops_tolerance, events.measuring, cost)
+                                         settings.flops_tolerance, events.measuring, cost,
+                                         gamma_cap_reason(self.settings, settings))
+        extremes = extremes_found(kept, dropped)
+        for name, found in extremes.items():
+            if found.startswith("not reached"):
+                events.message(f"the equal-cost curve's {name} end is {found}")
         timing = {} if cost is None else cost_timing(cost, full_base, settings.flops_tolerance)
         if timing.get("spread"):
             events.message(f"warning: {settings.cost}: {timing['spread']}. A candidate's own is "
@@ -220,7 +236,7 @@ class Search:
         prepared = SearchPrepared(settings, train, val, candidates, items, identity,
                                   choices=choices, dropped=dropped,
                                   grid_points=len(kept) - 1 + len(dropped), cost_timing=timing,
-                                  ladder=ladder)
+                                  extremes=extremes, ladder=ladder)
         events.feasible([c for c in kept], dropped, prepared.grid_points)
         return prepared
 
@@ -247,7 +263,7 @@ class Search:
             "grid": s.grid.to_dict(), "proxy_stem_stride": s.recipe.stem_stride,
             "cost": "conv+linear FLOPs (multiply-adds) of the full-size model: the base at its "
                     f"own resolution, scaled; counted by {s.counter}",
-            "feasible_grid_points": prepared.grid_points,
+            "feasible_grid_points": prepared.grid_points, "extremes": prepared.extremes,
             "candidates": sum(not c.is_base and not c.is_confirmation
                               for c in prepared.candidates.values()),
             "items": len(prepared.items),
@@ -300,6 +316,8 @@ class Search:
         events.message(f"confirmation round {step.round}: {len(step.added)} trainings of "
                        f"{epochs} epochs (the base and the top {len(step.added) - 1}, fresh "
                        f"seed {step.round}); estimated {step.estimated_s / 60:.1f} min{over}")
+        if step.skipped:  # racing: the models whose comparisons are settled
+            events.message(f"confirmation round {step.round} {step.describe_skipped()}")
         return True
 
     def write_outputs(self, study: optuna.Study, prepared: Prepared, doc: dict[str, Any],

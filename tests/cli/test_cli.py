@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -183,9 +185,10 @@ def in_repo(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
 
 
+@pytest.mark.slow  # fvcore on B4 at 380 px
 @pytest.mark.usefixtures("in_repo")
 def test_flops_official_b4(cli: Cli) -> None:
-    code, out, err = cli("flops", "configs/official/b4.yaml")
+    code, out, err = cli("flops", "configs/b4.yaml")
     assert code == 0, err
     assert "19,341,616" in out
     assert "4.394 G" in out  # conv+linear
@@ -206,6 +209,7 @@ def test_flops_json(cli: Cli) -> None:
     assert [s["name"] for s in data["stages"]][:2] == ["stem", "stage1"]
 
 
+@pytest.mark.slow  # measures B0-B7 at full size (B7 at 592 px)
 def test_derive_writes_loadable_configs(cli: Cli, tmp_path: Path) -> None:
     out = tmp_path / "configs"
     code, stdout, err = cli("derive", "--phi", "0-7", "--out", out, "--counter", "torch")
@@ -296,6 +300,7 @@ def test_bad_input_is_one_line_exit_2(
     assert not (work / "out").is_dir()
 
 
+@pytest.mark.slow  # measures every demo candidate at full size
 def test_feasible_table_of_a_latency_search_names_its_cost_and_marks_uncertain_timings(
         ) -> None:
     """The table said "at equal full-size FLOPs" whatever the cost; it names the cost now,
@@ -338,11 +343,20 @@ def test_feasible_table_of_a_latency_search_names_its_cost_and_marks_uncertain_t
 
 @pytest.mark.parametrize(("text", "seconds"), [
     ("40m", 2400.0), ("1.5h", 5400.0), ("900s", 900.0), ("900", 900.0), (" 2M ", 120.0),
-    ("none", None), ("0", None)])
+    ("none", None)])
 def test_time_budget_reads_as_people_write_it(text: str, seconds: float | None) -> None:
     from effscale.cli.search import parse_duration
 
     assert parse_duration(text, "--time") == seconds
+
+
+@pytest.mark.parametrize("text", ["0", "0m", "0.0h"])
+def test_a_zero_time_budget_is_refused_in_one_line(cli: Cli, text: str) -> None:
+    # "0" used to mean no limit, silently: a user who types 0 did not ask for no limit.
+    code, out, err = cli("search", "--dataset", "synthetic", "--time", text, "--dry-run")
+    assert code == 2 and out == ""
+    assert err == (f"error: Invalid value for --time: {text!r}: must be positive ('none': "
+                   "no limit)\n")
 
 
 def test_the_search_says_what_each_stage_will_do_before_it_runs() -> None:
@@ -355,3 +369,59 @@ def test_the_search_says_what_each_stage_will_do_before_it_runs() -> None:
            "each" in quick and "55 min" in quick
     none = stage_plan(get_budget("quick").override(confirm_top=0))
     assert none.endswith("no confirmation stage, so the run cannot decide")
+
+
+def test_the_command_list_is_each_commands_own_help() -> None:
+    # `effscale --help` lists COMMANDS without importing the commands: each line must be
+    # what the command's own help starts with.
+    from effscale.cli.main import COMMANDS as LISTED
+
+    group = typer.main.get_command(app)
+    assert list(LISTED) == [path[0] for path in COMMANDS if len(path) == 1]
+    for name, (_, line) in LISTED.items():
+        assert group.commands[name].help.startswith(line), name
+
+
+def test_help_imports_no_torch() -> None:
+    # `effscale --help` took 2.4-3 s when every command (and torch) was imported to list them.
+    code = ("import sys; from effscale.cli.main import main_entry; "
+            "rc = [main_entry(a) for a in (['--help'], ['-h'], ['--version'])]; "
+            "print(rc, sorted(m for m in ('torch', 'numpy', 'optuna') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[0, 0, 0] []"
+    assert "Commands:" in result.stdout and "segment-demo" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["flops", "-h"], ["weights", "import", "-h"]])
+def test_h_is_help_everywhere(cli: Cli, args: list[str]) -> None:
+    code, out, _ = cli(*args)
+    assert code == 0 and out.startswith(f"Usage: effscale {' '.join(args[:-1])} ")
+
+
+DEMO_VERDICT = (
+    "DECIDED: a1.00_b1.11_g1.300 beats the base by 12.75 points on 2 fresh confirmation seeds "
+    "per model, unseen by the selection (95 % interval +8.15 to +17.35; adjusted p=0.002 over "
+    "1 comparison(s) x 2 look(s)); confirmation seed std 1.43% on 2 degree(s) of freedom")
+
+
+def test_the_verdict_reads_in_one_line_with_the_details_below() -> None:
+    # It was one 470-character line: answer, interval, runner-up, seed std and procedure.
+    from types import SimpleNamespace
+
+    from effscale.cli.search import verdict_lines
+
+    vs = SimpleNamespace(margin=0.1275, low=0.0815, high=0.1735, testable=True)
+    decision = SimpleNamespace(vs_base=vs, winner=SimpleNamespace(candidate="a1.00_b1.11_g1.300"),
+                               signal=True, decided=True, shrinking=False)
+    lines = verdict_lines(DEMO_VERDICT, decision)
+    assert lines[0] == ("verdict: DECIDED: a1.00_b1.11_g1.300, +12.75 points over the base "
+                        "(95 % interval +8.15 to +17.35)")
+    assert lines[1].startswith("  DECIDED: a1.00_b1.11_g1.300 beats the base by 12.75 points")
+    assert lines[1].endswith("x 2 look(s))")  # the "; " inside the parentheses is no break
+    assert lines[2:] == ["  confirmation seed std 1.43% on 2 degree(s) of freedom"]
+    undecided = SimpleNamespace(**{**vars(decision), "signal": False, "decided": False})
+    assert verdict_lines("UNDECIDED: x; y", undecided)[0].endswith("+17.35), within the noise")
+    assert verdict_lines("NO SIGNAL: the base reached 17%; use a larger budget") == [
+        "verdict: NO SIGNAL: the base reached 17%", "  use a larger budget"]

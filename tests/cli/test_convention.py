@@ -10,7 +10,7 @@ import pytest
 from helpers import REPO
 
 Cli = Callable[..., tuple[int, str, str]]
-B0 = str(REPO / "configs" / "official" / "b0.yaml")
+B0 = str(REPO / "configs" / "b0.yaml")
 
 
 # --------------------------------------------------------------------------- --debug

@@ -19,6 +19,7 @@ from effscale.experiment.budgets import budget_recipe, get_budget
 from effscale.experiment.queue import describe_differences
 from effscale.experiment.rundir import check_run_dir, fingerprint
 from effscale.model import cost as cost_module
+from effscale.model.config import load_config
 from effscale.model.cost import CostOptions, Measured, cost_cache_dir, device_fingerprint
 from effscale.search.grid import budget_grid
 from effscale.search.run import SearchSettings
@@ -74,11 +75,22 @@ def test_a_missing_deploy_extra_names_it_in_one_line_before_any_work(
 
 def test_torch_stays_the_default_and_needs_no_extra(cli: Cli, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the deploy extra (its modules unimportable), ``--runtime torch`` derives, and
+    gives what no ``--runtime`` gives: the same numbers and the same config file."""
     for name in ("onnx", "onnxruntime", "onnxscript"):
         monkeypatch.setitem(sys.modules, name, None)
-    code, _, err = cli("derive", "--phi", "0", "--counter", "torch", "--runtime", "torch",
-                       "--out", tmp_path)
+    argv = ["derive", "--phi", "0", "--counter", "torch", "--json"]
+    code, out, err = cli(*argv, "--runtime", "torch", "--out", tmp_path / "torch")
     assert code == 0, err
+    doc = json.loads(out)
+    assert [(r["name"], r["px"], r["ratio"]) for r in doc["rows"]] == [("b0", 224, 1.0)]
+    assert doc["rows"][0]["params"] == 5_288_548 and doc["rows"][0]["flops"] > 0
+    code, default_out, err = cli(*argv, "--out", tmp_path / "default")
+    assert code == 0, err
+    assert json.loads(default_out) == doc
+    written = (tmp_path / "torch" / "b0.yaml").read_text()
+    assert written == (tmp_path / "default" / "b0.yaml").read_text()
+    assert load_config(tmp_path / "torch" / "b0.yaml").name == "b0"
 
 
 # --------------------------------------------------------------------------- reaching the cost
@@ -178,8 +190,10 @@ def test_a_resume_with_another_runtime_is_refused_by_the_command(
     argv = [*COMMANDS["compare"], "--cost", "latency", "--resume", run_dir, "--dry-run"]
     code, _, err = cli(*argv)
     assert code == 2 and "belongs to a different run (cost.device.runtime: 'onnxruntime " in err
-    code, _, err = cli(*argv, "--runtime", "onnxruntime")
+    code, out, err = cli(*argv, "--runtime", "onnxruntime", "--json")
     assert code == 0, err
+    assert "belongs to a different run" not in err
+    assert json.loads(out)  # the dry run's plan of the resumed run
 
 
 # --------------------------------------------------------------------------- derive, measured

@@ -370,7 +370,7 @@ def test_image_folder_loads_classes_and_resizes(tmp_path: Path) -> None:
     root = write_folder(tmp_path / "pets")
     (root / "train" / "red" / "notes.txt").write_text("not an image")
     train = load_dataset(str(root), image_size=12)
-    val = load_dataset(str(root), "test", image_size=12)
+    val = load_dataset(str(root), "val", image_size=12)
     assert train.classes == ("green", "red") and train.name == str(root)
     assert train.images.shape == (5, 3, 12, 12) and train.labels.tolist() == [0, 0, 0, 1, 1]
     assert val.labels.tolist() == [0, 1]
@@ -419,10 +419,10 @@ def test_image_folder_unreadable_image_is_skipped_and_named(tmp_path: Path) -> N
     assert "broken.png" in warned[0]
 
 
-def test_image_folder_without_val_has_no_test_split(tmp_path: Path) -> None:
+def test_image_folder_without_val_has_no_val_split(tmp_path: Path) -> None:
     write_image(tmp_path / "train" / "a" / "0.png", np.zeros((8, 8, 3)))
-    with pytest.raises(EffscaleError, match=r"no val/ folder, so no test split"):
-        load_dataset(str(tmp_path), "test")
+    with pytest.raises(EffscaleError, match=r"no val/ folder, so no val split"):
+        load_dataset(str(tmp_path), "val")
 
 
 # --- specs, splits, subsets -----------------------------------------------------------------
@@ -436,7 +436,9 @@ def test_unknown_dataset_lists_the_valid_names(tmp_path: Path) -> None:
 
 
 def test_unknown_split_is_refused() -> None:
-    with pytest.raises(EffscaleError, match=r"unknown split 'val'"):
+    with pytest.raises(EffscaleError, match=r"unknown split 'dev'"):
+        load_dataset("synthetic", "dev")
+    with pytest.raises(EffscaleError, match=r"'synthetic' has no val split"):
         load_dataset("synthetic", "val")
 
 

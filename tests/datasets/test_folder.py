@@ -294,6 +294,7 @@ def test_old_subsets_are_pruned_to_the_budget(
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+@pytest.mark.slow  # starts a subprocess
 def test_worker_taking_the_search_subsets_adds_no_private_copy(tmp_path: Path,
                                                                cache_dir: Path) -> None:
     root = tmp_path / "big"

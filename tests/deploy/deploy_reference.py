@@ -1,31 +1,30 @@
-"""torchvision and timm models for the tests, importable on a CPU-only torch.
-
-The torchvision wheels on PyPI are built against CUDA torch: with the CPU build their C++ ops
-(nms, roi_align ...) do not load, and ``import torchvision`` then fails while registering
-fake kernels for them. The models the tests need use none of those ops, so that registration
-module is stood in for before the import. Random initialisation only: nothing is downloaded.
+"""torchvision and timm models for the tests (random initialisation only: nothing is
+downloaded), from the ``refs`` extra. Where ``import torchvision`` fails, the tests that need
+it are skipped with the reason: a torchvision wheel built against another torch build (the
+PyPI wheels are built against CUDA torch; with the CPU build their C++ ops do not load) does
+not import, and nothing is stood in for it.
 """
 
 from __future__ import annotations
 
-import sys
 import types
 
 import pytest
 import torch
 
+INSTALL = ("pip install -e '.[refs]' torch==<your torch version>, so pip picks the "
+           "torchvision built for it")
+
 
 def torchvision_models() -> types.ModuleType:
     try:
         import torchvision
-    except RuntimeError:  # the ops library did not load: see the module docstring
-        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-            del sys.modules[name]
-        sys.modules["torchvision._meta_registrations"] = types.ModuleType(
-            "torchvision._meta_registrations")
-        import torchvision
     except ImportError:
-        pytest.skip("torchvision is not installed (pip install -e '.[dev]')")
+        pytest.skip(f"torchvision is not installed ({INSTALL})")
+    except RuntimeError as err:  # its ops library did not load against this torch
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        pytest.skip(f"import torchvision fails: {reason} (a torchvision built for another "
+                    f"torch than {torch.__version__}; {INSTALL})")
     return torchvision.models
 
 
@@ -34,7 +33,7 @@ def timm_module() -> types.ModuleType:
     try:
         import timm
     except ImportError:
-        pytest.skip("timm is not installed (pip install -e '.[dev]')")
+        pytest.skip(f"timm is not installed ({INSTALL})")
     return timm
 
 

@@ -26,14 +26,14 @@ SIZE = 64
 slow = pytest.mark.slow  # 15-40 s each to export on 2 busy cores
 
 MODELS = [
-    ("configs/official/b0.yaml", {}),
-    pytest.param("configs/official/b1.yaml", {}, marks=slow),
-    pytest.param("configs/official/b2.yaml", {}, marks=slow),
-    pytest.param("configs/official/b3.yaml", {}, marks=slow),
+    ("configs/b0.yaml", {}),
+    pytest.param("configs/b1.yaml", {}, marks=slow),
+    pytest.param("configs/b2.yaml", {}, marks=slow),
+    pytest.param("configs/b3.yaml", {}, marks=slow),
     pytest.param("configs/resnet50.yaml", {}, marks=slow),
     ("configs/mobilenetv2.yaml", {}),
-    ("configs/official/b0.yaml", {"head": Head(type="unet"), "num_classes": 3}),
-    pytest.param("configs/official/b0.yaml", {"bn_eps": 1e-3, "padding": "same"}, marks=slow),
+    ("configs/b0.yaml", {"head": Head(type="unet"), "num_classes": 3}),
+    pytest.param("configs/b0.yaml", {"bn_eps": 1e-3, "padding": "same"}, marks=slow),
 ]
 
 
@@ -74,3 +74,15 @@ def test_a_missing_extra_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) 
                                             r"\(pip install -e \"\.\[deploy\]\"") as caught:
         deploy.require("onnxruntime")
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("place", ["/proc/x/a.onnx", "{file}/a.onnx"])
+def test_an_unwritable_onnx_path_is_one_line_before_any_export(cli, tmp_path: Path,
+                                                               place: str) -> None:
+    # It used to export for seconds, then end in "error: FileNotFoundError: ...".
+    (tmp_path / "file").write_text("")
+    target = place.format(file=tmp_path / "file")
+    code, out, err = cli("export", "configs/b0.yaml", "--onnx", target)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: --onnx {Path(target).parent}: cannot write there")
+    assert len(err.splitlines()) == 1 and "Error:" not in err

@@ -23,7 +23,7 @@ TINY = ("--dataset", "synthetic", "--train-size", "64", "--val-size", "32", "--b
 @pytest.fixture
 def imported(tmp_path: Path) -> tuple[Path, torch.nn.Module]:
     """An 'imported' b0 (1000 classes, eps 1e-3) with random weights, as a checkpoint."""
-    config = load_config(REPO / "configs/official/b0.yaml").replace(bn_eps=1e-3)
+    config = load_config(REPO / "configs/b0.yaml").replace(bn_eps=1e-3)
     torch.manual_seed(0)
     model = build_model(config)
     with torch.no_grad():
@@ -43,7 +43,7 @@ def _same(a: dict, b: dict, prefix_a: str, prefix_b: str) -> int:
 
 def test_the_trainer_starts_from_the_checkpoint_with_a_fresh_classifier(imported) -> None:
     path, source = imported
-    config = load_config(REPO / "configs/official/b0.yaml").replace(
+    config = load_config(REPO / "configs/b0.yaml").replace(
         bn_eps=1e-3, num_classes=10, resolution=16)
     images = torch.zeros(4, 3, 16, 16, dtype=torch.uint8)
     labels = torch.zeros(4, dtype=torch.long)
@@ -57,7 +57,7 @@ def test_the_trainer_starts_from_the_checkpoint_with_a_fresh_classifier(imported
 
 def test_an_eff_unet_encoder_starts_from_a_classifier_checkpoint(imported) -> None:
     path, source = imported
-    config = load_config(REPO / "configs/official/b0.yaml").replace(
+    config = load_config(REPO / "configs/b0.yaml").replace(
         bn_eps=1e-3, num_classes=3, head=Head(type="unet"))
     model = build_model(config)
     fresh = load_init(model, path, config)
@@ -67,10 +67,10 @@ def test_an_eff_unet_encoder_starts_from_a_classifier_checkpoint(imported) -> No
 
 def test_another_epsilon_or_architecture_is_refused_in_one_line(imported) -> None:
     path, _ = imported
-    b0 = load_config(REPO / "configs/official/b0.yaml")
+    b0 = load_config(REPO / "configs/b0.yaml")
     with pytest.raises(EffscaleError, match=r"built with bn_eps 0\.001, the config says 1e-05"):
         load_init(build_model(b0), path, b0)
-    b1 = load_config(REPO / "configs/official/b1.yaml").replace(bn_eps=1e-3)
+    b1 = load_config(REPO / "configs/b1.yaml").replace(bn_eps=1e-3)
     with pytest.raises(EffscaleError, match=r"another architecture") as caught:
         load_init(build_model(b1), path, b1)
     assert "\n" not in str(caught.value)
@@ -80,12 +80,12 @@ def test_train_init_fine_tunes_and_segment_demo_takes_the_encoder(cli, imported,
                                                                   tmp_path: Path) -> None:
     path, _ = imported
     config = tmp_path / "b0-eps.yaml"
-    config.write_text((REPO / "configs/official/b0.yaml").read_text() + "bn_eps: 1.0e-3\n")
+    config.write_text((REPO / "configs/b0.yaml").read_text() + "bn_eps: 1.0e-3\n")
     code, out, err = cli("train", config, *TINY, "--epochs", "1", "--init", path, "--json",
                          "--out", tmp_path / "tuned.pt")
     assert code == 0, err
     assert json.loads(out)["epochs"] == 1
-    code, out, err = cli("train", REPO / "configs/official/b0.yaml", *TINY, "--init", path)
+    code, out, err = cli("train", REPO / "configs/b0.yaml", *TINY, "--init", path)
     assert code != 0 and err.count("\n") == 1 and "bn_eps" in err
     code, out, err = cli("segment-demo", config, "--images", "8", "--size", "32", "--epochs",
                          "1", "--batch-size", "4", "--threads", "1", "--init", path, "--json")

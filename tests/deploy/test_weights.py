@@ -35,9 +35,9 @@ def _logits_agree(reference: torch.nn.Module, config_file: str, tmp_path: Path,
 
 
 TORCHVISION = [
-    ("efficientnet_b0", "configs/official/b0.yaml", {}),
-    ("efficientnet_b4", "configs/official/b4.yaml", {}),
-    pytest.param("efficientnet_b7", "configs/official/b7.yaml", {"bn_eps": 1e-3},
+    ("efficientnet_b0", "configs/b0.yaml", {}),
+    ("efficientnet_b4", "configs/b4.yaml", {}),
+    pytest.param("efficientnet_b7", "configs/b7.yaml", {"bn_eps": 1e-3},
                  marks=pytest.mark.slow),  # ~10 s to build twice on 2 busy cores
     ("resnet50", "configs/resnet50.yaml", {}),
     ("mobilenet_v2", "configs/mobilenetv2.yaml", {}),
@@ -60,7 +60,7 @@ def test_a_timm_model_imports_to_the_same_logits(name: str, changes: dict,
                                                  tmp_path: Path) -> None:
     torch.manual_seed(0)
     reference = randomised(timm_module().create_model(name, pretrained=False))
-    _logits_agree(reference, "configs/official/b0.yaml", tmp_path, **changes)
+    _logits_agree(reference, "configs/b0.yaml", tmp_path, **changes)
 
 
 @pytest.mark.parametrize("wrong", [{"bn_eps": 1e-5, "padding": "same"},
@@ -68,7 +68,7 @@ def test_a_timm_model_imports_to_the_same_logits(name: str, changes: dict,
 def test_tf_weights_need_both_their_epsilon_and_same_padding(wrong: dict) -> None:
     torch.manual_seed(0)
     reference = randomised(timm_module().create_model("tf_efficientnet_b0", pretrained=False))
-    model = build_model(load_config(REPO / "configs/official/b0.yaml").replace(**wrong))
+    model = build_model(load_config(REPO / "configs/b0.yaml").replace(**wrong))
     state, _ = map_state_dict(reference.state_dict(), model.state_dict())
     model.load_state_dict(state)
     with torch.no_grad():
@@ -76,7 +76,7 @@ def test_tf_weights_need_both_their_epsilon_and_same_padding(wrong: dict) -> Non
 
 
 def test_an_effscale_state_dict_maps_by_name(tmp_path: Path) -> None:
-    config = load_config(REPO / "configs/official/b0.yaml")
+    config = load_config(REPO / "configs/b0.yaml")
     model = build_model(config)
     source = tmp_path / "ckpt.pt"
     torch.save({"epoch": 3, "model": {f"module.{k}": v for k, v in model.state_dict().items()}},
@@ -93,7 +93,7 @@ def test_a_mismatched_file_is_refused_in_one_line_naming_the_tensor(cli, tmp_pat
     reference = torchvision_models().mobilenet_v2()
     source, out = tmp_path / "mobilenet_v2.pt", tmp_path / "b0.pt"
     torch.save({"state_dict": reference.state_dict()}, source)
-    code, stdout, err = cli("weights", "import", source, REPO / "configs/official/b0.yaml",
+    code, stdout, err = cli("weights", "import", source, REPO / "configs/b0.yaml",
                             "--out", out)
     assert code != 0 and stdout == ""
     assert err.count("\n") == 1, err
@@ -118,7 +118,7 @@ def test_the_cli_writes_a_checkpoint_that_loads(cli, tmp_path: Path) -> None:
     reference = randomised(timm_module().create_model("tf_efficientnet_b0", pretrained=False))
     source, out = tmp_path / "tf_b0.pt", tmp_path / "out" / "b0-tf.pt"
     torch.save(reference.state_dict(), source)
-    code, stdout, err = cli("weights", "import", source, REPO / "configs/official/b0.yaml",
+    code, stdout, err = cli("weights", "import", source, REPO / "configs/b0.yaml",
                             "--out", out, "--bn-eps", "1e-3", "--padding", "same")
     assert code == 0, err
     assert "matched by order" in stdout and str(out) in stdout

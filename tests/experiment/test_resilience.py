@@ -1,17 +1,20 @@
-"""A search that survives anything (issue 4): kill -9, Ctrl-C, several workers, PostgreSQL,
-failing candidates, kills while writing, torn journals and bad inputs.
+"""A search run survives kill -9, Ctrl-C, several workers, PostgreSQL, failing candidates
+and kills while writing (issue 4): every work item trains once and the answer is the
+never-interrupted run's.
 
-The end-to-end tests run ``effscale`` in real subprocesses on the embedded synthetic dataset
-with tiny settings (4 trainings of a second or two each). ``EFFSCALE_TEST_STEP_DELAY`` makes
-a training slow enough to be killed mid-way; it only sleeps, so results are unchanged.
+The tests run ``effscale`` in real subprocesses on the embedded synthetic dataset with tiny
+settings (4 trainings of a second or two each), so every one is marked slow.
+``EFFSCALE_TEST_STEP_DELAY`` makes a training slow enough to be killed mid-way; it only
+sleeps, so results are unchanged. The study's pieces have their own files: the queue
+(test_queue.py), the journal and its lock (test_storage.py), atomic writes
+(tests/test_atomic.py), bad inputs (tests/cli/test_bad_inputs.py) and the grid's properties
+(tests/search/test_grid_properties.py).
 """
 
 from __future__ import annotations
 
 import csv
-import itertools
 import os
-import pickle
 import re
 import shutil
 import signal
@@ -27,24 +30,12 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from helpers import REPO
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from optuna.trial import TrialState
 
 from effscale import atomic
-from effscale.errors import EffscaleError
-from effscale.experiment.queue import (
-    ITEM_PARAM,
-    claim_next,
-    item_of,
-    open_study,
-    recover_dead_workers,
-    release_interrupted,
-)
-from effscale.experiment.storage import JOURNAL_NAME, FlockLock, open_storage, repair_journal
+from effscale.experiment.queue import item_of
+from effscale.experiment.storage import open_storage
 from effscale.model.config import load_config
-from effscale.search.grid import GridSpec, axis, feasible_grid, gamma_axis
 
 Cli = Callable[..., tuple[int, str, str]]
 
@@ -353,288 +344,3 @@ def test_kill_while_writing_outputs_leaves_whole_files(
     assert reported.returncode == 0, reported.stderr
     assert not list(run_dir.rglob(f"*{atomic.TMP_MARK}*"))  # strays cleaned up
     assert len(list((run_dir / "configs").glob("*.yaml"))) == 8
-
-
-def test_atomic_files_get_the_usual_permissions(tmp_path: Path) -> None:
-    atomic.write_text(tmp_path / "x.yaml", "a: 1\n")
-    mask = os.umask(0)
-    os.umask(mask)
-    assert (tmp_path / "x.yaml").stat().st_mode & 0o777 == 0o666 & ~mask
-
-
-# --- the study: journal repair, locks, stale workers ---------------------------------------
-
-def _journal_study(run_dir: Path, items: list[str]) -> optuna.Study:
-    return open_study(open_storage(None, run_dir), "effscale", run_dir, {"id": 1}, items)
-
-
-def test_torn_journal_tail_breaks_optuna_and_is_repaired(tmp_path: Path) -> None:
-    _journal_study(tmp_path, ["a@0", "b@0"])
-    path = tmp_path / JOURNAL_NAME
-    whole = path.read_bytes()
-    again = next(line for line in whole.splitlines() if b'"identity"' in line) + b"\n"
-    # A torn record with later appends glued on: optuna itself cannot read that any more.
-    path.write_bytes(whole + b'{"op_code":5,"worker_id":"x","tri' + again + again)
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    with pytest.raises(ValueError):
-        JournalStorage(JournalFileBackend(str(path))).get_all_studies()
-    notices: list[str] = []
-    study = optuna.load_study(study_name="effscale",
-                              storage=open_storage(None, tmp_path, notices.append))
-    assert len(study.get_trials()) == 2 and study.user_attrs["identity"] == {"id": 1}
-    assert notices and "cut 1 torn record" in notices[0]
-    assert (tmp_path / (JOURNAL_NAME + ".torn")).read_bytes().startswith(b'{"op_code":5')
-    path.write_bytes(path.read_bytes() + b'{"op_code":5,"wor')  # torn last line, no newline
-    assert repair_journal(path) == 1
-    assert path.read_bytes().endswith(b"}\n")
-
-
-def test_lock_of_a_killed_writer_does_not_stall_others(tmp_path: Path) -> None:
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from effscale.experiment.storage import FlockLock; "
-         "FlockLock(Path(sys.argv[1])).acquire(); "
-         "print('held', flush=True); time.sleep(60)", str(tmp_path / "lock")],
-        stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-    holder.kill()
-    holder.wait()
-    started = time.monotonic()
-    lock = FlockLock(tmp_path / "lock")
-    assert lock.acquire()
-    lock.release()
-    assert time.monotonic() - started < 1.0  # optuna's own lock files wait 30 s here
-
-
-def test_dead_worker_on_another_machine_is_recovered_exactly_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    study = _journal_study(tmp_path, ["a@0", "b@0"])
-    trial = claim_next(study)
-    assert trial is not None
-    storage = study._storage
-    storage.set_trial_system_attr(trial._trial_id, "effscale_worker", "elsewhere:1")
-    storage.set_trial_system_attr(trial._trial_id, "effscale_heartbeat", time.time())
-    assert recover_dead_workers(study) == []  # heartbeat fresh: alive
-    storage.set_trial_system_attr(trial._trial_id, "effscale_heartbeat", time.time() - 3600)
-    other = optuna.load_study(study_name="effscale", storage=open_storage(None, tmp_path))
-    assert recover_dead_workers(study) == [item_of(storage.get_trial(trial._trial_id))]
-    assert recover_dead_workers(other) == []  # the second one to notice does nothing
-    waiting = Counter(item_of(t) for t in study.get_trials(states=(TrialState.WAITING,)))
-    assert waiting == Counter(["a@0", "b@0"])
-
-
-def test_interrupt_releases_the_item_once_and_claims_never_duplicate(tmp_path: Path) -> None:
-    study = _journal_study(tmp_path, ["a@0"])
-    trial = claim_next(study)
-    assert trial is not None and trial.suggest_categorical(ITEM_PARAM, ["a@0"]) == "a@0"
-    release_interrupted(study, trial, "interrupted by Ctrl-C")
-    release_interrupted(study, trial, "interrupted by Ctrl-C")  # twice: still one requeue
-    study.enqueue_trial({ITEM_PARAM: "a@0"})  # a duplicate, as two machines might leave
-    first = claim_next(study)
-    assert first is not None
-    assert claim_next(study) is None  # the copy is not handed out while the first runs
-    study.tell(first, 0.5)
-    assert claim_next(study) is None
-    assert trained_per_item(study) == Counter({"a@0": 2})  # interrupted + completed
-
-
-def test_unreachable_storage_fails_fast(cli: Cli, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    started = time.monotonic()
-    with pytest.raises(EffscaleError) as err:
-        open_storage("postgresql://u:secret@127.0.0.1:1/x", tmp_path)
-    assert time.monotonic() - started < 10
-    assert err.value.exit_code == 1 and "secret" not in str(err.value)
-    assert str(err.value).startswith("cannot open storage postgresql+psycopg://u:***@127.0.0.1:1/x")
-
-
-# --- bad inputs: one line, the right exit code, nothing written ----------------------------
-
-def _fake_cifar(root: Path, truncate: bool = False) -> Path:
-    from effscale.datasets import cifar10
-
-    folder = root / cifar10.DIRNAME
-    folder.mkdir(parents=True)
-    meta = {b"num_cases_per_batch": 20, b"label_names": [b"c%d" % i for i in range(10)]}
-    (folder / cifar10.META).write_bytes(pickle.dumps(meta, protocol=2))
-    for name in cifar10.SPLIT_FILES["train"]:
-        batch = {b"data": bytes(20 * 3072), b"labels": [0] * 20}
-        data = pickle.dumps(batch, protocol=2)
-        (folder / name).write_bytes(data[:500] if truncate else data)
-    return root
-
-
-def _different_run(cwd: Path) -> str:
-    run = cwd / "old"
-    run.mkdir()
-    (run / "settings.yaml").write_text(yaml.safe_dump(
-        {"fingerprint": "0000", "identity": {"budget": {"epochs": 9}, "dataset": "synthetic"},
-         "status": "running"}))
-    return "old"
-
-
-SEARCH = ["search", "--dataset", "synthetic", "--budget", "smoke", "--tolerance", "0.01",
-          "--quiet"]
-CONFIG = "name: b0\nfamily: efficientnet\n"
-BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], int, str]] = [
-    ("missing config", lambda d: ["flops", "nope.yaml"], 2, "nope.yaml"),
-    ("config is a directory", lambda d: ["flops", "."], 2, "."),
-    ("malformed yaml", lambda d: _file(d, "c.yaml", "name: [b0\n", "flops"), 2, "c.yaml"),
-    ("unknown key", lambda d: _cfg(d, "colour: red\n"), 2, "colour"),
-    ("duplicate key", lambda d: _cfg(d, "name: b1\n"), 2, "name"),
-    ("yaml 1.1 boolean", lambda d: _cfg(d, "activation: on\n"), 2, "a boolean; quote it"),
-    ("wrong type", lambda d: _cfg(d, "resolution: '224'\n"), 2, "resolution"),
-    ("non-finite number", lambda d: _cfg(d, "dropout: .nan\n"), 2, "dropout"),
-    ("negative number", lambda d: _cfg(d, "resolution: -1\n"), 2, "resolution"),
-    ("phi not a number", lambda d: ["derive", "--phi", "abc"], 2, "abc"),
-    ("alpha below 1", lambda d: ["derive", "--alpha", "0.9", "--beta", "1.1", "--gamma",
-                                 "1.1"], 2, "alpha"),
-    ("empty feasible grid", lambda d: [*SEARCH, "--beta", "grid", "--tolerance", "0.001",
-                                       "--alpha-max", "1.9"], 2, "--tolerance"),
-    ("no beta reaches the target", lambda d: [*SEARCH, "--beta-max", "1.01", "--gamma-max",
-                                              "1.0", "--alpha-max", "1.0"], 2, "--beta-max"),
-    ("unknown base", lambda d: [*SEARCH, "--base", "b9"], 2, "b9"),
-    ("unknown dataset", lambda d: [*SEARCH, "--dataset", "imagenet"], 2, "imagenet"),
-    ("data dir without files", lambda d: [*SEARCH, "--dataset", "cifar10", "--data-dir",
-                                          str(_mkdir(d / "empty"))], 1, "empty"),
-    ("truncated batch", lambda d: [*SEARCH, "--dataset", "cifar10", "--data-dir",
-                                   str(_fake_cifar(d / "cifar", truncate=True))], 2,
-     "data_batch_1"),
-    ("wrong md5", lambda d: [*SEARCH, "--dataset", "cifar10", "--data-dir",
-                             str(d / "download")], 1, "MD5"),
-    ("unwritable output dir", lambda d: [*SEARCH, "--out", str(_file(d, "f", "", "")[1]) +
-                                         "/run"], 2, "cannot write"),
-    ("run of another search", lambda d: [*SEARCH, "--out", _different_run(d)], 2,
-     "budget.epochs: 9 -> 1"),
-    ("unreachable storage", lambda d: [*SEARCH, "--storage",
-                                       "postgresql://u:p@127.0.0.1:1/x"], 1, "127.0.0.1:1"),
-    ("zero epochs", lambda d: [*SEARCH, "--epochs", "0"], 2, "--epochs"),
-    ("report of a non-run", lambda d: ["report", str(_mkdir(d / "nothing"))], 2, "nothing"),
-]
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _file(d: Path, name: str, text: str, command: str) -> list[str]:
-    (d / name).write_text(text)
-    return [command, name]
-
-
-def _cfg(d: Path, line: str) -> list[str]:
-    """configs/b0.yaml with ``line`` added (a new or repeated key) or replacing its key."""
-    base = (REPO / "configs" / "b0.yaml").read_text()
-    key = line.split(":")[0]
-    text = base + line if key in ("colour", "name") else _replace_key(base, line)
-    return _file(d, "c.yaml", text, "flops")
-
-
-def _replace_key(text: str, line: str) -> str:
-    key = line.split(":")[0]
-    return re.sub(rf"(?m)^{key}:.*$", line.rstrip("\n"), text, count=1)
-
-
-@pytest.mark.parametrize("name, make, code, needle", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_is_one_line_with_exit_code_and_writes_nothing(
-        cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        name: str, make: Callable[[Path], list[str]], code: int, needle: str) -> None:
-    from effscale.datasets import cifar10
-
-    work = _mkdir(tmp_path / "work")
-    monkeypatch.chdir(work)
-    monkeypatch.setattr(cifar10, "BATCH_ROWS", 20)
-    missing = tmp_path / "no-such-archive.tar.gz"
-    wrong = tmp_path / "wrong.tar.gz"
-    wrong.write_bytes(b"not cifar")
-    monkeypatch.setattr(cifar10, "URL", (wrong if name == "wrong md5" else missing).as_uri())
-    argv = make(work)
-    before = sorted(p for p in work.rglob("*"))
-    started = time.monotonic()
-    result, out, err = cli(*argv)
-    assert (result, out) == (code, ""), err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert needle in err and "Traceback" not in err
-    assert sorted(p for p in work.rglob("*")) == before  # no partial output
-    assert time.monotonic() - started < 60
-
-
-# --- the grid: properties -----------------------------------------------------------------
-
-steps = st.sampled_from([0.05, 0.1, 0.125, 0.2, 0.25])
-maxima = st.floats(1.0, 2.5)
-tolerances = st.floats(0.005, 1.0)
-
-
-@settings(max_examples=40, deadline=None)
-@given(alpha_max=maxima, beta_max=maxima, gamma_max=st.floats(1.0, 1.6), step=steps,
-       tolerance=tolerances, resolution_step=st.sampled_from([None, 4, 8, 16]))
-def test_every_feasible_triple_satisfies_the_constraint(
-        alpha_max: float, beta_max: float, gamma_max: float, step: float, tolerance: float,
-        resolution_step: int | None) -> None:
-    spec = GridSpec(alpha_max, beta_max, gamma_max, step, tolerance, base_resolution=32,
-                    resolution_step=resolution_step)
-    try:
-        triples = feasible_grid(spec)
-    except EffscaleError:
-        return
-    assert len({(t.alpha, t.beta, t.resolution) for t in triples}) == len(triples)
-    for t in triples:
-        assert abs(t.alpha * t.beta**2 * t.gamma**2 - 2.0) < tolerance + 1e-9
-        assert 1 <= t.alpha <= alpha_max + 1e-9 and 1 <= t.beta <= beta_max + 1e-9
-        assert 1 <= t.gamma <= gamma_max + 1e-9
-        assert t.resolution == round(32 * t.gamma)
-
-
-@settings(max_examples=40, deadline=None)
-@given(step=steps, low=tolerances, high=tolerances)
-def test_feasible_set_grows_with_the_tolerance(step: float, low: float, high: float) -> None:
-    low, high = min(low, high), max(low, high)
-
-    def keys(tolerance: float) -> set[str]:
-        try:
-            return {t.key for t in feasible_grid(GridSpec(step=step, tolerance=tolerance))}
-        except EffscaleError:
-            return set()
-
-    assert keys(low) <= keys(high)
-
-
-@settings(max_examples=60, deadline=None)
-@given(maximum=st.floats(1.0, 3.0), step=st.floats(0.01, 1.0))
-def test_axis_starts_at_one_steps_evenly_and_stays_in_range(maximum: float, step: float
-                                                            ) -> None:
-    values = axis(maximum, step)
-    assert values[0] == 1.0 and values[-1] <= maximum + 1e-9
-    assert all(abs((b - a) - step) < 1e-5 for a, b in itertools.pairwise(values))
-    assert maximum - values[-1] < step + 1e-9  # nothing left out at the top
-
-
-@settings(max_examples=40, deadline=None)
-@given(base=st.integers(8, 256), gamma_max=st.floats(1.0, 2.0), size_step=st.integers(1, 32))
-def test_gamma_axis_sizes_are_distinct_multiples_of_the_step(base: int, gamma_max: float,
-                                                             size_step: int) -> None:
-    spec = GridSpec(gamma_max=gamma_max, base_resolution=base, resolution_step=size_step)
-    pairs = gamma_axis(spec)
-    sizes = [size for _, size in pairs]
-    assert sizes[0] == base and len(set(sizes)) == len(sizes)
-    assert all((size - base) % size_step == 0 and size <= base * gamma_max + 1e-6
-               for size in sizes)
-    assert all(abs(gamma * base - size) < 1e-3 for gamma, size in pairs)
-
-
-def test_a_worker_process_error_is_one_logged_line_and_its_exit_code(
-        caplog: pytest.LogCaptureFixture) -> None:
-    from effscale.errors import EffscaleError
-    from effscale.experiment.workers import exit_worker
-
-    with caplog.at_level("ERROR", logger="effscale"), pytest.raises(SystemExit) as stop:
-        exit_worker(EffscaleError("storage went away"))
-    assert stop.value.code == EffscaleError("x").exit_code
-    [record] = caplog.records
-    assert record.getMessage().endswith(": storage went away")
-    assert record.getMessage().startswith("error: worker ")

@@ -329,14 +329,32 @@ def test_a_seed_std_of_exactly_zero_is_not_trusted() -> None:
     assert not any(c.separated for c in selection.comparisons)
 
 
-def test_detectable_difference_is_the_power_formula() -> None:
+def test_detectable_difference_is_the_exact_noncentral_t() -> None:
+    """Defect: the power line was the normal-shift formula (t_{1-a/2} + t_{0.8}) SE, which
+    promises too much at few degrees of freedom (at 3 df and level 0.05/6 it said 7.21 SE;
+    the noncentral t says 7.92 SE, the issue's figure)."""
     se, df = 0.01, 6
-    expected = (stats.t_quantile(0.975, df) + stats.t_quantile(0.8, df)) * se
-    assert stats.detectable(se, df) == pytest.approx(expected)
+    shift = (stats.t_quantile(0.975, df) + stats.t_quantile(0.8, df)) * se
+    assert stats.detectable(se, df) > shift  # the old formula is optimistic
+    assert stats.power_at(stats.detectable(se, df) / se, df) == pytest.approx(0.8, abs=1e-6)
+    assert stats.detectable(1.0, 3, 0.05 / 6) == pytest.approx(7.92, abs=0.005)
+    assert (stats.t_quantile(1 - 0.05 / 12, 3) + stats.t_quantile(0.8, 3)) == pytest.approx(
+        7.21, abs=0.01)
     assert stats.detectable(se, df, alpha=0.01) > stats.detectable(se, df)
     assert stats.detectable(se, math.inf) == pytest.approx((1.959964 + 0.841621) * se,
-                                                           rel=1e-5)
+                                                          rel=1e-4)
     assert math.isnan(stats.detectable(0.0, 3))
+
+
+@pytest.mark.parametrize(("df", "delta", "t"), [(3, 2.0, 1.5), (1, 1.0, 2.0), (2.5, 3.0, 4.0),
+                                                (30, 0.5, 0.0), (5, -1.0, -2.0)])
+def test_noncentral_t_cdf_matches_monte_carlo(df: float, delta: float, t: float) -> None:
+    rng = np.random.default_rng(3)
+    z, v = rng.normal(size=400_000), rng.chisquare(df, 400_000)
+    simulated = float(np.mean((z + delta) / np.sqrt(v / df) <= t))
+    assert stats.nct_cdf(t, df, delta) == pytest.approx(simulated, abs=0.003)
+    assert stats.nct_cdf(1.0, 1, 0.0) == pytest.approx(0.75, abs=1e-9)  # central: Cauchy
+
 
 
 def test_holm_family_with_looks_multiplies_the_adjusted_p() -> None:

@@ -15,12 +15,13 @@ from effscale.model.config import ModelConfig, load_config
 from effscale.model.flops import count_params
 
 NUM_CLASSES = 7
+PAPER_RULE = CONFIGS / "paper-rule"  # B1-B7 derived with the paper's coefficients
 
 
 def _config(name: str) -> ModelConfig:
-    """A base by name, or a shipped derived config by file stem."""
-    if (CONFIGS / f"{name}.yaml").is_file() and name not in ("b0", "mobilenetv2", "resnet50"):
-        return load_config(CONFIGS / f"{name}.yaml")
+    """A base by name, or a shipped paper-rule config by file stem."""
+    if (PAPER_RULE / f"{name}.yaml").is_file() and name != "b0":
+        return load_config(PAPER_RULE / f"{name}.yaml")
     return get_base(name)
 
 
@@ -29,7 +30,7 @@ MODELS = {
     "b0": (5_288_548, 1280),
     "mobilenetv2": (3_504_872, 1280),
     "resnet50": (25_557_032, 2048),
-    "b1": (9_109_994, 1408),  # configs/b1.yaml, derived with the paper's coefficients
+    "b1": (9_109_994, 1408),  # configs/paper-rule/b1.yaml, derived with the paper's coefficients
 }
 
 
@@ -103,7 +104,7 @@ def test_drop_path_rate_first_zero_last_below_max() -> None:
 
 
 def test_drop_path_rate_derived_b1() -> None:
-    config = load_config(CONFIGS / "b1.yaml")
+    config = load_config(PAPER_RULE / "b1.yaml")
     rates = _rates(build_model(config))
     total = sum(stage.repeats for stage in config.stages)
     assert len(rates) == total == 23
@@ -146,7 +147,7 @@ def test_se_squeeze_width_from_block_input_b0() -> None:
 
 
 def test_se_squeeze_is_quarter_of_input_everywhere() -> None:
-    for blocks in _blocks(build_model(load_config(CONFIGS / "b4.yaml"))):
+    for blocks in _blocks(build_model(load_config(PAPER_RULE / "b4.yaml"))):
         for block in blocks:
             cin = next(m for m in block.modules() if isinstance(m, nn.Conv2d)).in_channels
             assert _se(block).reduce.out_channels == int(cin * 0.25)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -170,12 +171,47 @@ def test_cached_latency_is_reused_on_this_device_and_missed_with_other_threads(
     again = FakeTimer([0.7])
     cached = measure_cost(SMALL.replace(name="x"), "latency", CostOptions(plan=plan, threads=1),
                           again)
-    assert cached == first and again.calls == 0
+    assert cached == replace(first, cached=True) and again.calls == 0 and not first.cached
     other = FakeTimer([0.7])
     missed = measure_cost(SMALL, "latency", CostOptions(plan=plan, threads=2), other)
     assert missed.value == 0.7 and other.calls == 3 and missed.device["threads"] == 2
     assert len(list((cache_dir / "costs").glob("*.json"))) == 2
     assert not list((cache_dir / "costs").glob("*effscale-tmp*"))
+
+
+@pytest.mark.parametrize("change", [
+    {"warmup": 0}, {"min_repeats": 3}, {"max_repeats": 20}, {"spread": 0.1},
+    {"max_seconds": 3.0}])
+def test_the_cache_key_holds_every_timing_setting(change: dict) -> None:
+    # The key used to hold the spread bound alone: a `--max-seconds 3` timing was reused by
+    # a plain `cost` that would have timed for up to 30 s.
+    device = device_fingerprint("cpu", 1)
+    key = cache_key(SMALL, "latency", CostOptions(), device)
+    assert cache_key(SMALL, "latency", CostOptions(plan=TimingPlan(**change)), device) != key
+
+
+def test_an_unsettled_timing_is_not_cached(cache_dir: Path) -> None:
+    plan = TimingPlan(warmup=0, min_repeats=3, max_repeats=4)
+    noisy = measure_cost(SMALL, "latency", CostOptions(plan=plan), FakeTimer([0.1, 0.2, 0.4]))
+    assert not noisy.timing.converged  # 4 repeats, 70 % spread: the repeat limit stopped it
+    assert not list((cache_dir / "costs").glob("*.json"))
+    again = FakeTimer([0.3])
+    retimed = measure_cost(SMALL, "latency", CostOptions(plan=plan), again)
+    assert again.calls == 3 and retimed.value == 0.3 and not retimed.cached
+    assert len(list((cache_dir / "costs").glob("*.json"))) == 1  # settled: stored
+
+
+def test_the_cost_command_says_cached(cli: Callable, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cost, "cpu_timer", FakeTimer([0.02]))
+    args = ("cost", REPO / "configs" / "b0.yaml", "--device", "cpu", "--warmup", "0",
+            "--min-repeats", "3", "--max-repeats", "3", "--no-memory", "--threads", "1")
+    code, _, err = cli(*args)
+    assert code == 0 and "cached" not in err
+    code, out, err = cli(*args)
+    assert code == 0
+    assert "configs/b0.yaml batch 1: cached (a settled timing from an earlier run" in err
+    code, out, _ = cli(*args, "--json")
+    assert json.loads(out)["rows"][0]["latency"][0]["cached"] is True
 
 
 def test_a_damaged_cache_entry_is_measured_again(cache_dir: Path) -> None:

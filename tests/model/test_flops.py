@@ -54,7 +54,7 @@ def _golden_fields(report: Complexity) -> dict[str, int]:
 def test_golden_covers_every_shipped_config() -> None:
     assert list(GOLDEN_DATA) == shipped_configs()
     assert all(tuple(entry) == GOLDEN_FIELDS for entry in GOLDEN_DATA.values())
-    assert len(LIGHT) >= 8 and "configs/official/b3.yaml" in LIGHT
+    assert len(LIGHT) >= 8 and "configs/b3.yaml" in LIGHT
 
 
 def _check_fvcore(path: str, measure: Measure) -> None:
@@ -88,9 +88,9 @@ def test_torch_counter_matches_golden(path: str, measure: Measure) -> None:
 
 # (config, parameters, conv+linear GFLOPs) as published or as torchvision counts them.
 PUBLISHED = [
-    ("configs/official/b0.yaml", 5_288_548, 0.386),
-    ("configs/official/b4.yaml", 19_341_616, 4.394),
-    ("configs/official/b7.yaml", 66_347_960, 37.746),
+    ("configs/b0.yaml", 5_288_548, 0.386),
+    ("configs/b4.yaml", 19_341_616, 4.394),
+    ("configs/b7.yaml", 66_347_960, 37.746),
     ("configs/resnet50.yaml", 25_557_032, 4.089),
     ("configs/mobilenetv2.yaml", 3_504_872, 0.301),
 ]
@@ -111,7 +111,7 @@ def test_b0_against_resnet50() -> None:
 
 
 def test_derived_configs_grow_with_phi() -> None:
-    series = [GOLDEN_DATA[f"configs/b{i}.yaml"] for i in range(8)]
+    series = [GOLDEN_DATA[f"configs/paper-rule/b{i}.yaml"] for i in range(8)]
     for field in GOLDEN_FIELDS:
         values = [entry[field] for entry in series]
         assert values == sorted(values) and len(set(values)) == 8, field

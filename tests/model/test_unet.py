@@ -25,7 +25,7 @@ def unet(config: ModelConfig, head: Head = UNET) -> ModelConfig:
 
 def configs() -> list[tuple[str, ModelConfig]]:
     bases = [(name, get_base(name)) for name in ("b0", "mobilenetv2", "resnet50")]
-    derived = [(f"{name}.yaml", load_config(CONFIGS / f"{name}.yaml"))
+    derived = [(f"{name}.yaml", load_config(CONFIGS / "paper-rule" / f"{name}.yaml"))
                for name in ("b0", "b1", "b2", "b3")]
     return [(label, unet(config)) for label, config in bases + derived]
 
@@ -81,7 +81,7 @@ def test_b0_taps_are_stem_and_stride_4_8_16_stage_ends() -> None:
 
 def test_taps_follow_width_scaling() -> None:
     b0 = [t.channels for t in encoder_taps(unet(get_base("b0")))]
-    b3 = load_config(CONFIGS / "b3.yaml")
+    b3 = load_config(CONFIGS / "paper-rule" / "b3.yaml")
     expected = [b3.stages[4].channels, b3.stages[2].channels, b3.stages[1].channels,
                 b3.stem_channels, 0]
     assert [t.channels for t in encoder_taps(unet(b3))] == expected == [152, 56, 32, 40, 0]

@@ -160,15 +160,15 @@ def no_flops(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 SYNC_RUNS = [
-    (["--phi", "0-7"], "", [f"b{i}" for i in range(8)]),
-    (["--official", "--phi", "0-7"], "official", [f"b{i}" for i in range(8)]),
+    (["--phi", "0-7"], "paper-rule", [f"b{i}" for i in range(8)]),
+    (["--official", "--phi", "0-7"], "", [f"b{i}" for i in range(8)]),
     (["--base", "mobilenetv2", "--phi", "0"], "", ["mobilenetv2"]),
     (["--base", "resnet50", "--phi", "0"], "", ["resnet50"]),
 ]
 
 
 @pytest.mark.parametrize(("args", "folder", "names"), SYNC_RUNS,
-                         ids=["b0-b7", "official", "mobilenetv2", "resnet50"])
+                         ids=["paper-rule", "official", "mobilenetv2", "resnet50"])
 @pytest.mark.usefixtures("no_flops")
 def test_shipped_configs_match_what_derive_writes(
     cli: Callable, args: list[str], folder: str, names: list[str], tmp_path: Path

@@ -10,8 +10,13 @@ from effscale.experiment.budgets import get_budget
 from effscale.model.bases import get_base
 from effscale.model.config import ScalingRules
 from effscale.scaling.equal_flops import Measurer
-from effscale.search.candidates import build_candidates, solve_beta
-from effscale.search.grid import GridSpec, budget_grid
+from effscale.search.candidates import (
+    build_candidates,
+    extremes_found,
+    solve_beta,
+    solve_extremes,
+)
+from effscale.search.grid import GridSpec, budget_grid, single_axis
 from effscale.train.proxy import proxy_stem_stride
 from effscale.train.trainer import Recipe, proxy_config
 
@@ -73,22 +78,56 @@ def test_a_wider_window_reaches_the_candidates_through_the_grid() -> None:
 def test_demo_trains_one_candidate_per_direction_at_2x() -> None:
     kept, _ = candidates_of(spec_of("demo"))
     assert [(c.alpha, c.gamma) for c in kept if not c.is_base] == [
-        (1.0, 1.0), (1.8, 1.0), (1.0, 1.3)]
+        (1.0, 1.0), (1.8, 1.0), (1.0, 1.3), (1.0, 1.4)]
     assert all(abs(c.flops_ratio / 2 - 1) <= 0.05 for c in kept if not c.is_base)
 
 
-def test_quick_candidates_cost_2x_within_5_percent_at_full_size_with_three_gammas() -> None:
+def test_quick_candidates_cost_2x_within_5_percent_at_full_size_with_four_gammas() -> None:
     kept, skipped = candidates_of(spec_of("quick"))
     grid = [c for c in kept if not c.is_base]
-    assert len(grid) == 5
+    assert len(grid) == 6
     for c in grid:
         assert abs(c.flops_ratio / 2 - 1) <= 0.05, c.key
         assert c.full_resolution >= 224 and c.resolution <= 32  # real pixels on CIFAR-10
-    assert sorted({c.gamma for c in grid}) == [1.0, 1.15, 1.3]
+    assert sorted({c.gamma for c in grid}) == [1.0, 1.15, 1.3, 1.4]
     # the proxy's own ratio is shown, not used: resolution-scaled proxies cost less there
     by_key = {c.key: c for c in grid}
     assert by_key["a1.00_b1.11_g1.300"].proxy_flops_ratio < 1.8
     assert all(s.reason for s in skipped)
+
+
+@pytest.mark.parametrize("budget", ["smoke", "demo", "quick"])
+def test_every_budget_holds_the_three_ends_of_the_equal_cost_curve(budget: str) -> None:
+    """Issue 28: quick's grid stopped at gamma 1.3, so the resolution-only end (alpha = beta
+    = 1, gamma ~ 1.4 = 28 px from 20) was never searched. Every budget's feasible set on
+    CIFAR-10's native size (32 px) now holds depth-only, width-only and resolution-only,
+    each at 2x full-size FLOPs."""
+    spec = spec_of(budget)
+    spec = replace(spec, gamma_max=min(spec.gamma_max, 32 / spec.base_resolution))
+    kept, skipped = candidates_of(spec)
+    found = extremes_found(kept, skipped)
+    by_key = {c.key: c for c in kept}
+    assert set(found) == {"depth-only", "width-only", "resolution-only"}
+    for name, key in found.items():
+        c = by_key[key]
+        assert single_axis(c.alpha, c.beta, c.gamma) == name
+        assert abs(c.flops_ratio / 2 - 1) <= 0.05
+    resolution_only = by_key[found["resolution-only"]]
+    assert resolution_only.gamma >= 1.35 and resolution_only.resolution <= 32
+    assert by_key[found["width-only"]].beta == pytest.approx(1.45, abs=0.01)
+
+
+def test_an_end_the_gamma_cap_cuts_off_is_named_with_the_reason() -> None:
+    spec = spec_of("quick", gamma_max=1.3)
+    kept, skipped = candidates_of(spec)
+    found = extremes_found(kept, skipped)
+    assert found["resolution-only"].startswith("not reached: needs γ 1.4 (28 px proxy")
+    assert "--gamma-max 1.3" in found["resolution-only"]
+    assert not found["depth-only"].startswith("not")
+    measure = Measurer("torch", conv_linear=True)
+    _, why = solve_extremes(get_base("b0", 10), spec, RULES, measure,
+                            gamma_cap="cifar10's native 32 px caps γ at 1.3")
+    assert "cifar10's native 32 px" in why[0].reason and why[0].key == "resolution-only"
 
 
 def test_unequal_cost_candidates_are_not_kept() -> None:

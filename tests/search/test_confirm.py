@@ -3,6 +3,7 @@ trainings: when it adds seeds, when it stops, what it says each stage cost."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -66,16 +67,17 @@ def run_round(study: optuna.Study, plan: ConfirmPlan, hits: dict[str, int],
 
 def test_rounds_add_a_fresh_seed_of_the_base_and_the_top_k_until_decided() -> None:
     study = screened_study()
-    plan = ConfirmPlan(top=2, factor=2, min_seeds=2, max_seeds=4)
+    plan = ConfirmPlan(top=2, factor=2, min_seeds=3, max_seeds=4)
     assert run_round(study, plan, {"base": 500, "w": 700, "r": 600}) == [
         "confirm/base@0", "confirm/w@0", "confirm/r@0"]
     assert chosen(study, 2) == ["base", "w", "r"]  # x, last in screening, is dropped
     assert seeds_enqueued(study, ["base", "w", "r"]) == 1
-    # a second round is always added (a verdict needs two seeds a model) ...
+    # the rounds up to the plan's minimum are always added ...
+    assert len(run_round(study, plan, {"base": 500, "w": 700, "r": 600})) == 3
     assert len(run_round(study, plan, {"base": 500, "w": 700, "r": 600})) == 3
     # ... and then a 20-point margin is decided, so nothing more is trained
     step = next_round(study, plan, 10)
-    assert step.added == [] and step.stopped == "decided after 2 confirmation seeds"
+    assert step.added == [] and step.stopped == "decided after 3 confirmation seeds"
     assert study.user_attrs["confirm_stopped"] == step.stopped
 
 
@@ -84,20 +86,22 @@ def test_a_shrinking_stage_asks_which_direction_loses_least() -> None:
     stops there ("decided against" the base); shrinking goes on while the two directions are
     tied, and stops once the pick is separated above the other."""
     study = screened_study()
-    shrinking = ConfirmPlan(top=2, factor=2, min_seeds=2, max_seeds=4, target=0.5)
-    growing = ConfirmPlan(top=2, factor=2, min_seeds=2, max_seeds=4)
-    for _ in range(2):
-        run_round(study, shrinking, {"base": 800, "w": 651, "r": 650})
-    assert next_round(study, growing, 10).stopped == "decided after 2 confirmation seeds"
+    shrinking = ConfirmPlan(top=2, factor=2, min_seeds=3, max_seeds=4, target=0.5)
+    growing = ConfirmPlan(top=2, factor=2, min_seeds=3, max_seeds=4)
+    for _ in range(3):
+        run_round(study, shrinking, {"base": 950, "w": 651, "r": 650})
+    assert next_round(study, growing, 10).stopped == "decided after 3 confirmation seeds"
     tied = screened_study()
-    for _ in range(2):
-        run_round(tied, shrinking, {"base": 800, "w": 651, "r": 650})
-    assert len(run_round(tied, shrinking, {"base": 800, "w": 651, "r": 650})) == 3
+    for _ in range(3):
+        run_round(tied, shrinking, {"base": 950, "w": 651, "r": 650})
+    # tied: the two directions train on (the base, the reference, no longer: racing)
+    assert run_round(tied, shrinking, {"base": 950, "w": 651, "r": 650}) == [
+        "confirm/w@3", "confirm/r@3"]
     apart = screened_study()
-    for _ in range(2):
-        run_round(apart, shrinking, {"base": 800, "w": 650, "r": 500})
+    for _ in range(3):
+        run_round(apart, shrinking, {"base": 950, "w": 650, "r": 400})
     step = next_round(apart, shrinking, 10)
-    assert step.added == [] and step.stopped == "decided after 2 confirmation seeds"
+    assert step.added == [] and step.stopped == "decided after 3 confirmation seeds"
 
 
 def test_an_undecided_stage_stops_at_its_seed_limit() -> None:
@@ -162,3 +166,38 @@ def test_plan_from_settings_reads_the_budget() -> None:
     assert (plan.top, plan.factor, plan.min_seeds, plan.max_seeds, plan.looks) == (
         2, 3, 2, 4, 3)
     assert ConfirmPlan.from_settings({}).top == 0
+
+
+def test_a_racing_round_skips_a_rival_separated_below_the_winner() -> None:
+    """Issue 32: after the minimum, a model whose comparisons cannot change the verdict is
+    not trained. r is 26 points below w (separated); w vs the base (6 points) is open, so
+    the base and w train on and r does not; the round's record says why."""
+    study = screened_study()
+    plan = ConfirmPlan(top=2, factor=2, min_seeds=3, max_seeds=6)
+    hits = {"base": 500, "w": 560, "r": 300}
+    for _ in range(3):
+        assert len(run_round(study, plan, hits)) == 3
+    step = next_round(study, plan, 10)
+    assert step.added == ["confirm/base@3", "confirm/w@3"] and step.round == 4
+    assert list(step.skipped) == ["r"] and step.skipped["r"].startswith("separated below w")
+    assert step.describe_skipped().startswith("skips r (separated below w")
+    assert study.user_attrs["confirm_rounds"][-1]["skipped"] == step.skipped
+    # without racing every model trains
+    plain = screened_study()
+    for _ in range(3):
+        run_round(plain, replace(plan, race=False), hits)
+    assert len(next_round(plain, replace(plan, race=False), 10).added) == 3
+
+
+def test_a_shrinking_race_stops_training_the_base_after_the_minimum() -> None:
+    study = screened_study()
+    plan = ConfirmPlan(top=2, factor=2, min_seeds=3, max_seeds=5, target=0.5)
+    for _ in range(3):
+        run_round(study, plan, {"base": 950, "w": 651, "r": 650})
+    step = next_round(study, plan, 10)
+    assert step.added == ["confirm/w@3", "confirm/r@3"]
+    assert "decides nothing when shrinking" in step.skipped["base"]
+    add(study, "confirm/w@3", 651, 200.0, offset=3)
+    add(study, "confirm/r@3", 650, 200.0, offset=3)
+    # the round count follows the most-trained model: the next round is the fifth
+    assert next_round(study, plan, 10).round == 5

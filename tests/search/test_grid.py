@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from effscale.errors import EffscaleError
-from effscale.search.grid import GridSpec, axis, feasible_grid, gamma_axis
+from effscale.search.grid import GridSpec, axis, feasible_grid, gamma_axis, single_axis
 
 # NNI's efficientnet example: alpha in [1, 2], beta and gamma in [1, 1.5], step 0.05,
 # |alpha*beta^2*gamma^2 - 2| < 0.1.
@@ -80,3 +80,11 @@ def test_empty_grid_is_refused_with_a_hint() -> None:
 def test_bad_grid_settings(bad: dict) -> None:
     with pytest.raises(EffscaleError):
         feasible_grid(GridSpec(**bad))
+
+
+def test_single_axis_names_the_curves_ends() -> None:
+    assert single_axis(1.8, 1.0, 1.0) == "depth-only"
+    assert single_axis(1.0, 1.45, 1.0) == "width-only"
+    assert single_axis(1.0, 1.0, 1.4) == "resolution-only"
+    assert single_axis(1.0, 1.11, 1.3) is None
+    assert single_axis(1.0, 1.0, 1.0) is None  # the base is no end
