@@ -335,9 +335,9 @@ def stage_plan(budget: Any, target: float = 2.0) -> str:
     if not budget.confirm_top:
         return screening + "; no confirmation stage, so the run cannot decide"
     plan = ConfirmPlan.of(budget, target=target)
-    ladder = (f"; once decided, the proxy ladder: the base, the winner and the runner-up at "
-              f"{budget.ladder_rungs} other base proxy size(s), {max(2, budget.ladder_seeds)} "
-              "fresh seeds each" if budget.ladder_rungs else "")
+    ladder = (f"; once decided, the proxy ladder: the base, the winner and (when confirmed) "
+              f"the runner-up at {budget.ladder_rungs} other base proxy size(s), "
+              f"{max(2, budget.ladder_seeds)} fresh seeds each" if budget.ladder_rungs else "")
     return (f"{screening}; then {plan.describe(budget.epochs)} (the verdict comes from "
             f"these){ladder}")
 

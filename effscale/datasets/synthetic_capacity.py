@@ -1,21 +1,23 @@
 """The negative control: a generated set where resolution cannot pay and capacity can.
 
-Every image holds two soft blobs on a random grey background, one in the upper half and one
-in the lower half, each in one of four colours (red, green, blue, yellow, jittered per
-image). The class is the ordered pair (upper colour, lower colour) of two different
-colours: 12 classes. No class is told by one feature: the colours present leave two classes
-open (which one is on top), and which colour is on top leaves three; the decision combines
-the colour and the vertical place of both blobs, which is work for the network's width and
-depth, not for its pixels.
+Every image holds three soft blobs on a background of a random colour: one near the top,
+one in the middle and one near the bottom, each in one of five colours (red, green, blue,
+yellow, magenta, jittered per image). The class is the ordered pair (top colour, bottom
+colour) of two different colours: 20 classes; the middle blob's colour is random and says
+nothing. No single feature names the class: the colours present leave the order open and
+the middle blob adds a colour that is not part of it, so the decision binds each colour to
+its place, which is work for the network's width and depth, not for its pixels (mean colour,
+nearest centroid, is at chance: 5.9 % for 5 %).
 
-The blobs are Gaussian (sigma 0.08-0.11 image widths, 1.6-2.2 px at a 20 px input and still
-1.1 px at 14 px), so the images hold no detail finer than a 14 px input keeps: downsampling
-loses (almost) nothing and a larger proxy input adds no information, only a larger copy of
-the same picture. A search on it should find no resolution-led direction above the noise
-(``effscale search --dataset synthetic-capacity``); :mod:`effscale.datasets.synthetic`, whose
-fine textures only a larger input resolves, is the positive control. Every class is its own
-mirror image (the horizontal flips of training keep the vertical order), and the 32 px native
-size matches CIFAR-10's, so a search sees the same proxy sizes as on it.
+The blobs are Gaussian (sigma 0.07-0.09 image widths: 1.4-1.8 px at a 20 px input, 1.0 px
+and more at 14 px), so the images hold no detail finer than a 14 px input keeps: a larger
+proxy input is the smaller one interpolated (to within 1.3 grey levels on average, mostly
+pixel noise, from 20 to 26 px), where the positive control's fine textures
+(:mod:`effscale.datasets.synthetic`) differ by 13.6 (``tests/datasets/
+test_synthetic_capacity.py``). A search on it should find no resolution-led direction above
+the noise (``effscale search --dataset synthetic-capacity``). Every class is its own mirror
+image (the horizontal flips of training keep the vertical order), and the 32 px native size
+matches CIFAR-10's, so a search sees the same proxy sizes as on it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ COLOURS = {"red": (215, 45, 45), "green": (45, 185, 55), "blue": (45, 65, 215),
 PAIRS = tuple(permutations(COLOURS, 2))  # (upper, lower), two different colours
 CLASSES = tuple(f"{upper}-over-{lower}" for upper, lower in PAIRS)
 SIZES = {"train": 6_000, "test": 1_200}  # 300 training images per class
-SIGMA = (0.08, 0.11)  # blob sigma in image widths: no detail a 14 px input loses
+SIGMA = (0.07, 0.09)  # blob sigma in image widths: no detail a 14 px input loses
+UPPER, MIDDLE, LOWER = (0.12, 0.28), (0.45, 0.55), (0.72, 0.88)  # the blobs' centre rows
 NATIVE_SIZE = 32
 _SPLIT_STREAM = {"train": 0, "test": 1}
 
@@ -59,7 +62,8 @@ def generate(split: str, image_size: int, seed: int,
     x, y = grid[None, None, :], grid[None, :, None]
     images = np.broadcast_to(rng.uniform(60, 190, (count, 3, 1, 1)),
                              (count, 3, image_size, image_size)).astype(np.float32)
-    for kinds, rows in ((upper, (0.18, 0.36)), (lower, (0.64, 0.82))):
+    middle = rng.integers(0, len(COLOURS), count)  # a distractor: any colour, no class
+    for kinds, rows in ((middle, MIDDLE), (upper, UPPER), (lower, LOWER)):
         cx = rng.uniform(0.22, 0.78, (count, 1, 1)).astype(np.float32)
         cy = rng.uniform(*rows, (count, 1, 1)).astype(np.float32)
         sigma = rng.uniform(*SIGMA, (count, 1, 1)).astype(np.float32)

@@ -98,8 +98,7 @@ BUDGETS: dict[str, Budget] = {
         step=0.8, gamma_max=1.5, gamma_step=0.3, alpha_max=1.8, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=1,
         confirm_seeds=2, confirm_max_seeds=3, time_limit=300.0, precise_bn=512,
-        ladder_rungs=1, ladder_time=150.0,
-        refine_points=2,
+        ladder_rungs=1, refine_points=2,
         description="the embedded synthetic set, learned for real in minutes on a CPU: "
                     "width-only, depth-only, resolution-only and resolution+width at 2x "
                     "full-size FLOPs screened once; the base and the winner confirmed on 2-3 "

@@ -30,14 +30,15 @@ def test_it_is_registered_deterministic_balanced_and_sized() -> None:
 
 
 def decode(images: torch.Tensor) -> torch.Tensor:
-    """The class read from coarse features alone: in each half of the image, the colour of
-    the pixel farthest from that half's median colour (the blob's centre), as the nearest
-    palette colour; the pair (upper, lower) is the class."""
+    """The class read from coarse features alone: in the top and the bottom third of the
+    image, the colour of the pixel farthest from that third's median colour (the blob's
+    centre), as the nearest palette colour; the pair (upper, lower) is the class (the
+    middle blob, a distractor, is left out)."""
     palette = torch.tensor(list(synthetic_capacity.COLOURS.values()), dtype=torch.float32)
     x = images.float()
-    half = x.shape[-1] // 2
+    third = x.shape[-1] // 3
     found = []
-    for part in (x[..., :half, :], x[..., half:, :]):
+    for part in (x[..., :third, :], x[..., -third:, :]):
         flat = part.flatten(2)  # [n, 3, pixels]
         median = flat.median(dim=2, keepdim=True).values
         peak = (flat - median).norm(dim=1).argmax(dim=1)  # [n]
@@ -51,8 +52,8 @@ def decode(images: torch.Tensor) -> torch.Tensor:
 
 def test_every_class_is_told_apart_from_coarse_features_at_the_proxy_sizes() -> None:
     """At the base's 20 px and the ladder's 14 px a hand-written reader of two colours and
-    their vertical order names 99 % of the classes right (chance: 5 %); horizontal flips
-    (the training's augmentation) change no class."""
+    their vertical order names 99 % of the classes right (100 % measured; chance: 5 %);
+    horizontal flips (the training's augmentation) change no class."""
     test = load_dataset(NAME, "test")
     for px in (14, 20, 32):
         accuracy = (decode(resize_images(test.images, px)) == test.labels).float().mean()
@@ -62,14 +63,14 @@ def test_every_class_is_told_apart_from_coarse_features_at_the_proxy_sizes() -> 
 
 
 def test_no_single_feature_names_the_class() -> None:
-    """Mean colour, nearest centroid, train -> test: well below what the two blobs and their
-    order give (the colours present leave the order open)."""
+    """Mean colour, nearest centroid, train -> test: about chance (5.9 % measured, chance
+    5 %), where the two blobs and their order give 100 %."""
     train, test = load_dataset(NAME), load_dataset(NAME, "test")
     features = [d.images.float().mean(dim=(2, 3)) for d in (train, test)]
     count = len(synthetic_capacity.CLASSES)
     centroids = torch.stack([features[0][train.labels == c].mean(0) for c in range(count)])
     predicted = torch.cdist(features[1], centroids).argmin(1)
-    assert (predicted == test.labels).float().mean() < 0.5
+    assert (predicted == test.labels).float().mean() < 0.15
 
 
 def _added_by_resolution(images: torch.Tensor, low: int, high: int) -> float:
@@ -85,16 +86,17 @@ def _added_by_resolution(images: torch.Tensor, low: int, high: int) -> float:
 
 def test_a_larger_input_adds_no_information_here_and_much_in_the_positive_control() -> None:
     """From the base's 20 px to the γ 1.3 candidate's 26 px: on the capacity set a 26 px input
-    is, to within 1.5 grey levels on average, the 20 px one interpolated; on the synthetic
-    set's fine textures it differs by more than 8 levels, what the textures lost at 20 px."""
+    is, to within 2 grey levels on average (1.3 measured, mostly pixel noise), the 20 px one
+    interpolated; on the synthetic set's fine textures it differs by more than 8 levels
+    (13.6 measured), what the textures lost at 20 px."""
     capacity = load_dataset(NAME, "test").images
     positive = load_dataset("synthetic", "test")
     fine = positive.images[torch.isin(positive.labels, torch.tensor(
         [synthetic.CLASSES.index(c) for c in synthetic.FINE_CLASSES]))]
     here = _added_by_resolution(capacity, 20, 26)
     there = _added_by_resolution(fine, 20, 26)
-    assert here < 1.5 and there > 8.0, (here, there)
-    assert _added_by_resolution(capacity, 14, 20) < 2.0  # the ladder's rung loses little too
+    assert here < 2.0 and there > 8.0, (here, there)
+    assert _added_by_resolution(capacity, 14, 20) < 2.5  # the ladder's rung loses little too
 
 
 def test_the_blobs_have_no_detail_finer_than_a_14_px_input_keeps() -> None:

@@ -125,7 +125,8 @@ def add(study: optuna.Study, item: str, hits: int, seconds: float = 100.0,
         params={ITEM_PARAM: item},
         distributions={ITEM_PARAM: optuna.distributions.CategoricalDistribution(CHOICES)},
         user_attrs={"val_correct": pack_correct(correct), "val_size": N, "gamma": gamma,
-                    "resolution": resolution},
+                    "resolution": resolution, "alpha": 1.0, "beta": 1.0, "flops": 100,
+                    "flops_ratio": 2.0, "nominal_ratio": 2.0},
         system_attrs={}, intermediate_values={}, trial_id=0))
 
 
@@ -225,8 +226,11 @@ def test_the_summary_reads_each_rung_and_the_trend() -> None:
 
 # ------------------------------------------------------------------ end to end (made-up trainer)
 
+# NNI's grid at step 0.4 (no β to solve, so few FLOPs to count) and every point kept:
+# a1.00_b1.00_g1.400 (28 px), a1.40_b1.00_g1.200 (24 px), a1.00_b1.40_g1.000 (20 px).
 SMOKE = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "128",
          "--val-size", "400", "--counter", "torch", "--threads", "1", "--alpha-max", "1.4",
+         "--beta", "grid", "--beta-max", "1.4", "--flops-tolerance", "-1",
          "--confirm-top", "2", "--quiet")
 
 
@@ -256,10 +260,12 @@ def search(cli, monkeypatch: pytest.MonkeyPatch, out: Path, per_px: float, *extr
     return yaml.safe_load((out / "coefficients.yaml").read_text()), stdout
 
 
+@pytest.mark.slow
 def test_a_decided_search_reports_its_ladder_everywhere(tmp_path: Path, cli,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Accuracy grows 2 points per input pixel: the γ 1.4 candidate (28 px) wins at the 20 px
-    rung; the ladder retrains base, winner and runner-up at 14 px on fresh seeds."""
+    rung, ahead of the runner-up γ 1.2 (24 px); the ladder retrains the three at 14 px on
+    fresh seeds, where they see 14, 20 and 17 px."""
     from effscale.report.html import write_run_report
 
     out = tmp_path / "ladder"
@@ -275,7 +281,10 @@ def test_a_decided_search_reports_its_ladder_everywhere(tmp_path: Path, cli,
     # 8 px between base and winner at 20 px (16 points), 6 px at 14 px (12 points)
     assert ladder["at"][1]["leads"][0]["lead_points"] == pytest.approx(16.0, abs=0.6)
     assert small["leads"][0]["lead_points"] == pytest.approx(12.0, abs=0.6)
-    assert {t["trend"] for t in ladder["trend"]} <= {"grows", "holds", "shrinks", "flips"}
+    assert ladder["models"][2] == "a1.40_b1.00_g1.200" and small["px"]["a1.40_b1.00_g1.200"] == 17
+    assert [lead["lead_points"] for lead in small["leads"]] == pytest.approx([12.0, 6.0], abs=0.6)
+    # +4 and +2 points from 14 to 20 px: within the noise of 400 validation images
+    assert [t["trend"] for t in ladder["trend"]] == ["holds", "holds"]
     assert f"ladder: PROXY LADDER ({winner}; base proxy at 14, 20 px)" in stdout
     assert stdout.index("verdict: DECIDED") < stdout.index("ladder: PROXY LADDER")
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
@@ -291,6 +300,7 @@ def test_a_decided_search_reports_its_ladder_everywhere(tmp_path: Path, cli,
     assert "Proxy ladder: the answer" in page and "PROXY LADDER (" in page
 
 
+@pytest.mark.slow
 def test_a_search_without_a_ladder_says_so_everywhere(tmp_path: Path, cli,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from effscale.report.html import write_run_report
@@ -304,9 +314,74 @@ def test_a_search_without_a_ladder_says_so_everywhere(tmp_path: Path, cli,
     assert line in write_run_report(out, None, "effscale").read_text()
 
 
+@pytest.mark.slow
 def test_an_undecided_search_does_not_climb_the_ladder(tmp_path: Path, cli,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "flat"
     doc, stdout = search(cli, monkeypatch, out, 0.0, "--ladder-rungs", "1")
     assert doc["decided"] is False and doc["ladder"]["run"] is False
     assert "ladder: PROXY LADDER NOT RUN: the confirmation did not decide" in stdout
+
+
+# ------------------------------------------------------------------ outputs of a made-up run
+
+
+def finished_study(ladder: LadderPlan | None, hits: dict[str, int]) -> optuna.Study:
+    """A made-up finished search (no FLOPs counted, nothing trained): screening, confirmation
+    and, when ``ladder`` has rungs and the confirmation decided, the ladder's 14 px rung."""
+    from dataclasses import asdict
+
+    from effscale.model.config import ScalingRules
+
+    study = confirmed_study(hits, ladder or PLAN)
+    settings = dict(study.user_attrs["settings"])
+    settings.update(base="b0", dataset="synthetic", budget="smoke", grid=None,
+                    rules=asdict(ScalingRules()), classes=[str(i) for i in range(10)])
+    if ladder is None:
+        settings.pop("ladder")
+    study.set_user_attr("settings", settings)
+    if follow_ladder(study, Said(), "decided"):  # type: ignore[arg-type]
+        for key, base_hits, px in (("base", 400, 14), ("w", 460, 18), ("r", 450, 14)):
+            for seed in range(2):
+                add(study, f"ladder/14/{key}@{seed}", base_hits + 5 * (1 if seed else -1),
+                    50.0, gamma={"w": 1.3}.get(key, 1.0), resolution=px)
+    return study
+
+
+def test_coefficients_and_the_printed_verdict_say_what_the_ladder_found(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from effscale.cli.search import print_selection
+    from effscale.search.report import write_outputs
+
+    selection = write_outputs(finished_study(PLAN, {"base": 500, "w": 700, "r": 560}),
+                              tmp_path)
+    doc = yaml.safe_load((tmp_path / "coefficients.yaml").read_text())
+    assert doc["decided"] is True and doc["ladder"]["run"] is True
+    assert doc["ladder"]["rungs"] == [14, 20]
+    assert [t["trend"] for t in doc["ladder"]["trend"]] == ["grows", "grows"]
+    assert doc["ladder"]["line"].startswith("PROXY LADDER (w; base proxy at 14, 20 px)")
+    print_selection(selection, tmp_path)
+    printed = capsys.readouterr().out
+    assert "ladder: PROXY LADDER (w; base proxy at 14, 20 px): lead over the base" in printed
+    assert printed.index("verdict: DECIDED") < printed.index("ladder: PROXY LADDER")
+
+
+@pytest.mark.parametrize(("plan", "hits", "why"), [
+    (LadderPlan(20, (), why="this budget has no ladder (ladder_rungs 0; --ladder-rungs N runs "
+                            "one)"), {"base": 500, "w": 700, "r": 560},
+     "this budget has no ladder"),
+    (PLAN, {"base": 600, "w": 602, "r": 601}, "the confirmation did not decide"),
+    (None, {"base": 500, "w": 700, "r": 560}, "this run has no ladder plan"),
+])
+def test_a_run_whose_ladder_did_not_run_says_so_and_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], plan: LadderPlan | None,
+        hits: dict[str, int], why: str) -> None:
+    from effscale.cli.search import print_selection
+    from effscale.search.report import write_outputs
+
+    selection = write_outputs(finished_study(plan, hits), tmp_path)
+    ladder = yaml.safe_load((tmp_path / "coefficients.yaml").read_text())["ladder"]
+    assert ladder["run"] is False and ladder["why"].startswith(why)
+    assert ladder["line"] == f"PROXY LADDER NOT RUN: {ladder['why']}"
+    print_selection(selection, tmp_path)
+    assert f"ladder: PROXY LADDER NOT RUN: {why}" in capsys.readouterr().out
