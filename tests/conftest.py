@@ -27,6 +27,9 @@ def _session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
         patch.setenv("EFFSCALE_CACHE_DIR", str(path))
         patch.setenv("EFFSCALE_FLOPS_CACHE_DIR", str(path / "flops"))
         patch.delenv("EFFSCALE_NO_CACHE", raising=False)
+        # A search's estimate counts its trainings but times no model (seconds a model,
+        # minutes a test on a busy machine); tests/experiment/test_estimate.py unsets it.
+        patch.setenv("EFFSCALE_NO_ESTIMATE", "1")
         yield path
 
 

@@ -356,7 +356,8 @@ def settings_fields(run: RunOptions, budget: Budget) -> dict[str, Any]:
     ``budget`` (its recipe included). ``--devices`` is checked here (an error on a machine
     without CUDA) and the workers counted by :func:`~effscale.experiment.workers.plan_workers`."""
     devices = parse_devices(run.devices, run.device.value)
-    workers, per_device = plan_workers(run.workers, devices, run.workers_per_device)
+    workers, per_device = plan_workers(run.workers, devices, run.workers_per_device,
+                                       run.device.value)
     return dict(
         base=run.base, dataset=run.dataset, budget=budget, recipe=budget_recipe(budget),
         data_dir=run.data_dir_text(), allow_upsampling=run.allow_upsampling, seed=run.seed,

@@ -16,6 +16,7 @@ from effscale.cli import options as opt
 from effscale.cli import render
 from effscale.cli.running import RichEvents, dry_run_line, report_end, run_with_progress
 from effscale.errors import EffscaleError
+from effscale.experiment.estimate import compare_line, count_span, span
 from effscale.experiment.queue import progress_counts
 from effscale.experiment.storage import JOURNAL_NAME
 from effscale.model.bases import get_base
@@ -222,6 +223,8 @@ def print_selection(selection: Any, run_dir: Path) -> None:
             say(f"  power {power.describe()}")
     if stages := doc.get("stages"):
         say("  " + stages_line(stages))
+    if estimated := doc.get("estimate_vs_actual"):
+        say("  " + compare_line(estimated))
     if fidelity_line := doc.get("fidelity_line"):
         say("  " + fidelity_line)
     for row in getattr(selection, "failed", []):
@@ -484,10 +487,11 @@ def search(
         prepared = outcome.prepared
         kept = [c for c in prepared.candidates.values() if not c.is_confirmation]
         if as_json:
-            render.print_json(feasible_document(kept, prepared.dropped, prepared.settings))
+            render.print_json({**feasible_document(kept, prepared.dropped, prepared.settings),
+                               "estimate": prepared.estimate or None})
         else:
             render.out.print(feasible_table(kept, prepared.dropped, prepared.grid_points))
-        dry_run_line(outcome)
+        search_dry_run_line(outcome)
         return
     html_report(outcome.run_dir, settings.storage, settings.study)
     report_end(outcome, "search", started)
@@ -495,6 +499,20 @@ def search(
         render.print_json(_coefficients_file(outcome.run_dir))
     else:
         print_selection(outcome.result, outcome.run_dir)
+
+
+def search_dry_run_line(outcome: Any) -> None:
+    """What a dry run would train: every stage's trainings from the estimate (the work items
+    alone are only the screening's)."""
+    estimate = getattr(outcome.prepared, "estimate", None)
+    if not estimate:
+        dry_run_line(outcome)
+        return
+    stages = ", ".join(f"{s['stage']} {count_span(*s['trainings'])}"
+                       for s in estimate["stages"])
+    wall = f", ~{span(*estimate['wall_s'])}" if estimate.get("timed", True) else ""
+    render.err.print(f"dry run: {count_span(*estimate['trainings'])} trainings would run "
+                     f"({stages}) in {outcome.run_dir}{wall}", markup=False)
 
 
 def html_report(run_dir: Path, storage: str | None, study: str) -> None:

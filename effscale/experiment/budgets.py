@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from effscale.errors import EffscaleError
+from effscale.train.levers import REFERENCE_BATCH, linear_lr
 from effscale.train.trainer import Recipe
 
 
@@ -153,11 +154,22 @@ def default_budget(dataset: str) -> str:
     return DEFAULT_BUDGETS.get(dataset, DEFAULT_BUDGET)
 
 
+# Budgets whose learning rate scales linearly with their batch size, from the batch the
+# recipe's rate was tuned at (effscale.train.levers.linear_lr): twice the batch, twice the
+# rate. Empty: every budget trains at Recipe.lr whatever its batch. A budget listed here
+# with a larger batch_size is the batch lever benchmarks/proxy_levers.py measures.
+LINEAR_LR_BUDGETS: frozenset[str] = frozenset()
+
+
 def budget_recipe(budget: Budget) -> Recipe:
-    """The training recipe a budget implies (its epochs, batch size and precise-BN sample;
+    """The training recipe a budget implies (its epochs, batch size and precise-BN sample,
+    and the learning rate scaled to its batch when it is in :data:`LINEAR_LR_BUDGETS`;
     defaults otherwise)."""
+    lr = Recipe.lr
+    if budget.name in LINEAR_LR_BUDGETS:
+        lr = linear_lr(budget.batch_size, Recipe.lr, REFERENCE_BATCH)
     return Recipe(epochs=budget.epochs, batch_size=budget.batch_size,
-                  precise_bn=budget.precise_bn)
+                  precise_bn=budget.precise_bn, lr=lr)
 
 
 def get_budget(name: str) -> Budget:

@@ -54,6 +54,7 @@ from effscale.experiment.workers import (
     use_device,
     worker_devices,
 )
+from effscale.train.levers import check_levers
 from effscale.train.trainer import resolve_device
 
 
@@ -78,6 +79,8 @@ def preflight(experiment: Experiment, resume: str | None, events: RunEvents,
     if settings.workers < 1:
         raise EffscaleError(f"--workers must be >= 1, got {settings.workers}")
     worker_devices(settings)  # --devices that cannot be had fail here, in a second
+    check_levers(settings.recipe.compile, settings.recipe.precision,
+                 resolve_device(settings.device))  # a compile without its compiler, too
     if resume:
         check_resume(Path(resume))
     elif settings.out:

@@ -19,6 +19,7 @@ from effscale.experiment.events import RunEvents
 from effscale.experiment.settings import RunSettings, seed_for
 from effscale.model.checkpoint import save_checkpoint
 from effscale.model.config import ModelConfig
+from effscale.train.levers import check_levers
 from effscale.train.proxy import proxy_stem_stride
 from effscale.train.trainer import (
     EpochFn,
@@ -56,6 +57,8 @@ def train_single(
     if message is not None:
         events.message = message  # type: ignore[method-assign]
     resolution = settings.budget.resolution
+    check_levers(compile_model or settings.recipe.compile, settings.recipe.precision,
+                 resolve_device(settings.device))
     train, val = load_data(settings, events, native_size(settings.dataset) or resolution)
     device = resolve_device(settings.device)
     num_classes = len(train.classes)

@@ -32,6 +32,7 @@ import torch
 
 from effscale.errors import EffscaleError
 from effscale.experiment.settings import RunSettings
+from effscale.train.levers import device_defaults
 from effscale.train.trainer import resolve_device
 
 
@@ -137,17 +138,19 @@ def parse_devices(text: str | None, device: str = "auto") -> tuple[int, ...] | N
 
 
 def plan_workers(workers: int | None, devices: tuple[int, ...] | None,
-                 per_device: int | None) -> tuple[int, int]:
+                 per_device: int | None, device: str = "auto") -> tuple[int, int]:
     """``(workers, workers per device)`` from ``--workers``, ``--devices`` and
     ``--workers-per-device`` (None: not given). With D devices (``--devices``, else the one of
     ``--device``): ``--workers`` W alone spreads W workers in blocks of ceil(W / D);
     ``--workers-per-device`` N alone runs D × N; both run W, N per device (W <= D × N);
-    neither runs one per device."""
+    neither runs the device type's default per device (``DEVICE_DEFAULTS``' ``workers`` in
+    :mod:`effscale.train.levers`: 1 on every type today)."""
     count = len(devices) if devices else 1
     if any(value is not None and value < 1 for value in (workers, per_device)):
         raise EffscaleError("--workers and --workers-per-device must be >= 1")
     if workers is None:
-        per_device = per_device or 1
+        kind = torch.device("cuda") if devices else resolve_device(device)
+        per_device = per_device or device_defaults(kind).workers
         return count * per_device, per_device
     if per_device is None:
         return workers, math.ceil(workers / count)

@@ -34,6 +34,7 @@ from effscale.search.aliases import coefficient_aliases, phi_range
 from effscale.search.candidates import BASE_KEY
 from effscale.search.confirm import ConfirmPlan, current_decision, stage_costs
 from effscale.search.decision import METHOD as DECISION_METHOD
+from effscale.search.estimate_stages import estimate_vs_actual
 from effscale.search.grid import GridSpec
 from effscale.search.ladder import ladder_summary
 from effscale.search.pareto import pareto_csv, pareto_tables, plot_pareto
@@ -206,6 +207,8 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
         if plan.top:
             doc["stages"] = stage_costs(study)
         doc["ladder"] = ladder_summary(study, rows)
+        if (estimated := estimate_vs_actual(study)) is not None:
+            doc["estimate_vs_actual"] = estimated
         header = "" if selection.decided else UNDECIDED_HEADER.replace(
             "{why}", undecided_reason(selection))
         if header:

@@ -22,6 +22,7 @@ from effscale.datasets.registry import dataset_label, native_size
 from effscale.errors import EffscaleError
 from effscale.experiment.data import load_data
 from effscale.experiment.engine import Outcome, run_experiment
+from effscale.experiment.estimate import describe as describe_estimate
 from effscale.experiment.events import RunEvents
 from effscale.experiment.plan import Prepared
 from effscale.experiment.pruning import make_pruner
@@ -47,6 +48,7 @@ from effscale.search.candidates import (
     extremes_found,
 )
 from effscale.search.confirm import ConfirmPlan, confirm_choices, next_round
+from effscale.search.estimate_stages import ESTIMATE_ATTR, estimate_search
 from effscale.search.grid import GridSpec, gamma_axis
 from effscale.search.ladder import (
     LadderPlan,
@@ -119,6 +121,7 @@ class SearchPrepared(Prepared):
     cost_timing: dict[str, Any] = field(default_factory=dict)  # see :func:`cost_timing`
     extremes: dict[str, str] = field(default_factory=dict)  # see :func:`extremes_found`
     ladder: LadderPlan | None = None  # the proxy ladder (effscale.search.ladder)
+    estimate: dict[str, Any] = field(default_factory=dict)  # see :func:`estimate_run`
 
 
 def resolve_proxy(settings: SearchSettings, events: RunEvents) -> SearchSettings:
@@ -290,7 +293,9 @@ class Search:
         return prepared
 
     def check(self, prepared: Prepared, dry_run: bool, events: RunEvents) -> None:
-        return None
+        """The run's estimate, before anything trains (main process only)."""
+        assert isinstance(prepared, SearchPrepared)
+        prepared.estimate = estimate_run(prepared, events)
 
     def default_run_dir(self) -> Path:
         return stamped_run_dir(self.settings.base, dataset_label(self.settings.dataset))
@@ -330,6 +335,8 @@ class Search:
             doc["cost_timing"] = prepared.cost_timing
         if prepared.ladder is not None:
             doc["ladder"] = prepared.ladder.to_dict()
+        if prepared.estimate:
+            doc[ESTIMATE_ATTR] = prepared.estimate
         return doc
 
     def pruner(self) -> optuna.pruners.BasePruner:
@@ -392,6 +399,18 @@ class Search:
     def write_outputs(self, study: optuna.Study, prepared: Prepared, doc: dict[str, Any],
                       complete: bool) -> Any:
         return write_outputs(study, prepared.run_dir) if complete else None
+
+
+def estimate_run(prepared: SearchPrepared, events: RunEvents) -> dict[str, Any]:
+    """The estimate's document, said in one line; empty (with a warning) when the speeds
+    cannot be measured: an estimate never stops a run."""
+    try:
+        estimate = estimate_search(prepared, events)
+    except Exception as exc:
+        events.message(f"warning: no time estimate ({exc.__class__.__name__}: {exc})")
+        return {}
+    events.message(describe_estimate(estimate))
+    return estimate.to_dict()
 
 
 def versions() -> dict[str, str]:

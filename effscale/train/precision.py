@@ -10,6 +10,9 @@
   ``torch.cuda.is_bf16_supported()`` answers True for emulated bf16 unless asked
   ``including_emulation=False``, so the capability is checked as well.
 - CPUs: fp32 (bf16 autocast was slower than fp32 on CPUs without AMX).
+
+A recipe may ask for another precision (``Recipe.precision``: ``fp32``, ``bf16`` or
+``fp16``); ``auto`` is the choice above.
 """
 
 from __future__ import annotations
@@ -67,6 +70,23 @@ def native_bf16(device: torch.device) -> bool:
         return bool(torch.cuda.is_bf16_supported(including_emulation=False))
     except TypeError:  # torch < 2.4: no such parameter, and no emulation either
         return bool(torch.cuda.is_bf16_supported())
+
+
+def asked_precision(asked: str, device: torch.device) -> Precision:
+    """The precision a recipe asked for by name on ``device`` (``auto``:
+    :func:`choose_precision`); fp16 is CUDA-only (checked by
+    :func:`effscale.train.levers.check_levers`)."""
+    if asked == "auto":
+        return choose_precision(device)
+    if asked == "fp32":
+        return Precision(torch.float32, False, "fp32: asked for by the recipe")
+    if asked == "bf16":
+        return Precision(torch.bfloat16, False, f"bf16 autocast on {device.type}: asked for by "
+                                                "the recipe")
+    if asked == "fp16":
+        return Precision(torch.float16, device.type == "cuda",
+                         "fp16 autocast with a loss scaler: asked for by the recipe")
+    raise ValueError(f"unknown precision {asked!r}")
 
 
 def choose_precision(device: torch.device) -> Precision:

@@ -9,10 +9,14 @@ sync; evaluation runs under ``torch.inference_mode``.
 On CUDA (none of it measured on a GPU yet; ``benchmarks/gpu_check.py`` measures it): autocast
 in the precision the GPU computes natively (:mod:`effscale.train.precision`: bf16, or fp16
 with a loss scaler), the images resident on the device when they fit (else gathered into
-pinned memory, :mod:`effscale.train.placement`), ``cudnn.benchmark``, and ``torch.compile``
-on request, its compile time reported apart (``compile_seconds``, not in img/s; on the 2-core
-CPU it took 140 s to compile and gained nothing). Out-of-memory errors in evaluation are
-retried at smaller evaluation batches (:mod:`effscale.train.memory`).
+pinned memory, :mod:`effscale.train.placement`), ``cudnn.benchmark``.
+
+``torch.compile`` and the precision are levers (:mod:`effscale.train.levers`): on request
+(``Recipe.compile``, ``Recipe.precision``) or by the device's default, on a CPU as on CUDA;
+the compile time is reported apart (``compile_seconds``, not in img/s; on the 2-core CPU it
+took 140 s to compile at 32 px and gained nothing, so no device compiles by default).
+Out-of-memory errors in evaluation are retried at smaller evaluation batches
+(:mod:`effscale.train.memory`).
 """
 
 from __future__ import annotations
@@ -32,10 +36,11 @@ from effscale.errors import EffscaleError
 from effscale.model.blocks import zero_init_residual_branches
 from effscale.model.builder import build_model
 from effscale.model.config import ModelConfig
+from effscale.train.levers import wants_compile
 from effscale.train.memory import Retry, retry_evaluation
 from effscale.train.placement import DeviceData, cuda_device, to_device
 from effscale.train.precise_bn import recompute_bn_stats
-from effscale.train.precision import Precision, choose_precision
+from effscale.train.precision import Precision, asked_precision, choose_precision
 
 # Per-channel mean and std of CIFAR-10; close enough for any natural-image proxy.
 _MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1) * 255
@@ -66,9 +71,22 @@ class Recipe:
     # Training images whose statistics replace the batch norms' running ones before each
     # validation (effscale.train.precise_bn); 0: the running statistics as trained.
     precise_bn: int = 0
+    # Speed levers (effscale.train.levers): torch.compile (None: the device's default) and
+    # the autocast precision (auto: the device's native one, effscale.train.precision).
+    compile: bool | None = None
+    precision: str = "auto"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The recipe as recorded in a run's identity; a speed lever at its default is left
+        out, so runs from before the levers existed keep their fingerprints."""
+        data = asdict(self)
+        for name, default in _QUIET_DEFAULTS.items():
+            if data[name] == default:
+                data.pop(name)
+        return data
+
+
+_QUIET_DEFAULTS = {"compile": None, "precision": "auto"}
 
 
 @dataclass
@@ -272,7 +290,7 @@ class ProxyTrainer:
         resolution = config.resolution
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick kernels
-        self.precision = choose_precision(device)
+        self.precision = asked_precision(recipe.precision, device)
         self.scaler = self.precision.grad_scaler(device)
         self.model = build_model(config).to(device)
         if recipe.zero_init_residual:
@@ -282,8 +300,9 @@ class ProxyTrainer:
 
             load_init(self.model, init, config)
         self.model = self.model.to(memory_format=torch.channels_last)
-        # torch.compile took 140 s and gained nothing on a 2-core CPU at 32 px: CUDA only.
-        self.compiled = compile_model and device.type == "cuda"
+        # compile_model forces it; else the recipe's lever, else the device's default
+        # (effscale.train.levers.DEVICE_DEFAULTS).
+        self.compiled = compile_model or wants_compile(recipe.compile, device)
         self.forward = torch.compile(self.model) if self.compiled else self.model
         self.train = DeviceData(resize_images(train_images, resolution), train_labels, device)
         self.val = DeviceData(resize_images(val_images, resolution), val_labels, device)
@@ -332,7 +351,8 @@ class ProxyTrainer:
             loss_sum += loss.detach()
             hit_sum += (logits.detach().argmax(1) == target).sum()
             if self.compiled and epoch == 0 and step == 0:  # the step that compiles
-                torch.cuda.synchronize(device)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
                 first_step = time.perf_counter() - start
             if progress is not None:
                 progress(epoch, recipe.epochs, step + 1, self.steps)
@@ -461,8 +481,9 @@ def train_config(
     dataset's.
 
     ``on_epoch`` is called after each epoch's validation (a pruner raises from it to stop).
-    ``compile_model`` wraps the model in ``torch.compile`` on CUDA (ignored on CPUs, where it
-    did not pay). Raises :class:`DivergedError` when the loss stops being finite, and
+    ``compile_model`` wraps the model in ``torch.compile`` on any device (without it,
+    ``recipe.compile`` decides, else the device's default: :mod:`effscale.train.levers`).
+    Raises :class:`DivergedError` when the loss stops being finite, and
     :class:`~effscale.train.memory.OutOfMemory` when evaluation runs out of memory even at
     the smallest batch (smaller evaluation batches are tried first; ``on_oom`` hears each).
     An out-of-memory error in a training step propagates: the callers retry the training
