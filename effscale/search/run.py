@@ -121,6 +121,7 @@ class SearchPrepared(Prepared):
     cost_timing: dict[str, Any] = field(default_factory=dict)  # see :func:`cost_timing`
     extremes: dict[str, str] = field(default_factory=dict)  # see :func:`extremes_found`
     ladder: LadderPlan | None = None  # the proxy ladder (effscale.search.ladder)
+    refine: dict[str, Any] = field(default_factory=dict)  # see :func:`refine.settings_section`
     estimate: dict[str, Any] = field(default_factory=dict)  # see :func:`estimate_run`
 
 
