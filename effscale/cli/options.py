@@ -21,7 +21,7 @@ from typing import Annotated, Any, get_type_hints
 
 import typer
 
-from effscale.datasets.registry import DATASET_HELP
+from effscale.datasets.registry import DATASET_HELP, native_size
 from effscale.experiment.budgets import (
     BUDGETS,
     DEFAULT_BUDGET,
@@ -303,8 +303,9 @@ class RunOptions:
         return get_budget(self.budget.value if self.budget else default_budget(self.dataset))
 
     def chosen_budget(self, **more: object) -> Budget:
-        """The chosen budget with every override given on the command line."""
-        return self.preset().override(
+        """The chosen budget with its proxy base size set from the dataset's native size by
+        the budget's rule, and every override given on the command line."""
+        return self.preset().for_data(native_size(self.dataset)).override(
             epochs=self.epochs, train_size=self.train_size, val_size=self.val_size,
             batch_size=self.batch_size, resolution=self.resolution, **more)
 

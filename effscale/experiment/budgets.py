@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from effscale.errors import EffscaleError
 from effscale.train.levers import REFERENCE_BATCH, linear_lr
+from effscale.train.proxy import proxy_base_size
 from effscale.train.trainer import Recipe
 
 
@@ -38,6 +39,10 @@ class Budget:
     confirmation, the base, the winner and the runner-up are retrained with the base's proxy
     at this many other sizes, ``ladder_seeds`` fresh seeds each, when the estimate fits in
     ``ladder_time`` seconds of training (``None``: any time); 0: no ladder.
+    ``proxy_rule``: ``cpu`` or ``gpu``, how the proxy base size (``resolution``) follows the
+    data's native size (:func:`effscale.train.proxy.proxy_base_size`: 20 px for 32 px data on
+    ``cpu``; at least 64 px on ``gpu`` where the data is that large); ``None``: ``resolution``
+    as it is.
     ``refine_rounds``/``refine_points``: when the screening's best lies on an edge of the
     grid that is no bound of the feasible set, up to this many rounds of at most this many
     more points on the equal-cost curve past it, screened before the confirmation (see
@@ -72,6 +77,15 @@ class Budget:
     ladder_time: float | None = None
     refine_rounds: int = 1
     refine_points: int = 3
+    proxy_rule: str | None = None  # "cpu"/"gpu": the base size follows the data's native size
+
+    def for_data(self, native: int | None) -> Budget:
+        """The budget with its proxy base size set from the data's native size by its rule
+        (:func:`effscale.train.proxy.proxy_base_size`); ``resolution`` stays the size for
+        data of unknown size only when the budget has no rule."""
+        if self.proxy_rule is None:
+            return self
+        return replace(self, resolution=proxy_base_size(native, self.proxy_rule))
 
     @property
     def looks(self) -> int:
@@ -90,7 +104,7 @@ BUDGETS: dict[str, Budget] = {
         "smoke", train_size=512, val_size=256, epochs=1, batch_size=64, resolution=20,
         step=0.4, gamma_max=1.5, gamma_step=0.2, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=1,
-        confirm_seeds=2, confirm_max_seeds=2, refine_points=2,
+        confirm_seeds=2, confirm_max_seeds=2, refine_points=2, proxy_rule="cpu",
         description="plumbing check: seconds on any CPU; accuracies are meaningless",
         expected="under a minute",
     ),
@@ -99,7 +113,7 @@ BUDGETS: dict[str, Budget] = {
         step=0.8, gamma_max=1.5, gamma_step=0.3, alpha_max=1.8, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=1,
         confirm_seeds=2, confirm_max_seeds=3, time_limit=300.0, precise_bn=512,
-        ladder_rungs=1, refine_points=2,
+        ladder_rungs=1, refine_points=2, proxy_rule="cpu",
         description="the embedded synthetic set, learned for real in minutes on a CPU: "
                     "width-only, depth-only, resolution-only and resolution+width at 2x "
                     "full-size FLOPs screened once; the base and the winner confirmed on 2-3 "
@@ -114,7 +128,7 @@ BUDGETS: dict[str, Budget] = {
         step=0.4, gamma_max=1.5, gamma_step=0.15, alpha_max=1.8, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_factor=2,
         confirm_seeds=2, confirm_max_seeds=3, time_limit=55 * 60.0, ladder_rungs=1,
-        ladder_time=30 * 60.0,
+        ladder_time=30 * 60.0, proxy_rule="cpu",
         description="coarse grid (alpha 1/1.4/1.8, gamma 1/1.15/1.3 = 20/23/26 px) and the "
                     "equal-cost curve's three ends (depth-only, width-only, resolution-only "
                     "at 28 px, under CIFAR's native 32), beta solved to 2x full-size FLOPs: "
@@ -130,7 +144,7 @@ BUDGETS: dict[str, Budget] = {
         "standard", train_size=45000, val_size=5000, epochs=10, batch_size=128, resolution=22,
         step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=1, pruner="halving",
         flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_seeds=3,
-        confirm_max_seeds=6, precise_bn=512, refine_rounds=2,
+        confirm_max_seeds=6, precise_bn=512, refine_rounds=2, proxy_rule="gpu",
         description="NNI-like grid (alpha step 0.1, gamma step 0.05 = 22..32 px), beta "
                     "solved; for GPUs",
         expected="hours on a CPU; not yet measured on a GPU",
@@ -139,9 +153,20 @@ BUDGETS: dict[str, Budget] = {
         "full", train_size=0, val_size=5000, epochs=30, batch_size=128, resolution=22,
         step=0.1, gamma_max=1.45, gamma_step=0.05, repeats=1, pruner="halving",
         flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_seeds=3,
-        confirm_max_seeds=6, precise_bn=512, refine_rounds=2,
+        confirm_max_seeds=6, precise_bn=512, refine_rounds=2, proxy_rule="gpu",
         description="for GPUs: all training images, 30 epochs, the standard grid",
         expected="not yet measured",
+    ),
+    "gpu": Budget(
+        "gpu", train_size=0, val_size=5000, epochs=10, batch_size=256, resolution=64,
+        step=0.2, gamma_max=1.45, gamma_step=0.1, repeats=1, pruner="none",
+        flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_seeds=3,
+        confirm_max_seeds=6, precise_bn=512, refine_rounds=2, proxy_rule="gpu",
+        description="for a GPU: all training images, 10 epochs, a proxy base of 5/8 of the "
+                    "data's native size, at least 64 and at most 160 px where the data is "
+                    "that large (the native size caps it: 22 px on 32 px CIFAR-10), alpha "
+                    "step 0.2, gamma step 0.1, beta solved",
+        expected="not yet measured (no GPU was at hand)",
     ),
 }
 

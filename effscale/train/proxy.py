@@ -15,6 +15,13 @@ width, trained at a small input size on the proxy dataset. Two rules keep it hon
    the base and every candidate alike (measured on 2 CPU cores: b0 with stem stride 1 at 20 px
    trains at 341 img/s against 494 img/s for stem stride 2 at 32 px, and its final maps are
    2x2 for every gamma in 1..1.4).
+
+The base's proxy size follows the data (:func:`proxy_base_size`): a budget names a rule,
+``cpu`` or ``gpu``, and the size is 5/8 of the native size (20 px for 32 px data), at least
+the rule's floor and at most its ceiling (``cpu``: 20..32 px, where each pixel costs minutes;
+``gpu``: 64..160 px, where 20 px leaves the device idle), and never so large that the
+resolution-only end (gamma ~1.41) would pass the native size. A dataset without a known
+native size (an image folder) gets the rule's floor. ``--resolution`` overrides it.
 """
 
 from __future__ import annotations
@@ -55,3 +62,24 @@ def upsampling_note(dataset: str, largest_px: int) -> str | None:
                 "those candidates see upsampled pixels, so their resolution adds no "
                 "information (--allow-upsampling was given)")
     return None
+
+
+PROXY_RULES = ("cpu", "gpu")
+NATIVE_SHARE = 5 / 8  # the share of the native size a proxy base takes: 20 of 32 px
+GAMMA_HEADROOM = 1.45  # room under the native size for the resolution-only end (gamma ~1.41)
+RULE_RANGE = {"cpu": (20, 32), "gpu": (64, 160)}  # (floor, ceiling) of the base in px
+
+
+def proxy_base_size(native: int | None, rule: str) -> int:
+    """The proxy base input size in px for data of ``native`` px (``None``: unknown) under
+    the ``cpu`` or ``gpu`` rule: ``NATIVE_SHARE`` of the native size within the rule's range,
+    then lowered until ``GAMMA_HEADROOM`` times it stays within the native size (the data,
+    not the rule, caps it: 32 px CIFAR-10 gets 20 px on a CPU and 22 px under ``gpu``)."""
+    if rule not in RULE_RANGE:
+        raise ValueError(f"proxy rule must be one of {', '.join(PROXY_RULES)}, got {rule!r}")
+    floor, ceiling = RULE_RANGE[rule]
+    if native is None:
+        return floor
+    wanted = min(ceiling, max(floor, round(native * NATIVE_SHARE)))
+    room = math.floor(native / GAMMA_HEADROOM + 1e-9)
+    return max(8, min(wanted, room))
