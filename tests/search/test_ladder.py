@@ -269,7 +269,8 @@ def test_a_decided_search_reports_its_ladder_everywhere(tmp_path: Path, cli,
     from effscale.report.html import write_run_report
 
     out = tmp_path / "ladder"
-    doc, stdout = search(cli, monkeypatch, out, 0.02, "--ladder-rungs", "1")
+    doc, stdout = search(cli, monkeypatch, out, 0.02, "--ladder-rungs", "1",
+                         "--confirm-seeds", "3", "--confirm-max-seeds", "3")
     assert doc["decided"] is True and doc["gamma"] == pytest.approx(1.4)
     ladder = doc["ladder"]
     assert ladder["run"] is True and ladder["rungs"] == [14, 20]
