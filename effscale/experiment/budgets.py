@@ -73,7 +73,8 @@ class Budget:
     expected: str = ""
     precise_bn: int = 0
     ladder_rungs: int = 0
-    ladder_seeds: int = 2
+    ladder_seeds: int = 3  # each comparison carries its two models' own seed noise, on
+    # seeds - 1 degrees of freedom each: at 2 seeds a rung's intervals are too wide to read
     ladder_time: float | None = None
     refine_rounds: int = 1
     refine_points: int = 3

@@ -137,7 +137,7 @@ def ladder_identity(budget: dict[str, Any]) -> dict[str, Any]:
     budget.pop("ladder_time", None)
     if not rungs or not budget.get("confirm_top"):
         return {}
-    return {"ladder": {"rungs": int(rungs), "seeds": max(2, int(seeds or 2))}}
+    return {"ladder": {"rungs": int(rungs), "seeds": max(2, int(seeds or 3))}}
 
 
 def plan_ladder(budget: Any, candidates: list[Candidate], largest: int) -> LadderPlan:
@@ -153,7 +153,7 @@ def plan_ladder(budget: Any, candidates: list[Candidate], largest: int) -> Ladde
         why = "no confirmation in this budget, so no decided answer to put on a ladder"
     maps = {px: final_map_size(base.config, px) for px in sorted({base.resolution, *rungs})}
     return LadderPlan(base.resolution, tuple(rungs),
-                      max(2, int(getattr(budget, "ladder_seeds", 2))), budget.confirm_factor,
+                      max(2, int(getattr(budget, "ladder_seeds", 3))), budget.confirm_factor,
                       getattr(budget, "ladder_time", None), largest, base.full_resolution,
                       why, maps)
 

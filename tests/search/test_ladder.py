@@ -130,7 +130,7 @@ def add(study: optuna.Study, item: str, hits: int, seconds: float = 100.0,
         system_attrs={}, intermediate_values={}, trial_id=0))
 
 
-PLAN = LadderPlan(20, (14,), seeds=2, factor=2, time_limit=None, largest=32, full=224,
+PLAN = LadderPlan(20, (14,), seeds=3, factor=2, time_limit=None, largest=32, full=224,
                   final_maps={14: 1, 20: 2})
 
 
@@ -139,15 +139,15 @@ def confirmed_study(hits: dict[str, int], plan: LadderPlan = PLAN) -> optuna.Stu
     study = optuna.create_study(direction="maximize")
     study.set_user_attr("settings", {
         "num_classes": 10, "flops_window": None, "ladder": plan.to_dict(),
-        "identity": {"budget": {"confirm_top": 2, "confirm_seeds": 2,
-                                "confirm_max_seeds": 2}}})
+        "identity": {"budget": {"confirm_top": 2, "confirm_seeds": 3,
+                                "confirm_max_seeds": 3}}})
     gammas = {"base": 1.0, "w": 1.3, "r": 1.0}
     for key, screened in (("base", 500), ("w", 600), ("r", 580)):
         add(study, f"{key}@0", screened, gamma=gammas[key])
     study.set_user_attr("confirm_top", ["w", "r"])
     for key in ("base", "w", "r"):
-        for seed in range(2):
-            add(study, f"confirm/{key}@{seed}", hits[key] + 5 * (1 if seed else -1),
+        for seed in range(3):
+            add(study, f"confirm/{key}@{seed}", hits[key] + 5 * (seed - 1),
                 seconds=200.0, gamma=gammas[key], resolution=round(20 * gammas[key]))
     return study
 
@@ -166,10 +166,10 @@ def test_a_decided_confirmation_enqueues_the_three_models_at_each_rung_once() ->
     assert follow_ladder(study, said, "decided after 2 confirmation seeds")  # type: ignore[arg-type]
     waiting = sorted(item_of(t) for t in study.get_trials(deepcopy=False)
                      if t.state == optuna.trial.TrialState.WAITING)
-    assert waiting == sorted(f"ladder/14/{k}@{s}" for k in ("base", "w", "r") for s in (0, 1))
+    assert waiting == sorted(f"ladder/14/{k}@{s}" for k in ("base", "w", "r") for s in (0, 1, 2))
     assert study.user_attrs[ATTR]["models"] == ["base", "w", "r"]
-    # 200 s per confirmation training; at 14 px: base (14/20)², w (18/26)², r (14/20)², 2 seeds
-    expected = 2 * 200 * ((14 / 20) ** 2 * 2 + (18 / 26) ** 2)
+    # 200 s per confirmation training; at 14 px: base (14/20)², w (18/26)², r (14/20)², 3 seeds
+    expected = 3 * 200 * ((14 / 20) ** 2 * 2 + (18 / 26) ** 2)
     assert study.user_attrs[ATTR]["estimated_s"] == pytest.approx(expected, abs=0.1)
     assert said.lines[0] == "confirmation stopped: decided after 2 confirmation seeds"
     assert "proxy ladder: base, w, r retrained with the base's proxy at 14 px" in said.lines[1]
@@ -186,11 +186,11 @@ def test_an_undecided_confirmation_or_a_ladder_over_its_time_is_not_run_and_says
     assert summary["line"] == ("PROXY LADDER NOT RUN: the confirmation did not decide (no "
                                "winner separated above the base), so there is no answer "
                                "whose reach in pixels to measure")
-    slow = LadderPlan(20, (14,), seeds=2, factor=2, time_limit=60.0, largest=32, full=224)
+    slow = LadderPlan(20, (14,), seeds=3, factor=2, time_limit=60.0, largest=32, full=224)
     study = confirmed_study({"base": 500, "w": 700, "r": 560}, slow)
     assert not follow_ladder(study, said, "decided")  # type: ignore[arg-type]
     assert ladder_summary(study)["line"].startswith(
-        "PROXY LADDER NOT RUN: its estimated 9.7 min of training would pass the budget's "
+        "PROXY LADDER NOT RUN: its estimated 14.6 min of training would pass the budget's "
         "ladder time of 1 min")
     assert not [t for t in study.get_trials(deepcopy=False)
                 if t.state == optuna.trial.TrialState.WAITING]
@@ -204,8 +204,8 @@ def test_the_summary_reads_each_rung_and_the_trend() -> None:
     before = ladder_summary(study)
     assert before["run"] and before["line"].startswith("PROXY LADDER running: 1 of 2 rungs")
     for key, hits, px in (("base", 400, 14), ("w", 460, 18), ("r", 450, 14)):
-        for seed in range(2):
-            add(study, f"ladder/14/{key}@{seed}", hits + 5 * (1 if seed else -1), 50.0,
+        for seed in range(3):
+            add(study, f"ladder/14/{key}@{seed}", hits + 5 * (seed - 1), 50.0,
                 gamma={"w": 1.3}.get(key, 1.0), resolution=px)
     doc = ladder_summary(study)
     assert doc["rungs"] == [14, 20] and doc["winner"] == "w"
@@ -269,7 +269,8 @@ def test_a_decided_search_reports_its_ladder_everywhere(tmp_path: Path, cli,
     from effscale.report.html import write_run_report
 
     out = tmp_path / "ladder"
-    doc, stdout = search(cli, monkeypatch, out, 0.02, "--ladder-rungs", "1")
+    doc, stdout = search(cli, monkeypatch, out, 0.02, "--ladder-rungs", "1",
+                         "--confirm-seeds", "3", "--confirm-max-seeds", "3")
     assert doc["decided"] is True and doc["gamma"] == pytest.approx(1.4)
     ladder = doc["ladder"]
     assert ladder["run"] is True and ladder["rungs"] == [14, 20]
@@ -277,7 +278,7 @@ def test_a_decided_search_reports_its_ladder_everywhere(tmp_path: Path, cli,
     assert ladder["winner"] == winner and ladder["models"][:2] == ["base", winner]
     small = ladder["at"][0]
     assert small["px"]["base"] == 14 and small["px"][winner] == 20  # round(14 x 1.4)
-    assert small["seeds"] == {k: 2 for k in ladder["models"]}
+    assert small["seeds"] == {k: 3 for k in ladder["models"]}
     # 8 px between base and winner at 20 px (16 points), 6 px at 14 px (12 points)
     assert ladder["at"][1]["leads"][0]["lead_points"] == pytest.approx(16.0, abs=0.6)
     assert small["leads"][0]["lead_points"] == pytest.approx(12.0, abs=0.6)
@@ -290,8 +291,8 @@ def test_a_decided_search_reports_its_ladder_everywhere(tmp_path: Path, cli,
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
     on_ladder = {item_of(t): t for t in study.get_trials(deepcopy=False)
                  if item_of(t).startswith("ladder/")}
-    assert len(on_ladder) == 2 * len(ladder["models"])
-    assert {t.user_attrs["seed"] for t in on_ladder.values()} == {100_000, 101_000}
+    assert len(on_ladder) == 3 * len(ladder["models"])
+    assert {t.user_attrs["seed"] for t in on_ladder.values()} == {100_000, 101_000, 102_000}
     # the ladder's trainings are neither screened nor ranked
     assert doc["stages"]["screening"]["trainings"] == \
         study.user_attrs["settings"]["candidates"] + 1
@@ -342,8 +343,8 @@ def finished_study(ladder: LadderPlan | None, hits: dict[str, int]) -> optuna.St
     study.set_user_attr("settings", settings)
     if follow_ladder(study, Said(), "decided"):  # type: ignore[arg-type]
         for key, base_hits, px in (("base", 400, 14), ("w", 460, 18), ("r", 450, 14)):
-            for seed in range(2):
-                add(study, f"ladder/14/{key}@{seed}", base_hits + 5 * (1 if seed else -1),
+            for seed in range(3):
+                add(study, f"ladder/14/{key}@{seed}", base_hits + 5 * (seed - 1),
                     50.0, gamma={"w": 1.3}.get(key, 1.0), resolution=px)
     return study
 
