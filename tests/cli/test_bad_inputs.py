@@ -122,4 +122,7 @@ def test_bad_input_is_one_line_with_exit_code_and_writes_nothing(
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert needle in err and "Traceback" not in err
     assert sorted(p for p in work.rglob("*")) == before  # no partial output
-    assert time.monotonic() - started < 60
+    # A bound on hangs, not a speed test: a mismatched resume is refused after the feasible
+    # set is measured (six candidates and the curve's ends since issue 28), which took
+    # 112 s on 2 shared cores; it must still never reach a training.
+    assert time.monotonic() - started < 300

@@ -382,6 +382,7 @@ def test_the_command_list_is_each_commands_own_help() -> None:
         assert group.commands[name].help.startswith(line), name
 
 
+@pytest.mark.slow  # starts a fresh interpreter: a module already imported here would hide one
 def test_help_imports_no_torch() -> None:
     # `effscale --help` took 2.4-3 s when every command (and torch) was imported to list them.
     code = ("import sys; from effscale.cli.main import main_entry; "
