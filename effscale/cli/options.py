@@ -79,14 +79,14 @@ Runtime = choices("Runtime", RUNTIMES)
 
 # --budget's help is a few lines (it was 25, on three commands): the names and what each is
 # for; the images, epochs, grid and measured times of each are in docs/budgets.md.
-BUDGET_USES = {"smoke": "seconds: checks the plumbing", "demo": "minutes on a CPU",
-               "quick": "about an hour on 2 CPU cores", "standard": "hours",
-               "full": "for GPUs"}
+BUDGET_USES = {"smoke": "minutes: checks the plumbing", "demo": "minutes on a CPU",
+               "quick": "about an hour on 2 cores", "standard": "hours",
+               "full": "all images", "gpu": "GPUs, 64 px up"}
 BUDGET_HELP = ("How much training: " + one_of(
     f"{name} ({BUDGET_USES[name]})" if name in BUDGET_USES else name for name in BUDGETS)
-    + ". It sets the training images, epochs, proxy size and seeds (and a search's grid), "
-      "which the options below override; each budget in full: docs/budgets.md.")
-DEFAULT_BUDGET_TEXT = ", ".join([*(f"{budget} for the {dataset} set"
+    + ". It sets images, epochs, proxy size, seeds and grid (options below override); "
+      "in full: docs/budgets.md.")
+DEFAULT_BUDGET_TEXT = ", ".join([*(f"{budget} for {dataset}"
                                    for dataset, budget in DEFAULT_BUDGETS.items()),
                                  f"{DEFAULT_BUDGET} otherwise"])
 BASE_HELP = f"Base network: {one_of(base_names())}."
