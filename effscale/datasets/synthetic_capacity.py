@@ -50,7 +50,7 @@ def load_source(request: LoadRequest) -> tuple[Arrays, tuple[str, ...]]:
 def generate(split: str, image_size: int, seed: int,
              count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images [count, 3, S, S] and int64 labels [count], equally many per class
-    (``count`` defaults to 4,800 for train and 1,200 for test)."""
+    (``count`` defaults to 6,000 for train and 1,200 for test)."""
     count = SIZES[split] if count is None else count
     rng = np.random.default_rng([seed, _SPLIT_STREAM[split], 7])
     labels = rng.permutation(np.arange(count) % len(CLASSES)).astype(np.int64)
