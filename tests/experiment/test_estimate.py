@@ -207,6 +207,7 @@ def test_counting_only_without_measuring(monkeypatch: pytest.MonkeyPatch) -> Non
     assert est.compare(run.to_dict(), {}) is None
 
 
+@pytest.mark.slow  # a whole smoke search, end to end
 def test_a_search_says_its_estimate_and_compares_it_at_the_end(
         cli: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The hooks: the estimate line before the trainings, in settings.yaml, and estimate
