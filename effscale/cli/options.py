@@ -38,6 +38,7 @@ from effscale.model.cost import COSTS, DEFAULT_COST, RUNTIMES, check_runtime, co
 from effscale.model.flops import COUNTERS
 from effscale.scaling.derive import PHI_BOUNDS
 from effscale.search.grid import BETA_MODES
+from effscale.train.segmentation import SHAPES
 from effscale.train.trainer import DEVICES
 
 
@@ -105,6 +106,12 @@ DataDir = Annotated[Path | None, typer.Option(
          "cache).")]
 AllowUpsampling = Annotated[bool, typer.Option(
     help="Let proxy inputs exceed the dataset's native size (upsampled pixels).")]
+
+# --num-classes: derive's classifier outputs (or UNet classes), segment-demo's synthetic classes.
+ClassifierClasses = Annotated[int, typer.Option(min=1, help="Classifier outputs.")]
+SegmentClasses = Annotated[int, typer.Option(
+    min=2, max=len(SHAPES) + 1,
+    help=f"Classes including background (shapes: {', '.join(SHAPES)}).")]
 
 InitCheckpoint = Annotated[Path | None, typer.Option(
     "--init", help="Start from this effscale checkpoint's weights (e.g. from `effscale weights "

@@ -71,6 +71,8 @@ MEANINGS = {
     "--phi": ("PhiSearch", "PhiCurve", "Phis"),
     "--coefficients": ("CoefficientSets", "CoefficientsFile"),
     "--beta": ("BetaModeOpt", "BetaCoefficient"),  # search: solve|grid; derive: a float
+    # derive: classifier outputs (or UNet classes); segment-demo: synthetic shapes + background
+    "--num-classes": ("ClassifierClasses", "SegmentClasses"),
     "--runtime": ("RuntimesOpt", "RuntimeOpt"),  # cost: a comma list; search, compare, derive:
     # the one runtime latency is timed in
 }
