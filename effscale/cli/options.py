@@ -243,20 +243,25 @@ Resume = Annotated[Path | None, typer.Option(help="Continue this run directory."
 # --------------------------------------------------------------------------- output
 
 # --out: what is written differs by command, and so does the flag's meaning.
+# The rule, said in every text: a folder for search, report and derive; a file for train and
+# weights import (they write one checkpoint).
 RunDirOut = Annotated[Path | None, typer.Option(
-    help="Run directory (default: a new one under runs/, named after the time, base and "
-         "dataset).")]
+    help="A folder: the run directory (default: a new one under runs/, named after the time, "
+         "base and dataset).")]
 ReportOut = Annotated[Path | None, typer.Option(
-    help="Where to write the outputs (default: the run directory, or ./report-<study>).")]
+    help="A folder: where to write the outputs (default: the run directory, or "
+         "./report-<study>).")]
 CheckpointOut = Annotated[Path | None, typer.Option(
-    help="Checkpoint file (default: <config name>-<dataset>.pt).")]
+    help="A file, not a folder (unlike search's --out): the checkpoint to write (default: "
+         "<config name>-<dataset>.pt).")]
 DERIVE_OUT = Path("runs/derive")
 ConfigDirOut = Annotated[Path, typer.Option(
-    help="Directory for the written bPHI.yaml files (default: runs/derive/; the shipped "
+    help="A folder: where the bPHI.yaml files are written (default: runs/derive/; the shipped "
          "configs/ is written only when named here).", show_default=False)]
 ImportedCheckpointOut = Annotated[Path, typer.Option(
-    help="Checkpoint file to write: the config and the imported weights (for train --init, "
-         "export and effscale.load_checkpoint).")]
+    help="A file, not a folder (unlike search's --out): the checkpoint to write, with the "
+         "config and the imported weights (for train --init, export and "
+         "effscale.load_checkpoint).")]
 Quiet = Annotated[bool, typer.Option(help="No progress output.")]
 DryRun = Annotated[bool, typer.Option(
     help="Build and measure the models, show them and stop: nothing is trained or written.")]

@@ -168,6 +168,24 @@ def test_derive_by_default_leaves_the_configs_folder_alone(cli: Cli, tmp_path: P
     assert (tmp_path / "runs" / "derive" / "b8.yaml").is_file()
 
 
+# --out is a folder everywhere but where the command writes one checkpoint.
+OUT_IS_A_FILE = {"train", "weights import"}
+
+
+def test_out_says_whether_it_is_a_folder_or_a_file() -> None:
+    """`--out` was a folder for search/derive/report and a file for train and weights import,
+    and only the reader's guess told which: each help text says it first."""
+    from test_cli import SHARED
+
+    helps = SHARED["--out"]
+    assert OUT_IS_A_FILE <= set(helps) and {"search", "report", "derive", "compare"} <= set(helps)
+    for command, text in helps.items():
+        kind = "A file, not a folder" if command in OUT_IS_A_FILE else "A folder"
+        assert text.startswith(kind), f"{command} --out: {text!r}"
+    getting_started = (REPO / "docs" / "getting-started.md").read_text()
+    assert "`train` and `weights import` write one checkpoint" in getting_started
+
+
 def test_derive_help_says_where_it_writes(cli: Cli) -> None:
     from test_cli import SHARED
 
