@@ -277,6 +277,25 @@ HtmlReport = Annotated[bool, typer.Option(
                    "results while it runs).")]
 
 
+# --------------------------------------------------------------------------- help panels
+
+# `effscale search --help`: its options under headings (effscale.cli.panels), each option in
+# exactly one; tests/cli/test_cli.py checks that every option is listed once.
+SEARCH_PANELS: dict[str, tuple[str, ...]] = {
+    "What to search": ("phi", "base", "cost", "runtime", "cost_batch", "counter", "beta_mode",
+                       "alpha_max", "beta_max", "gamma_max", "step", "gamma_step",
+                       "resolution_step", "tolerance", "flops_tolerance"),
+    "Data": ("dataset", "data_dir", "allow_upsampling"),
+    "Budget": ("budget", "epochs", "train_size", "val_size", "batch_size", "resolution",
+               "time_budget", "pruner"),
+    "Statistics": ("repeats", "repeat_top", "confirm_top", "confirm_factor", "confirm_seeds",
+                   "confirm_max_seeds", "ladder_rungs", "ladder_time", "seed"),
+    "Where it trains": ("device", "devices", "workers", "workers_per_device", "threads"),
+    "Runs and storage": ("out", "resume", "storage", "study", "keep_weights"),
+    "Output": ("dry_run", "as_json", "quiet", "help"),
+}
+
+
 # --------------------------------------------------------------------------- option groups
 
 
