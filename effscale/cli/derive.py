@@ -99,7 +99,7 @@ def derive(
     beta: opt.BetaCoefficient = None,
     gamma: Annotated[float | None, typer.Option(help="Resolution coefficient (>= 1).")] = None,
     out: opt.ConfigDirOut = opt.DERIVE_OUT,
-    num_classes: Annotated[int, typer.Option(min=1, help="Classifier outputs.")] = 1000,
+    num_classes: opt.ClassifierClasses = 1000,
     official: Annotated[bool, typer.Option(
         help="Write EfficientNet's published B0-B7 table instead of applying coefficients "
              "(integer phi 0-7 only).")] = False,

@@ -38,6 +38,7 @@ from effscale.model.cost import COSTS, DEFAULT_COST, RUNTIMES, check_runtime, co
 from effscale.model.flops import COUNTERS
 from effscale.scaling.derive import PHI_BOUNDS
 from effscale.search.grid import BETA_MODES
+from effscale.train.segmentation import SHAPES
 from effscale.train.trainer import DEVICES
 
 
@@ -105,6 +106,12 @@ DataDir = Annotated[Path | None, typer.Option(
          "cache).")]
 AllowUpsampling = Annotated[bool, typer.Option(
     help="Let proxy inputs exceed the dataset's native size (upsampled pixels).")]
+
+# --num-classes: derive's classifier outputs (or UNet classes), segment-demo's synthetic classes.
+ClassifierClasses = Annotated[int, typer.Option(min=1, help="Classifier outputs.")]
+SegmentClasses = Annotated[int, typer.Option(
+    min=2, max=len(SHAPES) + 1,
+    help=f"Classes including background (shapes: {', '.join(SHAPES)}).")]
 
 InitCheckpoint = Annotated[Path | None, typer.Option(
     "--init", help="Start from this effscale checkpoint's weights (e.g. from `effscale weights "
@@ -236,20 +243,25 @@ Resume = Annotated[Path | None, typer.Option(help="Continue this run directory."
 # --------------------------------------------------------------------------- output
 
 # --out: what is written differs by command, and so does the flag's meaning.
+# The rule, said in every text: a folder for search, report and derive; a file for train and
+# weights import (they write one checkpoint).
 RunDirOut = Annotated[Path | None, typer.Option(
-    help="Run directory (default: a new one under runs/, named after the time, base and "
-         "dataset).")]
+    help="A folder: the run directory (default: a new one under runs/, named after the time, "
+         "base and dataset).")]
 ReportOut = Annotated[Path | None, typer.Option(
-    help="Where to write the outputs (default: the run directory, or ./report-<study>).")]
+    help="A folder: where to write the outputs (default: the run directory, or "
+         "./report-<study>).")]
 CheckpointOut = Annotated[Path | None, typer.Option(
-    help="Checkpoint file (default: <config name>-<dataset>.pt).")]
+    help="A file, not a folder (unlike search's --out): the checkpoint to write (default: "
+         "<config name>-<dataset>.pt).")]
 DERIVE_OUT = Path("runs/derive")
 ConfigDirOut = Annotated[Path, typer.Option(
-    help="Directory for the written bPHI.yaml files (default: runs/derive/; the shipped "
+    help="A folder: where the bPHI.yaml files are written (default: runs/derive/; the shipped "
          "configs/ is written only when named here).", show_default=False)]
 ImportedCheckpointOut = Annotated[Path, typer.Option(
-    help="Checkpoint file to write: the config and the imported weights (for train --init, "
-         "export and effscale.load_checkpoint).")]
+    help="A file, not a folder (unlike search's --out): the checkpoint to write, with the "
+         "config and the imported weights (for train --init, export and "
+         "effscale.load_checkpoint).")]
 Quiet = Annotated[bool, typer.Option(help="No progress output.")]
 DryRun = Annotated[bool, typer.Option(
     help="Build and measure the models, show them and stop: nothing is trained or written.")]
@@ -263,6 +275,25 @@ KeepWeights = Annotated[bool, typer.Option(
 HtmlReport = Annotated[bool, typer.Option(
     "--html", help="Also write report.html: the run on one self-contained page (partial "
                    "results while it runs).")]
+
+
+# --------------------------------------------------------------------------- help panels
+
+# `effscale search --help`: its options under headings (effscale.cli.panels), each option in
+# exactly one; tests/cli/test_cli.py checks that every option is listed once.
+SEARCH_PANELS: dict[str, tuple[str, ...]] = {
+    "What to search": ("phi", "base", "cost", "runtime", "cost_batch", "counter", "beta_mode",
+                       "alpha_max", "beta_max", "gamma_max", "step", "gamma_step",
+                       "resolution_step", "tolerance", "flops_tolerance"),
+    "Data": ("dataset", "data_dir", "allow_upsampling"),
+    "Budget": ("budget", "epochs", "train_size", "val_size", "batch_size", "resolution",
+               "time_budget", "pruner"),
+    "Statistics": ("repeats", "repeat_top", "confirm_top", "confirm_factor", "confirm_seeds",
+                   "confirm_max_seeds", "ladder_rungs", "ladder_time", "seed"),
+    "Where it trains": ("device", "devices", "workers", "workers_per_device", "threads"),
+    "Runs and storage": ("out", "resume", "storage", "study", "keep_weights"),
+    "Output": ("dry_run", "as_json", "quiet", "help"),
+}
 
 
 # --------------------------------------------------------------------------- option groups

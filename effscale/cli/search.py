@@ -14,6 +14,7 @@ from rich.table import Table
 from effscale import atomic
 from effscale.cli import options as opt
 from effscale.cli import render
+from effscale.cli.panels import panelled
 from effscale.cli.running import RichEvents, dry_run_line, report_end, run_with_progress
 from effscale.errors import EffscaleError
 from effscale.experiment.estimate import compare_line, count_span, span
@@ -346,7 +347,7 @@ def stage_plan(budget: Any, target: float = 2.0) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command(help=search.__doc__)(opt.grouped(search))
+    app.command(help=search.__doc__, cls=panelled(opt.SEARCH_PANELS))(opt.grouped(search))
     app.command(help=report.__doc__)(report)
 
 

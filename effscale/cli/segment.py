@@ -25,9 +25,7 @@ def segment_demo(
         min=8, help="Synthetic images; a quarter are held out for the mIoU.")] = 384,
     size: Annotated[int, typer.Option(
         min=16, help="Image size in px (a multiple of 32 avoids padding).")] = 32,
-    classes: Annotated[int, typer.Option(
-        min=2, max=len(SHAPES) + 1,
-        help=f"Classes including background (shapes: {', '.join(SHAPES)}).")] = 4,
+    num_classes: opt.SegmentClasses = 4,
     epochs: opt.DemoEpochs = 6,
     batch_size: opt.DemoBatchSize = 32,
     lr: Annotated[float, typer.Option(min=1e-6, help="Peak AdamW learning rate.")] = 3e-3,
@@ -38,6 +36,9 @@ def segment_demo(
     threads: opt.DemoThreads = None,
     init: opt.InitCheckpoint = None,
     as_json: opt.AsJson = False,
+    classes: Annotated[int | None, typer.Option(
+        "--classes", min=2, max=len(SHAPES) + 1, hidden=True,
+        help="Deprecated spelling of --num-classes.")] = None,
 ) -> None:
     """Train CONFIG as an Eff-UNet on synthetic shapes and compare its mIoU with a baseline.
 
@@ -48,6 +49,9 @@ def segment_demo(
     """
     import torch
 
+    if classes is not None:  # the old name (derive's is --num-classes): still accepted
+        render.err.print("note: --classes is now --num-classes", markup=False, highlight=False)
+        num_classes = classes
 
     model_config = load_config(config)
     if threads is not None:
@@ -62,7 +66,7 @@ def segment_demo(
 
     with progress:
         result = train_segmentation(
-            model_config, images=images, size=size, num_classes=classes, epochs=epochs,
+            model_config, images=images, size=size, num_classes=num_classes, epochs=epochs,
             batch_size=batch_size, lr=lr, seed=seed, class_colours=not random_colours,
             progress=step, init=init)
     if as_json:

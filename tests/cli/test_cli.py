@@ -71,6 +71,8 @@ MEANINGS = {
     "--phi": ("PhiSearch", "PhiCurve", "Phis"),
     "--coefficients": ("CoefficientSets", "CoefficientsFile"),
     "--beta": ("BetaModeOpt", "BetaCoefficient"),  # search: solve|grid; derive: a float
+    # derive: classifier outputs (or UNet classes); segment-demo: synthetic shapes + background
+    "--num-classes": ("ClassifierClasses", "SegmentClasses"),
     "--runtime": ("RuntimesOpt", "RuntimeOpt"),  # cost: a comma list; search, compare, derive:
     # the one runtime latency is timed in
 }
@@ -178,6 +180,32 @@ def test_the_readme_quotes_help_texts_as_the_cli_prints_them() -> None:
 
 # Every documented command line (README.md and docs/, sub-commands included) is parsed
 # against the CLI by tests/test_docs_site.py.
+
+
+def test_search_help_lists_every_option_under_one_heading(cli: Cli) -> None:
+    """search's 49 options were one flat list: now under the headings of SEARCH_PANELS, each
+    option in exactly one of them."""
+    from effscale.cli.options import SEARCH_PANELS
+
+    code, out, err = cli("search", "--help")
+    assert code == 0, err
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in out.splitlines():
+        if line and not line.startswith(" ") and line.endswith(":"):
+            current = sections.setdefault(line[:-1], [])
+        elif current is not None and line.lstrip().startswith("-"):
+            current.append(line.split()[0].rstrip(","))
+    assert list(sections) == list(SEARCH_PANELS)
+    params = [p for p in _command(("search",)).params if p.param_type_name == "option"]
+    listed = {p.name for p in params} | {"help"}  # click adds -h/--help at parse time
+    assert listed == {n for names in SEARCH_PANELS.values() for n in names}
+    assert sum(len(names) for names in SEARCH_PANELS.values()) == len(listed) == 49
+    assert sections["Output"][-1] == "-h"
+    for param in params:
+        where = [title for title, flags in sections.items() if param.opts[0] in flags]
+        assert len(where) == 1, (param.opts[0], where)
+    assert sections["Budget"][:2] == ["--budget", "--epochs"]
 
 
 @pytest.fixture

@@ -62,6 +62,7 @@ WORDING = [
     (["search", "--epochs", "0"], "error: --epochs must be 1 or more, got 0"),
     (["search", "--flops-tolerance", "x"], "error: --flops-tolerance must be a number, got x"),
     (["derive", "--num-classes", "0"], "error: --num-classes must be 1 or more, got 0"),
+    (["segment-demo", B0, "--num-classes", "9"], "error: --num-classes must be 5 or less, got 9"),
 ]
 
 
@@ -78,6 +79,33 @@ def test_unknown_dataset_says_any_image_format_is_read(cli: Cli, tmp_path: Path)
     code, _, err = cli("train", B0, "--dataset", tmp_path / "nowhere")
     assert code == 2
     assert "*.png" not in err and "any format Pillow reads" in err
+
+
+# --------------------------------------------------------------------------- one name per concept
+
+
+def test_segment_demo_names_its_class_count_as_derive_does(cli: Cli,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """segment-demo said --classes where derive says --num-classes: one name now, the old one
+    still accepted (hidden from the help, with a note)."""
+    from effscale.cli import segment
+    from effscale.errors import EffscaleError
+
+    def stop(*_: object, num_classes: int, **__: object) -> None:
+        raise EffscaleError(f"would train {num_classes} classes")
+
+    monkeypatch.setattr(segment, "train_segmentation", stop)
+    code, out, _ = cli("segment-demo", "--help")
+    assert code == 0 and "--num-classes" in out
+    assert "--classes" not in out.replace("--num-classes", "")
+    code, _, err = cli("segment-demo", B0, "--num-classes", "3")
+    lines = [line for line in err.splitlines() if line]  # the closed progress bar's newline
+    assert (code, lines) == (2, ["error: would train 3 classes"])
+    code, _, err = cli("segment-demo", B0, "--classes", "2")
+    lines = [line for line in err.splitlines() if line]
+    assert (code, lines) == (2, ["note: --classes is now --num-classes",
+                                 "error: would train 2 classes"])
 
 
 # --------------------------------------------------------------------------- defaults
@@ -138,6 +166,24 @@ def test_derive_by_default_leaves_the_configs_folder_alone(cli: Cli, tmp_path: P
     assert [p.name for p in (tmp_path / "configs").iterdir()] == ["b0.yaml"]
     assert (tmp_path / "configs" / "b0.yaml").read_text() == "shipped\n"
     assert (tmp_path / "runs" / "derive" / "b8.yaml").is_file()
+
+
+# --out is a folder everywhere but where the command writes one checkpoint.
+OUT_IS_A_FILE = {"train", "weights import"}
+
+
+def test_out_says_whether_it_is_a_folder_or_a_file() -> None:
+    """`--out` was a folder for search/derive/report and a file for train and weights import,
+    and only the reader's guess told which: each help text says it first."""
+    from test_cli import SHARED
+
+    helps = SHARED["--out"]
+    assert OUT_IS_A_FILE <= set(helps) and {"search", "report", "derive", "compare"} <= set(helps)
+    for command, text in helps.items():
+        kind = "A file, not a folder" if command in OUT_IS_A_FILE else "A folder"
+        assert text.startswith(kind), f"{command} --out: {text!r}"
+    getting_started = (REPO / "docs" / "getting-started.md").read_text()
+    assert "`train` and `weights import` write one checkpoint" in getting_started
 
 
 def test_derive_help_says_where_it_writes(cli: Cli) -> None:
