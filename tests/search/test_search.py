@@ -284,7 +284,9 @@ def test_dry_run_json_is_the_feasible_set_at_equal_full_size_cost(cli) -> None:
     assert (doc["budget"], doc["target"], doc["flops_tolerance"]) == ("quick", 2.0, 0.05)
     kept = [c for c in doc["candidates"] if c["kept"] and c["key"] != "base"]
     dropped = [c for c in doc["candidates"] if not c["kept"]]
-    assert len(kept) == 5 and dropped and all(c["reason"] for c in dropped)
+    # the former five and, since issue 28, the resolution-only end (alpha 1, beta 1)
+    assert len(kept) == 6 and dropped and all(c["reason"] for c in dropped)
+    assert any(c["alpha"] == 1.0 and c["beta"] == 1.0 and c["gamma"] >= 1.35 for c in kept)
     for c in kept:  # every ranked candidate costs 2x the base within 5 %, at full size
         assert abs(c["flops_ratio_full"] / 2 - 1) <= 0.05, c
         assert c["proxy_resolution"] <= 32 < c["full_resolution"] or c["gamma"] == 1.0
