@@ -221,6 +221,11 @@ def solve_extremes(full_base: ModelConfig, spec: GridSpec, rules: ScalingRules,
         axis = "depth" if name == "depth-only" else "resolution"
         build = lambda m, axis=axis: scale_config(  # noqa: E731
             full_base, rules=rules, **{"depth": 1.0, "width": 1.0, "resolution": 1.0, axis: m})
+        if cost(build(2.0)) <= base_cost:
+            # a cost the axis does not move (params against resolution): no end to solve
+            skipped.append(Skipped(name, f"not reached: the {cost.name} cost does not grow "
+                                   f"with {axis}, so no {name} model costs ×{spec.target:g}"))
+            continue
         m, config = solve(build, target, measure)
         m = _short(m, build)
         ratio = cost(config) / base_cost

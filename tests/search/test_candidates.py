@@ -9,6 +9,7 @@ import pytest
 from effscale.experiment.budgets import get_budget
 from effscale.model.bases import get_base
 from effscale.model.config import ScalingRules
+from effscale.model.cost import CostMeter
 from effscale.scaling.equal_flops import Measurer
 from effscale.search.candidates import (
     build_candidates,
@@ -146,3 +147,18 @@ def test_standard_grid_keeps_gamma_above_one() -> None:
     gammas = {c.gamma for c in kept if not c.is_base}
     assert len(gammas) >= 3 and max(gammas) > 1.2
     assert all(c.resolution <= 32 for c in kept)
+
+
+def test_a_cost_the_resolution_does_not_move_names_the_end_it_cannot_reach() -> None:
+    """`search --cost params` stopped with "no multiplier up to 64 reaches ... (params)":
+    parameters do not grow with resolution, so the solver for the resolution-only end never
+    got there. That end is reported as not reached, with the reason; the others are solved
+    on parameters."""
+    spec = spec_of("smoke")
+    meter = CostMeter("params")
+    ends, missed = solve_extremes(get_base("b0", 10), spec, RULES, meter)
+    assert [s.key for s in missed] == ["resolution-only"]
+    assert "params cost does not grow with resolution" in missed[0].reason
+    assert {single_axis(t.alpha, t.beta, t.gamma) for t in ends} <= {"depth-only", "width-only"}
+    for t in ends:
+        assert t.gamma == 1.0 and (t.alpha > 1 or t.beta > 1)

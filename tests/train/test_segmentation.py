@@ -64,11 +64,12 @@ def test_segmentation_config_keeps_a_unet_head() -> None:
 
 @pytest.mark.slow
 def test_eff_unet_learns_shapes_better_than_the_majority_class() -> None:
-    """b0 as an Eff-UNet, 32 px, 256 images (192 to train), 6 epochs: about 10 CPU-seconds
-    on one idle core."""
+    """b0 as an Eff-UNet, 32 px, 256 images (192 to train), 8 epochs: 38-52 s on this 2-core
+    VM. At 6 epochs the triangle's IoU was 0.21-0.25 with 1 or 2 threads (it had not learnt
+    triangles yet, and CI failed on it); at 8 it is 0.58-0.59 with either."""
     b0 = load_config(CONFIGS / "b0.yaml")
     before = torch.random.get_rng_state()
-    result = train_segmentation(b0, images=256, epochs=6, seed=0)
+    result = train_segmentation(b0, images=256, epochs=8, seed=0)
     assert torch.equal(torch.random.get_rng_state(), before)  # the caller's RNG is untouched
     assert result.class_names == ("background", "circle", "square", "triangle")
     assert result.baseline_class == "background"
