@@ -113,12 +113,12 @@ BUDGETS: dict[str, Budget] = {
         "demo", train_size=1024, val_size=800, epochs=3, batch_size=32, resolution=20,
         step=0.8, gamma_max=1.5, gamma_step=0.3, alpha_max=1.8, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=1, confirm_factor=1,
-        confirm_seeds=2, confirm_max_seeds=3, time_limit=300.0, precise_bn=512,
+        confirm_seeds=3, confirm_max_seeds=3, time_limit=300.0, precise_bn=512,
         ladder_rungs=1, refine_points=2, proxy_rule="cpu",
         description="the embedded synthetic set, learned for real in minutes on a CPU: "
                     "width-only, depth-only, resolution-only and resolution+width at 2x "
-                    "full-size FLOPs screened once; the base and the winner confirmed on 2-3 "
-                    "fresh seeds; batch-norm statistics recomputed on 512 images before each "
+                    "full-size FLOPs screened once; the base and the winner confirmed on 3 "
+                    "fresh seeds (one look: a 2-seed look has 1 degree of freedom); batch-norm statistics recomputed on 512 images before each "
                     "validation",
         expected="3-5 min on 2 CPU cores with 3 candidates (the 4th, resolution-only, adds "
                  "a screening training; 3.4 min measured in a fresh clone, 4.1 min in "
@@ -128,13 +128,13 @@ BUDGETS: dict[str, Budget] = {
         "quick", train_size=10000, val_size=5000, epochs=3, batch_size=64, resolution=20,
         step=0.4, gamma_max=1.5, gamma_step=0.15, alpha_max=1.8, repeats=1, pruner="none",
         flops_tolerance=0.05, resolution_step=None, confirm_top=2, confirm_factor=2,
-        confirm_seeds=2, confirm_max_seeds=3, time_limit=55 * 60.0, ladder_rungs=1,
+        confirm_seeds=3, confirm_max_seeds=4, time_limit=55 * 60.0, ladder_rungs=1,
         ladder_time=30 * 60.0, proxy_rule="cpu",
         description="coarse grid (alpha 1/1.4/1.8, gamma 1/1.15/1.3 = 20/23/26 px) and the "
                     "equal-cost curve's three ends (depth-only, width-only, resolution-only "
                     "at 28 px, under CIFAR's native 32), beta solved to 2x full-size FLOPs: "
                     "6 candidates screened once for 3 epochs; the base and the top 2 "
-                    "confirmed for 6 epochs on 2-3 fresh seeds each, until decided or 55 min "
+                    "confirmed for 6 epochs on 3-4 fresh seeds each, until decided or 55 min "
                     "of training",
         expected="about 60 min on 2 CPU cores (CIFAR-10, b0: 58.5 min measured with the "
                  "former 5-candidate grid, 21.6 of them screening, decided after 2 "
