@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -171,50 +172,21 @@ def derive(
     runtime_name = opt.runtime_for(shown, runtime)  # latency's, and its extra is installed
     _precheck_out(out)  # before minutes of measuring, and before any warning
     # count_flops is looked up here at call time, so tests can replace derive.count_flops.
-    measure = Measurer(counter.value, conv_linear=True,
-                       count=lambda config, px, name: count_flops(config, px, name))
-    meter = None if shown == "flops" else CostMeter(shown, run_cost_options(
-        shown, cost_batch, TRAIN_BATCH, device.value, threads, runtime_name))
-    if official:
-        configs = [official_config(_official_index(p), num_classes) for p in phis]
-        reference = official_config(0, num_classes)
-    else:
-        if warning := coeffs.drift_warning():
-            render.err.print(f"warning: {warning}", markup=False)
-        if warning := reach_warning(coeffs, phis):
-            render.err.print(f"warning: {warning}", markup=False, highlight=False)
-        configs = [derive_config(coeffs, p, base_name, num_classes, rules) for p in phis]
-        reference = derive_config(coeffs, 0.0, base_name, num_classes, rules)
-    if head_config:
-        configs = [with_head(c, head_config) for c in configs]
-        reference = with_head(reference, head_config)
-    ref_flops = measure(reference).flops
-    if not official:
-        b1 = derive_config(coeffs, 1.0, base_name, num_classes, rules, head_config)
-        if warning := measured_drift_warning(measure(b1).flops / ref_flops):
-            render.err.print(f"warning: {warning}", markup=False)
-    rows = [(p, c, measure(c)) for p, c in zip(phis, configs)]
-    matched: list[Matched] = []
-    if match_flops:
-        matched = [match_flops_along(coeffs, p, base_name, num_classes, rules, counter.value,
-                                     head_config, measure, meter) for p in phis]
-        what = "FLOPs" if shown == "flops" else shown
-        noise = " or noise" if meter is not None and meter.kind.timed else ""
-        for m in matched:
-            if m.width_trim != 1.0:
-                render.err.print(
-                    f"note: {m.config.name}: no config along these coefficients lies within "
-                    f"{m.tolerance * 100:g} % of 2^{phi_label(m.phi)} = {m.target:g}x B0's "
-                    f"{what} (rounding); its width was re-solved at {m.config.resolution} px: "
-                    f"x{m.width_trim:.3f} off the direction, {m.cost_ratio:.3f}x "
-                    f"({m.error:+.1%})", markup=False)
-            if not m.within_tolerance:
-                render.err.print(
-                    f"warning: {m.config.name}: no config along these coefficients lies within "
-                    f"{m.tolerance * 100:g} % of 2^{phi_label(m.phi)} = {m.target:g}x B0's "
-                    f"{what} because of rounding{noise}; the closest (s = {m.s:.4f}) measures "
-                    f"{m.cost_ratio:.3f}x ({m.error:+.1%})", markup=False)
-    costs = _shown_costs(meter, reference, [c for _, c, _ in rows], matched)
+    # A spinner on a terminal while FLOPs are counted (B7 at 600 px takes tens of seconds).
+    status = render.err.status("measuring FLOPs at full size", spinner="dots")
+
+    def counted(config: ModelConfig, px: int, counter_name: str) -> Any:
+        status.update(f"measuring FLOPs at full size ({counter_name}): a model at {px} px")
+        return count_flops(config, px, counter_name)
+
+    measure = Measurer(counter.value, conv_linear=True, count=counted)
+    with status:
+        family = _measure_family(
+            official, phis, num_classes, coeffs, base_name, rules, head_config, measure,
+            shown, cost_batch, device.value, threads, runtime_name, match_flops,
+            counter.value)
+    rows, matched, costs, meter, ref_flops = (family.rows, family.matched, family.costs,
+                                              family.meter, family.ref_flops)
     _check_writable(out)
     for _, config, _ in rows:
         save_config(config, out / f"{config.name}.yaml")
@@ -237,6 +209,69 @@ def derive(
     say(f"wrote {len(rows)} config(s) to {out}/")
     if matched:
         say(f"wrote {len(matched)} matched config(s) to {out / 'matched'}/")
+
+
+@dataclass
+class _Family:
+    """What ``derive`` measured: each phi's (phi, config, complexity), the matched family
+    when asked, the other cost shown beside FLOPs (and its meter), and phi 0's FLOPs."""
+
+    rows: list[tuple[float, ModelConfig, Any]]
+    matched: list[Matched]
+    costs: Any
+    meter: CostMeter | None
+    ref_flops: float
+
+
+def _measure_family(official: bool, phis: list[float], num_classes: int, coeffs: Coefficients,
+                    base_name: str, rules: ScalingRules, head_config: Head | None,
+                    measure: Measurer, shown: str, cost_batch: int | None, device: str,
+                    threads: int | None, runtime_name: str, match_flops: bool, counter: str
+                    ) -> _Family:
+    """The configs ``derive`` writes, measured (the minutes of the command)."""
+    meter = None if shown == "flops" else CostMeter(shown, run_cost_options(
+        shown, cost_batch, TRAIN_BATCH, device, threads, runtime_name))
+    if official:
+        configs = [official_config(_official_index(p), num_classes) for p in phis]
+        reference = official_config(0, num_classes)
+    else:
+        if warning := coeffs.drift_warning():
+            render.err.print(f"warning: {warning}", markup=False)
+        if warning := reach_warning(coeffs, phis):
+            render.err.print(f"warning: {warning}", markup=False, highlight=False)
+        configs = [derive_config(coeffs, p, base_name, num_classes, rules) for p in phis]
+        reference = derive_config(coeffs, 0.0, base_name, num_classes, rules)
+    if head_config:
+        configs = [with_head(c, head_config) for c in configs]
+        reference = with_head(reference, head_config)
+    ref_flops = measure(reference).flops
+    if not official:
+        b1 = derive_config(coeffs, 1.0, base_name, num_classes, rules, head_config)
+        if warning := measured_drift_warning(measure(b1).flops / ref_flops):
+            render.err.print(f"warning: {warning}", markup=False)
+    rows = [(p, c, measure(c)) for p, c in zip(phis, configs)]
+    matched: list[Matched] = []
+    if match_flops:
+        matched = [match_flops_along(coeffs, p, base_name, num_classes, rules, counter,
+                                     head_config, measure, meter) for p in phis]
+        what = "FLOPs" if shown == "flops" else shown
+        noise = " or noise" if meter is not None and meter.kind.timed else ""
+        for m in matched:
+            if m.width_trim != 1.0:
+                render.err.print(
+                    f"note: {m.config.name}: no config along these coefficients lies within "
+                    f"{m.tolerance * 100:g} % of 2^{phi_label(m.phi)} = {m.target:g}x B0's "
+                    f"{what} (rounding); its width was re-solved at {m.config.resolution} px: "
+                    f"x{m.width_trim:.3f} off the direction, {m.cost_ratio:.3f}x "
+                    f"({m.error:+.1%})", markup=False)
+            if not m.within_tolerance:
+                render.err.print(
+                    f"warning: {m.config.name}: no config along these coefficients lies within "
+                    f"{m.tolerance * 100:g} % of 2^{phi_label(m.phi)} = {m.target:g}x B0's "
+                    f"{what} because of rounding{noise}; the closest (s = {m.s:.4f}) measures "
+                    f"{m.cost_ratio:.3f}x ({m.error:+.1%})", markup=False)
+    costs = _shown_costs(meter, reference, [c for _, c, _ in rows], matched)
+    return _Family(rows, matched, costs, meter, ref_flops)
 
 
 def _official_index(phi: float) -> int:

@@ -256,6 +256,26 @@ def test_derive_warns_about_drift(cli: Cli, tmp_path: Path) -> None:
     assert "warning: alpha*beta^2*gamma^2 = 7.594" in err
 
 
+
+def test_derive_shows_what_it_measures_on_a_terminal(cli: Cli, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 30: `derive --phi 7` measured for 35 s with nothing on the screen. On a terminal
+    a spinner now names the size it is counting; off a terminal (pipes, logs) it prints
+    nothing extra."""
+    import io
+
+    from rich.console import Console
+
+    from effscale.cli import render
+
+    screen = io.StringIO()
+    monkeypatch.setattr(render, "err", Console(file=screen, force_terminal=True, width=120))
+    code, _, err = cli("derive", "--phi", "0,1", "--out", tmp_path / "out", "--counter",
+                       "torch")
+    assert code == 0, err
+    assert "measuring FLOPs at full size (torch): a model at 256 px" in screen.getvalue()
+
+
 # --------------------------------------------------------------------------- bad input
 
 VALID = (REPO / "configs" / "b0.yaml").read_text()
