@@ -17,6 +17,7 @@ be a point of the curve.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from effscale.compare.models import CompareModel, build_models
@@ -58,7 +59,8 @@ def window(settings: CompareSettings) -> float:
     return DEFAULT_WINDOW if tolerance is None else tolerance
 
 
-def build_curve_models(settings: CompareSettings, num_classes: int
+def build_curve_models(settings: CompareSettings, num_classes: int,
+                       progress: Callable[[str], None] | None = None
                        ) -> tuple[list[CompareModel], list[LeftOut]]:
     """The base once, then every direction at every phi (in ``settings.phis`` order), each
     solved to its phi's target; the points no config reaches within the window, apart."""
@@ -68,7 +70,8 @@ def build_curve_models(settings: CompareSettings, num_classes: int
     models: list[CompareModel] = []
     left_out: list[LeftOut] = []
     for phi in settings.phis:
-        at_phi = build_models(dataclasses.replace(settings, phi=phi, phis=()), num_classes)
+        at_phi = build_models(dataclasses.replace(settings, phi=phi, phis=()), num_classes,
+                              progress)
         for model in at_phi:
             if model.kind == "base" or phi == 0:  # the base is every direction at phi 0
                 if not models:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +70,12 @@ def proxy_size(settings: CompareSettings, full: Scaled, full_base: ModelConfig) 
     return max(8, int(math.floor(settings.budget.resolution * ratio + 0.5)))
 
 
-def build_models(settings: CompareSettings, num_classes: int) -> list[CompareModel]:
+def build_models(settings: CompareSettings, num_classes: int,
+                 progress: Callable[[str], None] | None = None) -> list[CompareModel]:
     """The base, each compound direction and each single-dimension model, all solved to
-    ``2**phi`` times the base's FLOPs measured at full size, with their proxies."""
+    ``2**phi`` times the base's FLOPs measured at full size, with their proxies.
+    ``progress`` hears a line before each model is solved (each takes seconds to minutes)."""
+    say = progress or (lambda text: None)
     if not math.isfinite(settings.phi):
         raise EffscaleError(f"--phi must be a finite number, got {settings.phi}")
     full_base = get_base(settings.base, num_classes)
@@ -81,12 +85,17 @@ def build_models(settings: CompareSettings, num_classes: int) -> list[CompareMod
     target = base_value * 2 ** settings.phi
     solved: list[tuple[str, Scaled, tuple[float, float, float] | None]] = [
         ("base", base_model(full_base, measure, target, cost), None)]
-    for spec in settings.compounds:
+    total = len(settings.compounds) + len(settings.single)
+    for i, spec in enumerate(settings.compounds, 1):
+        say(f"solving {spec.name} to ×{2 ** settings.phi:g} the base's full-size "
+            f"{settings.cost} ({i}/{total})")
         solved.append(("compound", solve_direction(full_base, spec.coefficients, target,
                                                    settings.rules, measure, name=spec.name,
                                                    cost=cost),
                        spec.coefficients))
-    for rule in settings.single:
+    for i, rule in enumerate(settings.single, len(settings.compounds) + 1):
+        say(f"solving {rule} to ×{2 ** settings.phi:g} the base's full-size "
+            f"{settings.cost} ({i}/{total})")
         solved.append((rule, solve_rule(full_base, rule, target, settings.rules, measure,
                                         settings.fast_a, cost), None))
     proxy_measure = Measurer(settings.counter, conv_linear=True)

@@ -65,11 +65,11 @@ class Compare:
         train, val = load_data(settings, events, size)
         left_out: list[LeftOut] = []
         if settings.is_curve:
-            models, left_out = build_curve_models(settings, len(train.classes))
+            models, left_out = build_curve_models(settings, len(train.classes), events.message)
             for point in left_out:
                 events.message(f"note: {point.describe(window(settings))}")
         else:
-            models = build_models(settings, len(train.classes))
+            models = build_models(settings, len(train.classes), events.message)
         candidates: dict[str, Any] = {c.key: c for c in map(candidate_of, models)}
         items = [item_key(key, s) for s in range(settings.budget.repeats) for key in candidates]
         identity = settings.identity(f"{train.fingerprint}/{val.fingerprint}")

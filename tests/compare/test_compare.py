@@ -180,9 +180,14 @@ def test_models_are_solved_at_full_size_and_trained_at_proxy_sizes() -> None:
     settings = CompareSettings(base="b0", dataset="cifar10", budget=budget, recipe=Recipe(),
                                counter="torch", single=("depth", "width", "resolution", "fast"))
     assert settings.recipe.stem_stride == proxy_stem_stride(get_base("b0"), budget.resolution)
-    models = build_models(settings, num_classes=10)
+    heard: list[str] = []
+    models = build_models(settings, num_classes=10, progress=heard.append)
     assert [m.full.name for m in models] == ["base", "compound", "depth", "width", "resolution",
                                         "fast"]
+    # issue 30: `compare --dry-run` solved for 56 s in silence; each solve is announced now
+    assert heard == [f"solving {name} to ×2 the base's full-size flops ({i}/5)"
+                     for i, name in enumerate(["compound", "depth", "width", "resolution",
+                                               "fast"], 1)]
     base = models[0]
     assert base.full.config.resolution == 224 and base.px == budget.resolution
     # measured (torch counter, 10 classes): what the solver honestly achieves
