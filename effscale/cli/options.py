@@ -22,6 +22,7 @@ from typing import Annotated, Any, get_type_hints
 import typer
 
 from effscale.datasets.registry import DATASET_HELP, native_size
+from effscale.errors import EffscaleError
 from effscale.experiment.budgets import (
     BUDGETS,
     DEFAULT_BUDGET,
@@ -242,9 +243,8 @@ Resume = Annotated[Path | None, typer.Option(help="Continue this run directory."
 
 # --------------------------------------------------------------------------- output
 
-# --out: what is written differs by command, and so does the flag's meaning.
-# The rule, said in every text: a folder for search, report and derive; a file for train and
-# weights import (they write one checkpoint).
+# --out is a folder in every command (search, compare, report, derive); a command that writes
+# one file (train, weights import) names it with --checkpoint.
 RunDirOut = Annotated[Path | None, typer.Option(
     help="A folder: the run directory (default: a new one under runs/, named after the time, "
          "base and dataset).")]
@@ -252,16 +252,25 @@ ReportOut = Annotated[Path | None, typer.Option(
     help="A folder: where to write the outputs (default: the run directory, or "
          "./report-<study>).")]
 CheckpointOut = Annotated[Path | None, typer.Option(
-    help="A file, not a folder (unlike search's --out): the checkpoint to write (default: "
-         "<config name>-<dataset>.pt).")]
+    "--checkpoint", help="The checkpoint file to write (default: <config name>-<dataset>.pt).")]
 DERIVE_OUT = Path("runs/derive")
 ConfigDirOut = Annotated[Path, typer.Option(
     help="A folder: where the bPHI.yaml files are written (default: runs/derive/; the shipped "
          "configs/ is written only when named here).", show_default=False)]
-ImportedCheckpointOut = Annotated[Path, typer.Option(
-    help="A file, not a folder (unlike search's --out): the checkpoint to write, with the "
-         "config and the imported weights (for train --init, export and "
-         "effscale.load_checkpoint).")]
+ImportedCheckpointOut = Annotated[Path | None, typer.Option(
+    "--checkpoint", help="The checkpoint file to write, with the config and the imported "
+                         "weights (for train --init, export and effscale.load_checkpoint).",
+    show_default=False)]
+# --out as a file, before it meant a folder everywhere: refused with the new name, not hidden
+# behind typer's "No such option".
+FileOut = Annotated[Path | None, typer.Option("--out", hidden=True)]
+
+
+def refuse_file_out(out: Path | None) -> None:
+    """The one-line error for ``train``/``weights import`` given ``--out``."""
+    if out is not None:
+        raise EffscaleError(f"--out names a folder in effscale; this command writes one file: "
+                            f"give it as --checkpoint {out}")
 Quiet = Annotated[bool, typer.Option(help="No progress output.")]
 DryRun = Annotated[bool, typer.Option(
     help="Build and measure the models, show them and stop: nothing is trained or written.")]

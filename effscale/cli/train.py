@@ -42,7 +42,8 @@ def train(
     compile: Annotated[bool, typer.Option(
         "--compile", help="torch.compile the model (inductor; on a 2-core CPU it did not pay at "
                           "32 px).")] = False,
-    out: opt.CheckpointOut = None,
+    checkpoint: opt.CheckpointOut = None,
+    out: opt.FileOut = None,
     init: opt.InitCheckpoint = None,
     as_json: opt.AsJson = False,
     quiet: opt.Quiet = False,
@@ -53,6 +54,7 @@ def train(
     accuracy is comparable with a search's trials. The checkpoint holds the weights and the
     config actually trained; load it with `effscale.load_checkpoint(path)`.
     """
+    opt.refuse_file_out(out)
     model_config = load_config(config)
     chosen = get_budget(budget.value).override(
         epochs=epochs, train_size=train_size, val_size=val_size, batch_size=batch_size,
@@ -62,7 +64,7 @@ def train(
         recipe=budget_recipe(chosen),
         data_dir=str(data_dir) if data_dir else None, seed=seed, device=device.value,
         threads=threads)
-    target = out or Path(f"{model_config.name}-{dataset_label(dataset)}.pt")
+    target = checkpoint or Path(f"{model_config.name}-{dataset_label(dataset)}.pt")
     _check_target(target)
     set_threads(settings)
     view = _View(quiet)
@@ -106,11 +108,11 @@ def train(
 
 def _check_target(target: Path) -> None:
     if target.is_dir():
-        raise EffscaleError(f"--out {target}: is a directory; give a file name")
+        raise EffscaleError(f"--checkpoint {target}: is a directory; give a file name")
     parent = target.parent
     if parent.exists() and not parent.is_dir():
-        raise EffscaleError(f"--out {target}: {parent} is not a directory")
-    check_writable_place(parent, "--out")
+        raise EffscaleError(f"--checkpoint {target}: {parent} is not a directory")
+    check_writable_place(parent, "--checkpoint")
 
 
 def _epoch_table(summary: dict) -> Table:

@@ -1,4 +1,4 @@
-"""``effscale weights import SOURCE CONFIG --out CKPT``: published weights onto an effscale
+"""``effscale weights import SOURCE CONFIG --checkpoint CKPT``: published weights onto an effscale
 config, written as an effscale checkpoint (see :mod:`effscale.model.deploy.weights`)."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def import_(
              "(or a checkpoint dict holding one under 'state_dict' or 'model'), or "
              ".safetensors.")],
     config: opt.ConfigFile,
-    out: opt.ImportedCheckpointOut,
+    checkpoint: opt.ImportedCheckpointOut = None,
     bn_eps: Annotated[float | None, typer.Option(
         min=0.0, help="Batch-norm epsilon the weights were trained with: 1e-3 "
                                      "for torchvision's efficientnet_b5-b7 and timm's tf_*.",
@@ -44,6 +44,7 @@ def import_(
         help="same: TensorFlow's SAME padding of strided convolutions, for timm's tf_* "
              "weights; symmetric: PyTorch's.", show_default="the config's")] = None,
     as_json: opt.AsJson = False,
+    out: opt.FileOut = None,
 ) -> None:
     """Map a torchvision or timm state dict onto CONFIG's model and save it as a checkpoint.
 
@@ -60,8 +61,12 @@ def import_(
     """
     from effscale.model.deploy.weights import import_weights, save_imported
 
-    if out.is_dir():
-        raise EffscaleError(f"--out {out}: is a directory; give a file name")
+    opt.refuse_file_out(out)
+    if checkpoint is None:
+        raise EffscaleError("give the checkpoint file to write: --checkpoint FILE")
+    if checkpoint.is_dir():
+        raise EffscaleError(f"--checkpoint {checkpoint}: is a directory; give a file name")
+    out = checkpoint
     model_config = load_config(config)
     changes = {"bn_eps": bn_eps, "bn_momentum": bn_momentum,
                "padding": padding.value if padding else None}

@@ -63,8 +63,8 @@ def test_version(cli: Cli) -> None:
 # effscale.cli.options that declare its meanings, each with its own help text. Any other flag
 # that several commands share must read the same in all of them.
 MEANINGS = {
-    "--out": ("RunDirOut", "ReportOut", "CheckpointOut", "ConfigDirOut",
-              "ImportedCheckpointOut"),
+    "--out": ("RunDirOut", "ReportOut", "ConfigDirOut"),  # a folder, of what differs
+    "--checkpoint": ("CheckpointOut", "ImportedCheckpointOut"),  # train's; with the import's
     "--resolution": ("ProxyResolution", "TrainResolution"),  # flops: TrainResolution's text
     "--repeats": ("BaseRepeats", "ModelRepeats"),  # search: the base's seeds; compare: all
     # search: one target; compare: target(s), a curve; derive: values to write
@@ -96,6 +96,8 @@ def _help_by_flag() -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     for path in COMMANDS:
         for param in getattr(_command(path), "params", []):
+            if getattr(param, "hidden", False):  # a retired spelling that only errors
+                continue
             found.setdefault(_flag(param), {})[" ".join(path)] = param.help or ""
     return found
 
@@ -413,7 +415,7 @@ def test_the_search_says_what_each_stage_will_do_before_it_runs() -> None:
 
     quick = stage_plan(get_budget("quick"))
     assert quick.startswith("screening: every candidate once (3 epochs) chooses the winner")
-    assert "the base and the screening's top 2 retrained for 6 epochs on fresh seeds, 2 to 3 " \
+    assert "the base and the screening's top 2 retrained for 6 epochs on fresh seeds, 3 to 4 " \
            "each" in quick and "55 min" in quick
     none = stage_plan(get_budget("quick").override(confirm_top=0))
     assert none.endswith("no confirmation stage, so the run cannot decide")

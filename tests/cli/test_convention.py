@@ -168,22 +168,28 @@ def test_derive_by_default_leaves_the_configs_folder_alone(cli: Cli, tmp_path: P
     assert (tmp_path / "runs" / "derive" / "b8.yaml").is_file()
 
 
-# --out is a folder everywhere but where the command writes one checkpoint.
-OUT_IS_A_FILE = {"train", "weights import"}
-
-
-def test_out_says_whether_it_is_a_folder_or_a_file() -> None:
-    """`--out` was a folder for search/derive/report and a file for train and weights import,
-    and only the reader's guess told which: each help text says it first."""
+# --out is a folder in every command; train and weights import write one file: --checkpoint.
+def test_out_is_a_folder_in_every_command(cli: Cli, tmp_path: Path) -> None:
+    """Issue 30: `--out` was a folder for search/derive/report and a file for train and weights
+    import. It is a folder wherever it is offered now; the two commands that write one
+    checkpoint name it with --checkpoint, and an --out given to them is refused in one line
+    that says so."""
     from test_cli import SHARED
 
     helps = SHARED["--out"]
-    assert OUT_IS_A_FILE <= set(helps) and {"search", "report", "derive", "compare"} <= set(helps)
+    assert {"search", "report", "derive", "compare"} <= set(helps)
+    assert not {"train", "weights import"} & set(helps)  # hidden there
     for command, text in helps.items():
-        kind = "A file, not a folder" if command in OUT_IS_A_FILE else "A folder"
-        assert text.startswith(kind), f"{command} --out: {text!r}"
+        assert text.startswith("A folder"), f"{command} --out: {text!r}"
+    assert {"train", "weights import"} <= set(SHARED["--checkpoint"])
+    for argv in (["train", "configs/b0.yaml"],
+                 ["weights", "import", "w.pt", "configs/b0.yaml"]):
+        code, out, err = cli(*argv, "--out", tmp_path / "b0.pt")
+        assert code == 2 and out == ""
+        assert err.strip() == (f"error: --out names a folder in effscale; this command writes "
+                               f"one file: give it as --checkpoint {tmp_path / 'b0.pt'}")
     getting_started = (REPO / "docs" / "getting-started.md").read_text()
-    assert "`train` and `weights import` write one checkpoint" in getting_started
+    assert "`--out` is a folder in every command" in getting_started
 
 
 def test_derive_help_says_where_it_writes(cli: Cli) -> None:

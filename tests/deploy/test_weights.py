@@ -94,7 +94,7 @@ def test_a_mismatched_file_is_refused_in_one_line_naming_the_tensor(cli, tmp_pat
     source, out = tmp_path / "mobilenet_v2.pt", tmp_path / "b0.pt"
     torch.save({"state_dict": reference.state_dict()}, source)
     code, stdout, err = cli("weights", "import", source, REPO / "configs/b0.yaml",
-                            "--out", out)
+                            "--checkpoint", out)
     assert code != 0 and stdout == ""
     assert err.count("\n") == 1, err
     # b0's first block has squeeze-excite where MobileNetV2's goes on to its projection.
@@ -119,7 +119,7 @@ def test_the_cli_writes_a_checkpoint_that_loads(cli, tmp_path: Path) -> None:
     source, out = tmp_path / "tf_b0.pt", tmp_path / "out" / "b0-tf.pt"
     torch.save(reference.state_dict(), source)
     code, stdout, err = cli("weights", "import", source, REPO / "configs/b0.yaml",
-                            "--out", out, "--bn-eps", "1e-3", "--padding", "same")
+                            "--checkpoint", out, "--bn-eps", "1e-3", "--padding", "same")
     assert code == 0, err
     assert "matched by order" in stdout and str(out) in stdout
     config, model = load_checkpoint(out)

@@ -32,7 +32,7 @@ def test_train_json_and_checkpoint_reproduce_accuracy(cli: Cli, tmp_path: Path) 
 
     target = tmp_path / "ck" / "b0.pt"
     code, out, err = cli("train", "configs/b0.yaml", *TINY, "--epochs", "2", "--json",
-                         "--out", target)
+                         "--checkpoint", target)
     assert code == 0, err
     doc = json.loads(out)
     assert {"val_accuracy", "val_accuracy_per_epoch", "train_loss_per_epoch", "epoch_seconds",
@@ -99,7 +99,8 @@ def test_foreign_torch_file_is_refused(tmp_path: Path) -> None:
     (("configs/b0.yaml", "--dataset", "nowhere"), 2, "unknown dataset 'nowhere'"),
     (("configs/b0.yaml", "--train-size", "8", "--batch-size", "16"), 2,
      "fewer than one batch"),
-    (("configs/b0.yaml", "--out", "."), 2, "is a directory"),
+    (("configs/b0.yaml", "--checkpoint", "."), 2, "is a directory"),
+    (("configs/b0.yaml", "--out", "b0.pt"), 2, "give it as --checkpoint b0.pt"),
     (("configs/b0.yaml", "--epochs", "0"), 2, "--epochs"),
 ])
 def test_train_bad_input_is_one_line(cli: Cli, argv: tuple[str, ...], code: int,
