@@ -27,6 +27,7 @@ from effscale.scaling.derive import check_phi
 from effscale.search.aliases import coefficient_aliases
 from effscale.search.candidates import Candidate, Skipped, extremes_found
 from effscale.search.confirm import ConfirmPlan
+from effscale.search.design import design
 from effscale.search.grid import budget_grid, single_axis
 from effscale.search.pareto import Entry, pareto_tables
 from effscale.search.report import write_outputs
@@ -136,12 +137,17 @@ def feasible_document(candidates: list[Candidate], dropped: list[Skipped], setti
     }
 
 
+def _or(value: Any, default: Any) -> Any:
+    """``value``, or ``default`` where the run recorded none."""
+    return default if value is None else value
+
+
 def summary_table(selection: Any, top: int = 8) -> Table:
     rows = ([("base", selection.base)] if selection.base and selection.base.completed else [])
     picked = selection.winner is getattr(selection, "screening_pick", selection.winner)
     rows += [(("winner" if picked else "pick") if i == 0 else str(i + 1), r)
              for i, r in enumerate(selection.ranked[:top])]
-    cost = next((str(r.attrs["cost"]) for _, r in rows if r.attrs.get("cost")), None)
+    cost = next((d.cost for _, r in rows if (d := design(r)).cost), None)
     table = render.data_table(
         "search result (validation accuracy on the held-out split; cost = "
         f"{cost or 'FLOPs'} at full size)",
@@ -149,13 +155,12 @@ def summary_table(selection: Any, top: int = 8) -> Table:
          "FLOPs × (full)", "proxy px", "FLOPs × (proxy)", "val acc", "± std", "seeds"),
         text={"", "candidate"})
     for label, row in rows:
-        a = row.attrs
-        table.add_row(label, row.candidate, f"{a.get('alpha', 1):.2f}", f"{a.get('beta', 1):.3f}",
-                      f"{a.get('gamma', 1):.3f}", str(a.get("full_resolution", "")),
-                      *([marked(float(a.get("cost_ratio", 1)), a.get("cost_note"))]
-                        if cost else []),
-                      f"{float(a.get('flops_ratio', 1)):.3f}", str(a.get("resolution", "")),
-                      f"{float(a.get('proxy_flops_ratio', 0)):.2f}", f"{row.mean:.2%}",
+        d = design(row)
+        table.add_row(label, row.candidate, f"{_or(d.alpha, 1):.2f}", f"{_or(d.beta, 1):.3f}",
+                      f"{_or(d.gamma, 1):.3f}", str(_or(d.full_resolution, "")),
+                      *([marked(_or(d.cost_ratio, 1), d.cost_note or None)] if cost else []),
+                      f"{_or(d.flops_ratio, 1):.3f}", str(_or(d.resolution, "")),
+                      f"{_or(d.proxy_flops_ratio, 0):.2f}", f"{row.mean:.2%}",
                       f"{row.std:.2%}" if len(row.accuracies) > 1 else "",
                       str(len(row.accuracies)))
     return table
@@ -196,14 +201,14 @@ def print_selection(selection: Any, run_dir: Path) -> None:
                  if selection.verdict.startswith("NO SIGNAL") else
                  f"winner ({selection.named_by})" if decision is not None and decision.signal
                  else f"best so far, not decided ({selection.named_by})")
-        say(f"{label}: α={w.attrs['alpha']:.2f} β={w.attrs['beta']:.3f} "
-            f"γ={w.attrs['gamma']:.3f}  {where} val acc {shown.mean:.2%} over "
-            f"{len(shown.accuracies)} seed(s)  measured FLOPs "
-            f"×{float(w.attrs['flops_ratio']):.3f} at full size "
-            f"(×{float(w.attrs.get('proxy_flops_ratio', 0)):.2f} at its {w.attrs['resolution']} "
-            f"px proxy; nominal α·β²·γ² = {float(w.attrs['nominal_ratio']):.2f})")
-        if w.attrs.get("cost"):
-            say(f"  measured {w.attrs['cost']} ×{float(w.attrs['cost_ratio']):.3f} the base's at "
+        d = design(w)
+        say(f"{label}: {d.label()}  {where} val acc "
+            f"{shown.mean:.2%} over {len(shown.accuracies)} seed(s)  measured FLOPs "
+            f"×{_or(d.flops_ratio, 0):.3f} at full size "
+            f"(×{_or(d.proxy_flops_ratio, 0):.2f} at its {d.resolution} "
+            f"px proxy; nominal α·β²·γ² = {_or(d.nominal_ratio, 0):.2f})")
+        if d.cost:
+            say(f"  measured {d.cost} ×{_or(d.cost_ratio, 0):.3f} the base's at "
                 "full size (the cost the candidates are equal in)")
         if aliases := doc.get("aliases"):
             parts = [f"{sym} ∈ [{aliases[k]['same_model'][0]:g}, {aliases[k]['same_model'][1]:g}]"

@@ -118,8 +118,8 @@ BUDGETS: dict[str, Budget] = {
         description="the embedded synthetic set, learned for real in minutes on a CPU: "
                     "width-only, depth-only, resolution-only and resolution+width at 2x "
                     "full-size FLOPs screened once; the base and the winner confirmed on 3 "
-                    "fresh seeds (one look: a 2-seed look has 1 degree of freedom); batch-norm statistics recomputed on 512 images before each "
-                    "validation",
+                    "fresh seeds (one look: a 2-seed look has 1 degree of freedom); "
+                    "batch-norm statistics recomputed on 512 images before each validation",
         expected="3-5 min on 2 CPU cores with 3 candidates (the 4th, resolution-only, adds "
                  "a screening training; 3.4 min measured in a fresh clone, 4.1 min in "
                  "another run; decided after 2 confirmation seeds)",

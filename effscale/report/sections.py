@@ -9,7 +9,6 @@ family of each coefficient set, class activation maps, settings.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +40,7 @@ from effscale.report.markup import (
 from effscale.scaling.derive import Coefficients, derive_config
 from effscale.search import fidelity
 from effscale.search.candidates import BASE_KEY
+from effscale.search.design import Design, design, design_of
 from effscale.search.ladder import ladder_summary
 from effscale.search.plot import plot_search
 from effscale.search.refine import answer_position
@@ -59,7 +59,6 @@ from effscale.search.results import (
     is_screening,
 )
 
-KEY = re.compile(r"^a(?P<alpha>[\d.]+)_b(?P<beta>[\d.]+)_g(?P<gamma>[\d.]+)$")
 CAM_FILE = "cam.png"
 PARETO_FILE = "pareto.png"  # accuracy against cost, written by a search when it has one
 
@@ -198,19 +197,15 @@ def search_selection(run: RunData) -> tuple[Selection, dict[str, Row], dict[str,
     return selection, rows, check
 
 
-def _candidate_cells(key: str, attrs: dict[str, Any], costed: bool = False) -> list[Any]:
+def _candidate_cells(d: Design, costed: bool = False) -> list[Any]:
     """α, β, γ, full px, [the search's own cost ratio,] FLOPs ratios and proxy px; a cost
     ratio whose timing missed its spread bound is marked "!"."""
-    found = KEY.match(key)
-    parsed = {k: float(v) for k, v in found.groupdict().items()} if found else \
-        ({"alpha": 1.0, "beta": 1.0, "gamma": 1.0} if key == BASE_KEY else {})
-    value = lambda name: attrs.get(name, parsed.get(name))  # noqa: E731
-    ratio = number(attrs.get("cost_ratio"))
-    cost = [(ratio + " !", ratio) if ratio and attrs.get("cost_note") else ratio] \
-        if costed else []
-    return [number(value("alpha"), 2), number(value("beta"), 3), number(value("gamma"), 3),
-            str(attrs.get("full_resolution", "")), *cost, number(attrs.get("flops_ratio")),
-            str(attrs.get("resolution", "")), number(attrs.get("proxy_flops_ratio"), 2)]
+    ratio = number(d.cost_ratio)
+    cost = [(ratio + " !", ratio) if ratio and d.cost_note else ratio] if costed else []
+    blank = lambda value: "" if value is None else str(value)  # noqa: E731
+    return [number(d.alpha, 2), number(d.beta, 3), number(d.gamma, 3),
+            blank(d.full_resolution), *cost, number(d.flops_ratio),
+            blank(d.resolution), number(d.proxy_flops_ratio, 2)]
 
 
 def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
@@ -231,15 +226,12 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     # Under an undecided verdict the answer is no winner: the screening's pick, not decided.
     label = "winner" if selection.decided else "screening's pick (best so far, not decided)"
     if w is not None and shown is not None:
-        lines.append(f"{label} {w.candidate} ({selection.named_by}): "
-                     f"α={float(w.attrs['alpha']):.2f} "
-                     f"β={float(w.attrs['beta']):.3f} γ={float(w.attrs['gamma']):.3f}, "
+        won = design(w)
+        lines.append(f"{label} {w.candidate} ({selection.named_by}): {won.label()}, "
                      f"{where} accuracy {shown.mean:.2%} over {len(shown.accuracies)} "
                      "seed(s), "
-                     + (f"measured {cost} ×{float(w.attrs.get('cost_ratio', 0)):.3f} and "
-                        if costed else "")
-                     + f"measured FLOPs ×{float(w.attrs.get('flops_ratio', 0)):.3f} at full "
-                       "size")
+                     + (f"measured {cost} ×{won.cost_ratio or 0:.3f} and " if costed else "")
+                     + f"measured FLOPs ×{won.flops_ratio or 0:.3f} at full size")
     if shown_base is not None and shown_base.completed:
         lines.append(f"base: {where} accuracy {shown_base.mean:.2%} over "
                      f"{len(shown_base.accuracies)} seed(s); chance is "
@@ -266,7 +258,7 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     shown = {r.candidate for _, r in ranked}
     ranked += [("outside window", r) for r in grid.values()
                if r.completed and r.candidate not in shown]
-    result_rows = [[(label, str(i)), r.candidate, *_candidate_cells(r.candidate, r.attrs, costed),
+    result_rows = [[(label, str(i)), r.candidate, *_candidate_cells(design(r), costed),
                     percent(r.mean), percent(r.std) if len(r.accuracies) > 1 else "",
                     str(len(r.accuracies)), number(r.seconds, 1)]
                    for i, (label, r) in enumerate(ranked)]
@@ -284,12 +276,10 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
 
     keys = sorted({split_item(item)[0] for item in item_states(run.study)},
                   key=lambda k: (k != BASE_KEY, k))
-    feasible_rows = [[key, *_candidate_cells(key, rows[key].attrs if key in rows else {},
-                                             costed),
-                      (f"{int(rows[key].attrs['params']):,}", str(rows[key].attrs["params"]))
-                      if key in rows and "params" in rows[key].attrs else "",
-                      str(rows[key].attrs.get("aliases", "")) if key in rows else "",
-                      states.get(key, "")]
+    designs = {key: design_of(key, rows.get(key)) for key in keys}
+    feasible_rows = [[key, *_candidate_cells(designs[key], costed),
+                      (f"{d.params:,}", str(d.params)) if (d := designs[key]).params else "",
+                      d.aliases, states.get(key, "")]
                      for key in keys if is_screening(key)]
     points = settings.get("feasible_grid_points")
     feasible = table(["candidate", *cost_heads, "params (full)", "same model as", "state"],
@@ -328,7 +318,7 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                    "note")
 
     if w is not None:
-        coeffs = Coefficients(*search_coefficients(w.attrs, settings), base=settings["base"])
+        coeffs = Coefficients(*search_coefficients(design(w), settings), base=settings["base"])
         whose = "the winner's" if selection.decided else "the screening's pick's (not decided)"
         caption = (f"{settings['base']} scaled by {whose} α^φ, β^φ, γ^φ (as configs/b*.yaml)"
                    + ("" if run.finished else "; from the CURRENT leader, the run is not done"))
@@ -541,19 +531,18 @@ def compare_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     table_rows = []
     for name in compare_names(settings):
         row, record = rows.get(name), records.get(name, {})
-        attrs = row.attrs if row is not None else {}
+        d = design(row)
+        blank = lambda value: "" if value is None else str(value)  # noqa: E731
         done = row is not None and row.completed
         kind = "base" if name == "base" else "compound" if name in compounds else name
         table_rows.append([
-            name, kind, number(record.get("s")), number(attrs.get("alpha")),
-            number(attrs.get("beta")), number(attrs.get("gamma")),
-            str(attrs.get("full_resolution", "")), str(attrs.get("resolution", "")),
-            str(attrs.get("blocks", "")),
-            (f"{int(attrs['params']):,}", str(attrs["params"])) if "params" in attrs else "",
-            number(attrs.get("flops_ratio")),
+            name, kind, number(record.get("s")), number(d.alpha), number(d.beta),
+            number(d.gamma), blank(d.full_resolution), blank(d.resolution), blank(d.blocks),
+            (f"{d.params:,}", str(d.params)) if d.params is not None else "",
+            number(d.flops_ratio),
             percent(record.get("target_error"), 1) if record.get("target_error") is not None
             and kind != "base" else "",
-            number(attrs.get("proxy_flops_ratio"), 2), percent(row.mean) if done else "",
+            number(d.proxy_flops_ratio, 2), percent(row.mean) if done else "",
             percent(row.std) if done and len(row.accuracies) > 1 else "",
             str(len(row.accuracies)) if row is not None else "0", states.get(name, "")])
     target = float(settings.get("phi", 1.0))

@@ -14,6 +14,7 @@ Note:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, replace
 
 from effscale.errors import EffscaleError
@@ -100,6 +101,16 @@ class Triple:
     @property
     def key(self) -> str:
         return f"a{self.alpha:.2f}_b{self.beta:.2f}_g{self.gamma:.3f}"
+
+
+_KEY = re.compile(r"^a(?P<alpha>[\d.]+)_b(?P<beta>[\d.]+)_g(?P<gamma>[\d.]+)$")
+
+
+def key_coefficients(key: str) -> tuple[float, float, float] | None:
+    """The (α, β, γ) a :attr:`Triple.key` spells, at its rounding; ``None`` for any other key."""
+    found = _KEY.match(key)
+    return None if found is None else (float(found["alpha"]), float(found["beta"]),
+                                       float(found["gamma"]))
 
 
 def single_axis(alpha: float, beta: float, gamma: float) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from effscale.experiment.results import Row
 from effscale.search.candidates import BASE_KEY
+from effscale.search.design import design
 
 # cost name -> the trial attribute that holds its full-size value
 COUNTED = {"flops": "flops", "params": "params", "activations": "activations"}
@@ -70,7 +71,7 @@ class Entry:
 def _value(row: Row, cost: str) -> float | None:
     attr = COUNTED.get(cost)
     if attr is None:
-        attr = "cost_value" if row.attrs.get("cost") == cost else ""
+        attr = "cost_value" if design(row).cost == cost else ""
     value = row.attrs.get(attr)
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
 
@@ -80,7 +81,7 @@ def measured_costs(rows: Iterable[Row]) -> list[str]:
     own cost when it is another."""
     rows = list(rows)
     names = [c for c in COUNTED if any(_value(r, c) is not None for r in rows)]
-    extra = [str(r.attrs["cost"]) for r in rows if r.attrs.get("cost")]
+    extra = [d.cost for r in rows if (d := design(r)).cost]
     return names + [c for c in dict.fromkeys(extra) if c not in names]
 
 

@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 from effscale.experiment.results import Row
+from effscale.search.design import design
 from effscale.search.results import Selection
 
 
@@ -26,7 +27,8 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, 
     done = [r for r in rows.values() if r.completed and r.candidate != "base"]
     fig, (left, right, third) = plt.subplots(
         1, 3, figsize=(17, 5), dpi=110, gridspec_kw={"width_ratios": [1.2, 1.1, 0.8]})
-    ratios = [float(r.attrs["flops_ratio"]) for r in done]
+    designs = {r.candidate: design(r) for r in done}
+    ratios = [designs[r.candidate].flops_ratio or 0.0 for r in done]
     accs = [r.mean * 100 for r in done]
     errs = [r.std * 100 for r in done]
     window = settings.get("flops_window")
@@ -34,9 +36,9 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, 
         left.axvspan(window[0], window[1], color="tab:green", alpha=0.1,
                      label="equal-cost window (full size)")
     for r, acc in zip(done, accs):
-        proxy = float(r.attrs.get("proxy_flops_ratio") or 0)
+        proxy = designs[r.candidate].proxy_flops_ratio or 0.0
         if proxy:
-            left.plot([proxy, float(r.attrs["flops_ratio"])], [acc, acc], color="grey",
+            left.plot([proxy, designs[r.candidate].flops_ratio or 0.0], [acc, acc], color="grey",
                       linewidth=0.8, alpha=0.6)
             left.plot([proxy], [acc], "o", markerfacecolor="none", color="grey", alpha=0.8)
     left.errorbar(ratios, accs, yerr=errs if any(errs) else None, fmt="o", color="tab:blue",
@@ -46,10 +48,10 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, 
         left.errorbar([1.0], [base.mean * 100], yerr=[base.std * 100] if base.std else None,
                       fmt="s", color="black", markersize=9, label="base (φ=0)")
     if winner is not None:
-        left.plot([float(winner.attrs["flops_ratio"])], [winner.mean * 100], marker="*",
+        won = design(winner)
+        left.plot([won.flops_ratio or 0.0], [winner.mean * 100], marker="*",
                   color="tab:red", markersize=18, linestyle="none",
-                  label=f"winner α={winner.attrs['alpha']:.2f} β={winner.attrs['beta']:.3f} "
-                        f"γ={winner.attrs['gamma']:.3f}")
+                  label=f"winner {won.label()}")
     chance = 100.0 / int(settings["num_classes"])
     left.axhline(chance, color="tab:orange", linestyle=":", linewidth=1, label="chance")
     left.set_xlabel("FLOPs ÷ base FLOPs (measured; filled: full size, hollow: proxy)")
@@ -59,16 +61,17 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, 
     left.legend(fontsize=8, loc="best")
     left.grid(alpha=0.3)
     if done:
-        points = right.scatter([float(r.attrs["alpha"]) for r in done],
-                               [float(r.attrs["gamma"]) for r in done], c=accs, cmap="viridis",
+        points = right.scatter([designs[r.candidate].alpha for r in done],
+                               [designs[r.candidate].gamma for r in done], c=accs,
+                               cmap="viridis",
                                s=160, edgecolors="black")
         for r in done:
-            right.annotate(f"β={float(r.attrs['beta']):.2f}\n{r.mean:.1%}",
-                           (float(r.attrs["alpha"]), float(r.attrs["gamma"])),
+            alpha, beta, gamma = designs[r.candidate].coefficients
+            right.annotate(f"β={beta:.2f}\n{r.mean:.1%}", (alpha, gamma),
                            textcoords="offset points", xytext=(8, 4), fontsize=7)
         fig.colorbar(points, ax=right, label="validation accuracy (%)")
         if winner is not None:
-            right.scatter([float(winner.attrs["alpha"])], [float(winner.attrs["gamma"])],
+            right.scatter([design(winner).alpha], [design(winner).gamma],
                           marker="*", s=400, color="tab:red", edgecolors="white")
     right.margins(x=0.2, y=0.15)
     right.set_xlabel("α (depth)")

@@ -34,6 +34,7 @@ from effscale.search.aliases import coefficient_aliases, phi_range
 from effscale.search.candidates import BASE_KEY
 from effscale.search.confirm import ConfirmPlan, current_decision, stage_costs
 from effscale.search.decision import METHOD as DECISION_METHOD
+from effscale.search.design import Design, design
 from effscale.search.estimate_stages import estimate_vs_actual
 from effscale.search.grid import GridSpec
 from effscale.search.ladder import ladder_summary
@@ -73,16 +74,17 @@ def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dic
     if winner is not None:
         shown = confirmed if confirmed is not None and confirmed.candidate == winner.candidate \
             else winner
+        won = design(winner)
+        alpha, beta, gamma = won.coefficients
         doc.update(
-            alpha=float(winner.attrs["alpha"]), beta=float(winner.attrs["beta"]),
-            gamma=float(winner.attrs["gamma"]), candidate=winner.candidate,
+            alpha=alpha, beta=beta, gamma=gamma, candidate=winner.candidate,
             val_accuracy=round(shown.mean, 5), val_accuracy_std=round(shown.std, 5),
             seeds=len(shown.accuracies),
             accuracy_from="confirmation" if shown is not winner else "screening",
             screening_val_accuracy=round(winner.mean, 5),
-            flops_ratio_measured=float(winner.attrs.get("flops_ratio", 0.0)),
-            flops_ratio_nominal=float(winner.attrs.get("nominal_ratio", 0.0)),
-            proxy_resolution=int(winner.attrs.get("resolution", 0)),
+            flops_ratio_measured=won.flops_ratio or 0.0,
+            flops_ratio_nominal=won.nominal_ratio or 0.0,
+            proxy_resolution=won.resolution or 0,
         )
     shown_base = confirmed_base or base
     if shown_base is not None and shown_base.completed:
@@ -104,7 +106,7 @@ def coefficients_document(selection: Selection, settings: dict[str, Any]) -> dic
     phi = search_phi(settings)
     if winner is not None and phi != 1:
         doc["multipliers_at_phi"] = {k: doc[k] for k in ("alpha", "beta", "gamma")}
-        doc.update(zip(("alpha", "beta", "gamma"), search_coefficients(winner.attrs, settings)))
+        doc.update(zip(("alpha", "beta", "gamma"), search_coefficients(design(winner), settings)))
     doc[CHECKED_KEY] = [phi]
     doc["reach"] = reach_text([phi])
     doc["tool_version"] = __version__
@@ -117,14 +119,14 @@ def search_phi(settings: dict[str, Any]) -> float:
     return round(math.log2(target), 6)
 
 
-def search_coefficients(attrs: dict[str, Any], settings: dict[str, Any]
+def search_coefficients(chosen: Design, settings: dict[str, Any]
                         ) -> tuple[float, float, float]:
     """A candidate's (alpha, beta, gamma) as ``derive`` applies them. The grid holds the
     multipliers at the search's phi and derive applies ``alpha**phi``, so the coefficient is
     ``depth**(1/phi)``: >= 1 whether the search grew or shrank (the multipliers themselves
     at phi = 1)."""
     phi = search_phi(settings)
-    values = (float(attrs["alpha"]), float(attrs["beta"]), float(attrs["gamma"]))
+    values = chosen.coefficients
     if phi == 1:
         return values
     return tuple(round(v ** (1 / phi), 6) for v in values)  # type: ignore[return-value]
@@ -254,10 +256,11 @@ def _cost(selection: Selection, settings: dict[str, Any]) -> dict[str, Any]:
     name = settings.get("cost_name", "flops")
     doc: dict[str, Any] = {"cost_name": name}
     winner = selection.winner
-    if name != "flops" and winner is not None and "cost_ratio" in winner.attrs:
-        doc["cost_ratio_measured"] = float(winner.attrs["cost_ratio"])
-        if note := winner.attrs.get("cost_note"):
-            doc["cost_note"] = str(note)
+    won = design(winner)
+    if name != "flops" and won.cost_ratio is not None:
+        doc["cost_ratio_measured"] = won.cost_ratio
+        if won.cost_note:
+            doc["cost_note"] = won.cost_note
     return doc
 
 

@@ -105,7 +105,8 @@ def test_train_compile_without_a_compiler_exits_2_in_one_line(
     monkeypatch.setattr(levers.shutil, "which", lambda name: None)
     code, _out, err = cli("train", "configs/b0.yaml", "--dataset", "synthetic", "--train-size",
                          "64", "--val-size", "32", "--batch-size", "32", "--resolution", "16",
-                         "--threads", "1", "--quiet", "--compile", "--checkpoint", tmp_path / "b0.pt")
+                         "--threads", "1", "--quiet", "--compile", "--checkpoint",
+                         tmp_path / "b0.pt")
     assert code == 2
     assert "C++ compiler" in err and "Traceback" not in err
     assert not (tmp_path / "b0.pt").exists()
