@@ -19,6 +19,7 @@ from effscale.cli.running import RichEvents, dry_run_line, report_end, run_with_
 from effscale.errors import EffscaleError
 from effscale.experiment.estimate import compare_line, count_span, span
 from effscale.experiment.queue import progress_counts
+from effscale.experiment.rundir import run_settings
 from effscale.experiment.storage import JOURNAL_NAME
 from effscale.model.bases import get_base
 from effscale.report.html import write_report, write_run_report
@@ -553,7 +554,7 @@ def report(
     loaded = open_run_study(run or target, storage, study, render.err.print)
     if "settings" not in loaded.user_attrs:
         raise EffscaleError(f"study {study!r} was not written by effscale search")
-    if loaded.user_attrs["settings"].get("command") == "compare":
+    if run_settings(loaded).get("command") == "compare":
         if not html:
             raise EffscaleError(f"study {loaded.study_name!r} is a compare run: compare writes "
                                 "its outputs; --html writes its report.html")

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from effscale.experiment.rundir import (
     check_writable_place,
     ensure_writable,
     resolve_run_dir,
+    store_settings,
     write_settings,
 )
 from effscale.experiment.runner import run_trial
@@ -142,8 +142,7 @@ def run_experiment(experiment: Experiment, events: RunEvents, resume: str | None
     ensure_writable(run_dir)
     atomic.remove_stray_temps(run_dir)
     atomic.remove_stray_temps(run_dir / "configs")
-    if "settings" not in study.user_attrs:
-        study.set_user_attr("settings", json.loads(json.dumps(doc)))
+    store_settings(study, doc)
     write_settings(run_dir, doc, "running")
     if resumed:
         counts = progress_counts(study)

@@ -143,3 +143,23 @@ def ensure_writable(run_dir: Path) -> None:
 def write_settings(run_dir: Path, doc: dict[str, Any], status: str) -> None:
     atomic.write_text(run_dir / SETTINGS_FILE,
                       yaml.safe_dump({**doc, "status": status}, sort_keys=False))
+
+
+SETTINGS_ATTR = "settings"  # the study's copy of the settings document (settings.yaml's)
+
+
+def run_settings(study: Any) -> dict[str, Any]:
+    """The settings document a run stored in its study when it started (the one home of
+    that key: the engine writes it, the search's stages and pages read it)."""
+    settings = study.user_attrs.get(SETTINGS_ATTR)
+    if settings is None:
+        raise EffscaleError(f"study {study.study_name!r} holds no effscale settings: not a "
+                            "run of this tool, or one that never started")
+    return settings
+
+
+def store_settings(study: Any, doc: dict[str, Any]) -> None:
+    """Store ``doc`` (as JSON round-trips it) as the run's settings, once: a resumed run
+    keeps the document it started with."""
+    if SETTINGS_ATTR not in study.user_attrs:
+        study.set_user_attr(SETTINGS_ATTR, json.loads(json.dumps(doc)))

@@ -41,6 +41,7 @@ from effscale.experiment import stats
 from effscale.experiment.events import RunEvents
 from effscale.experiment.queue import ITEM_PARAM, item_key, item_states
 from effscale.experiment.results import Row, collect_rows
+from effscale.experiment.rundir import run_settings
 from effscale.search.candidates import BASE_KEY, LADDER_PREFIX, Candidate, confirm_key
 from effscale.search.confirm import ConfirmPlan, current_decision, trial_seconds
 from effscale.search.decision import Decision, decide
@@ -250,7 +251,7 @@ def follow_ladder(study: optuna.Study, events: RunEvents, stopped: str, workers:
         return False
     events.message(f"confirmation stopped: {stopped}")
     plan = _plan_of(study)
-    settings = study.user_attrs["settings"]
+    settings = run_settings(study)
     record: dict[str, Any] = {"run": False}
     decision = current_decision(study, ConfirmPlan.from_settings(settings),
                                 int(settings["num_classes"]))

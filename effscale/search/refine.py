@@ -31,6 +31,7 @@ import optuna
 from effscale.experiment.budgets import Budget
 from effscale.experiment.queue import ITEM_PARAM, item_key, item_states
 from effscale.experiment.results import Row, collect_rows
+from effscale.experiment.rundir import run_settings
 from effscale.model.config import ModelConfig, ScalingRules
 from effscale.model.cost import CostMeter
 from effscale.scaling.compound import scale_config
@@ -219,7 +220,7 @@ def next_round(study: optuna.Study, budget: Budget, make: Callable[[str], Any],
                workers: int = 1) -> tuple[list[str], str]:
     """Enqueue the next refinement round (the items added, and a line for the log), or
     ``([], why)`` when refinement is over (``why`` empty: nothing to refine)."""
-    settings = study.user_attrs["settings"]
+    settings = run_settings(study)
     if study.user_attrs.get(STOP_ATTR) is not None:
         return [], ""
     section, bounds = settings.get(SETTINGS_KEY), _bounds_from(settings)

@@ -20,6 +20,7 @@ from effscale import __version__, atomic
 from effscale.experiment import stats
 from effscale.experiment.queue import item_of, split_item
 from effscale.experiment.results import Row, collect_rows
+from effscale.experiment.rundir import run_settings
 from effscale.model.bases import get_base
 from effscale.model.config import rules_from_dict, save_config
 from effscale.scaling.derive import (
@@ -164,7 +165,7 @@ def search_answer(study: optuna.Study, rows: dict[str, Row] | None = None
     """The study's answer as it stands: the screening's ranking with the confirmation's
     decision applied, and the fidelity of the screening's pick (screening vs confirmation
     ranking). The one place the CLI, coefficients.yaml and report.html take it from."""
-    settings = study.user_attrs["settings"]
+    settings = run_settings(study)
     rows = collect_rows(study) if rows is None else rows
     window = settings.get("flops_window")
     num_classes = int(settings["num_classes"])
@@ -188,7 +189,7 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> Selection:
     undecided answer is marked in coefficients.yaml (``decided: false``, ``caveat``) and in
     a header line of every config it writes."""
 
-    settings = study.user_attrs["settings"]
+    settings = run_settings(study)
     rows = collect_rows(study)
     selection, check = search_answer(study, rows)
     plan = ConfirmPlan.from_settings(settings)

@@ -18,6 +18,7 @@ import optuna
 
 from effscale.experiment import stats
 from effscale.experiment.results import Row, collect_rows
+from effscale.experiment.rundir import run_settings
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX, LADDER_PREFIX
 from effscale.search.decision import CHANCE_MARGIN, Decision
 
@@ -231,7 +232,7 @@ def remembered_top(study: optuna.Study, attr: str, top: int) -> list[str]:
     stored = study.user_attrs.get(attr)
     if stored is not None:
         return list(stored)
-    settings = study.user_attrs["settings"]
+    settings = run_settings(study)
     window = settings.get("flops_window")
     selection = select(grid_rows(collect_rows(study)), int(settings["num_classes"]),
                        tuple(window) if window else None)

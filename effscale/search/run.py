@@ -27,7 +27,7 @@ from effscale.experiment.events import RunEvents
 from effscale.experiment.plan import Prepared
 from effscale.experiment.pruning import make_pruner
 from effscale.experiment.queue import item_key
-from effscale.experiment.rundir import fingerprint, stamped_run_dir
+from effscale.experiment.rundir import fingerprint, run_settings, stamped_run_dir
 from effscale.experiment.settings import RunSettings
 from effscale.model.bases import get_base
 from effscale.model.config import ModelConfig
@@ -362,7 +362,7 @@ class Search:
         plan = self.plan()
         if plan.top < 1:
             return False
-        num_classes = int(study.user_attrs["settings"]["num_classes"])
+        num_classes = int(run_settings(study)["num_classes"])
         step = next_round(study, plan, num_classes)
         if step.stopped:  # the proxy ladder, once decided (it says the stop's reason)
             return follow_ladder(study, events, step.stopped, settings.workers)
@@ -383,7 +383,7 @@ class Search:
     def refine_round(self, study: optuna.Study, events: RunEvents) -> bool:
         """The next refinement round (:mod:`effscale.search.refine`), before the
         confirmation: ``True`` when it added trainings."""
-        num_classes = int(study.user_attrs["settings"]["num_classes"])
+        num_classes = int(run_settings(study)["num_classes"])
         settings = self.settings
         makers: list[Maker] = []
 

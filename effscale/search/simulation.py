@@ -35,6 +35,7 @@ import numpy as np
 from optuna.trial import TrialState
 
 from effscale.experiment.queue import ITEM_PARAM, item_key
+from effscale.experiment.rundir import store_settings
 from effscale.experiment.stats import pack_correct, paired_se
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX
 from effscale.search.confirm import ConfirmPlan, current_decision, next_round
@@ -166,7 +167,7 @@ def simulate(world: World, plan: ConfirmPlan, rng: np.random.Generator) -> Outco
     fit = {name: rng.normal(0.0, fit_sd) for name in names}
     order = {name: _order(rng, n, jitter) for name in names}
     study = MemoryStudy()
-    study.set_user_attr("settings", {"num_classes": 10, "flops_window": None})
+    store_settings(study, {"num_classes": 10, "flops_window": None})
     for name in names:
         screen_fit, screen_order = fit[name], order[name]
         if not world.shared_validation:
