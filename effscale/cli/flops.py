@@ -28,7 +28,10 @@ def flops(
     part is what published figures quote.
     """
     model_config = load_config(config)
-    report = count_flops(model_config, resolution, counter.value)
+    # a spinner on a terminal: B7 at 600 px takes tens of seconds to trace
+    with render.err.status(f"counting {model_config.name}'s FLOPs at "
+                           f"{resolution or model_config.resolution} px ({counter.value})"):
+        report = count_flops(model_config, resolution, counter.value)
     if report.note:
         render.err.print(f"note: {report.note}", markup=False)
     if model_config.head.type == "unet":

@@ -278,6 +278,23 @@ def test_derive_shows_what_it_measures_on_a_terminal(cli: Cli, tmp_path: Path,
     assert "measuring FLOPs at full size (torch): a model at 256 px" in screen.getvalue()
 
 
+
+def test_flops_shows_what_it_counts_on_a_terminal(cli: Cli, monkeypatch: pytest.MonkeyPatch
+                                                  ) -> None:
+    """`effscale flops configs/b4.yaml` traced for 18 s with nothing on the screen."""
+    import io
+
+    from rich.console import Console
+
+    from effscale.cli import render
+
+    screen = io.StringIO()
+    monkeypatch.setattr(render, "err", Console(file=screen, force_terminal=True, width=120))
+    code, _, err = cli("flops", "configs/b0.yaml", "--resolution", "64", "--counter", "torch")
+    assert code == 0, err
+    assert "counting b0's FLOPs at 64 px (torch)" in screen.getvalue()
+
+
 # --------------------------------------------------------------------------- bad input
 
 VALID = (REPO / "configs" / "b0.yaml").read_text()
