@@ -20,7 +20,6 @@ from effscale.model.config import (
     Head,
     ModelConfig,
     ScalingRules,
-    save_config,
 )
 from effscale.model.cost import TRAIN_BATCH, CostMeter, run_cost_options
 from effscale.model.flops import count_flops
@@ -30,12 +29,14 @@ from effscale.scaling.derive import (
     Coefficients,
     Matched,
     derive_config,
+    derive_family,
     load_coefficients,
     measured_drift_warning,
     official_config,
     parse_phis,
     phi_label,
     reach_warning,
+    save_family,
     with_head,
 )
 from effscale.scaling.derive import match_flops as match_flops_along
@@ -188,12 +189,10 @@ def derive(
     rows, matched, costs, meter, ref_flops = (family.rows, family.matched, family.costs,
                                               family.meter, family.ref_flops)
     _check_writable(out)
-    for _, config, _ in rows:
-        save_config(config, out / f"{config.name}.yaml")
+    save_family([config for _, config, _ in rows], out)
     if matched:
         _check_writable(out / "matched")
-        for m in matched:
-            save_config(m.config, out / "matched" / f"{m.config.name}.yaml")
+        save_family([m.config for m in matched], out / "matched")
     if as_json:
         doc = _derive_json(coeffs, official, rows, matched, ref_flops, base_name,
                            counter.value)
@@ -239,7 +238,7 @@ def _measure_family(official: bool, phis: list[float], num_classes: int, coeffs:
             render.err.print(f"warning: {warning}", markup=False)
         if warning := reach_warning(coeffs, phis):
             render.err.print(f"warning: {warning}", markup=False, highlight=False)
-        configs = [derive_config(coeffs, p, base_name, num_classes, rules) for p in phis]
+        configs = derive_family(coeffs, phis, base_name, num_classes, rules)
         reference = derive_config(coeffs, 0.0, base_name, num_classes, rules)
     if head_config:
         configs = [with_head(c, head_config) for c in configs]

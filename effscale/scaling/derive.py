@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,7 +13,14 @@ import yaml
 from effscale import __version__, atomic
 from effscale.errors import EffscaleError
 from effscale.model.bases import get_base
-from effscale.model.config import Head, ModelConfig, Provenance, ScalingRules, read_yaml_file
+from effscale.model.config import (
+    Head,
+    ModelConfig,
+    Provenance,
+    ScalingRules,
+    read_yaml_file,
+    save_config,
+)
 from effscale.model.cost import COSTS, CostMeasurer
 from effscale.scaling.compound import (
     check_coefficients,
@@ -245,6 +252,21 @@ def derive_config(
     config = scale_config(base_config, depth=depth, width=width, resolution=resolution,
                           rules=rules, name=derived_name(base, phi), provenance=provenance)
     return config if head is None else with_head(config, head)
+
+
+def derive_family(coefficients: Coefficients, phis: Iterable[float], base: str = "b0",
+                  num_classes: int = 1000, rules: ScalingRules | None = None,
+                  head: Head | None = None) -> list[ModelConfig]:
+    """:func:`derive_config` at each phi: the family ``effscale derive`` and a search's
+    configs/ both write (through :func:`save_family`)."""
+    return [derive_config(coefficients, float(phi), base, num_classes, rules, head)
+            for phi in phis]
+
+
+def save_family(configs: Iterable[ModelConfig], folder: Path, header: str = "") -> None:
+    """Each config as ``folder/<name>.yaml``, written atomically, ``header`` lines first."""
+    for config in configs:
+        save_config(config, folder / f"{config.name}.yaml", header)
 
 
 def with_head(config: ModelConfig, head: Head) -> ModelConfig:

@@ -22,13 +22,14 @@ from effscale.experiment.queue import item_of, split_item
 from effscale.experiment.results import Row, collect_rows
 from effscale.experiment.rundir import run_settings
 from effscale.model.bases import get_base
-from effscale.model.config import rules_from_dict, save_config
+from effscale.model.config import rules_from_dict
 from effscale.scaling.derive import (
     CHECKED_KEY,
     Coefficients,
-    derive_config,
+    derive_family,
     match_flops,
     reach_text,
+    save_family,
 )
 from effscale.search import fidelity
 from effscale.search.aliases import coefficient_aliases, phi_range
@@ -275,21 +276,16 @@ def _write_families(doc: dict[str, Any], settings: dict[str, Any], rules: Any,
 
     coeffs = Coefficients(doc["alpha"], doc["beta"], doc["gamma"], base=settings["base"])
     classes = int(settings["num_classes"])
-    for phi in family_phis(settings):
-        config = derive_config(coeffs, float(phi), settings["base"], classes, rules)
-        save_config(config, run_dir / "configs" / f"{config.name}.yaml",
-                    header.format(run="../"))
+    save_family(derive_family(coeffs, family_phis(settings), settings["base"], classes, rules),
+                run_dir / "configs", header.format(run="../"))
     if settings.get("budget") in SKIP_MATCHED:
         # Solving B7 along a depth-heavy direction (alpha = 1.8: 61x the blocks) took minutes
         # on 2 cores, more than the demo itself; `effscale derive --coefficients
         # RUN/coefficients.yaml --match-flops` writes the family when it is wanted.
         return
-    for phi in family_phis(settings):
-        matched = match_flops(coeffs, float(phi), settings["base"], classes, rules,
-                              counter="torch")
-        save_config(matched.config,
-                    run_dir / "configs" / "matched" / f"{matched.config.name}.yaml",
-                    header.format(run="../../"))
+    save_family([match_flops(coeffs, float(phi), settings["base"], classes, rules,
+                             counter="torch").config for phi in family_phis(settings)],
+                run_dir / "configs" / "matched", header.format(run="../../"))
 
 
 def csv_record(row: Row) -> dict[str, Any]:
