@@ -118,8 +118,8 @@ def prepared_for(budget_name: str, candidates: int, workers: int = 1) -> SimpleN
 
 
 def test_the_demo_counts_every_stage() -> None:
-    """The demo: 4 screening items, then the base and the winner on 3 seeds in one look:
-    10 trainings (the work items alone said 4)."""
+    """The demo: 4 screening items, then the base and the winner on 4 seeds in one look:
+    12 trainings (the work items alone said 4)."""
     seen: list[str] = []
 
     def measure(config: Any, recipe: Any, device: Any, native: int):
@@ -130,14 +130,14 @@ def test_the_demo_counts_every_stage() -> None:
     run = estimate_stages.estimate_search(prepared, RunEvents(), measure)
     assert [s.name for s in run.stages] == ["screening", "confirmation"]
     assert run.stages[0].trainings == (4, 4)
-    assert run.stages[1].trainings == (6, 6)
-    assert run.trainings == (10, 10)
+    assert run.stages[1].trainings == (8, 8)
+    assert run.trainings == (12, 12)
     assert sorted(seen) == ["base-config", "c0-config", "c1-config", "c2-config"]  # once each
     # one demo training: 0.5 + 1824/10000 + 3 x (1024/1000 + (800 + 512)/4000)
     one = 0.5 + 1824 / 10_000 + 3 * (1024 / 1000 + 1312 / 4000)
     assert run.stages[0].seconds[0] == pytest.approx(4 * one)
     confirm_one = 0.5 + 1824 / 10_000 + 3 * (1024 / 1000 + 1312 / 4000)  # factor 1
-    assert run.stages[1].seconds == pytest.approx((6 * confirm_one, 6 * confirm_one))
+    assert run.stages[1].seconds == pytest.approx((8 * confirm_one, 8 * confirm_one))
 
 
 def test_the_quick_budgets_confirmation_is_capped_by_its_time() -> None:
@@ -201,9 +201,9 @@ def test_counting_only_without_measuring(monkeypatch: pytest.MonkeyPatch) -> Non
         raise AssertionError("measured")
 
     run = estimate_stages.estimate_search(prepared_for("demo", 3), RunEvents(), never)
-    assert run.trainings == (10, 10) and not run.timed
+    assert run.trainings == (12, 12) and not run.timed
     line = est.describe(run)
-    assert "total 10 trainings" in line and "min" not in line
+    assert "total 12 trainings" in line and "min" not in line
     assert est.compare(run.to_dict(), {}) is None
 
 
