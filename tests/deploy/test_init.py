@@ -82,7 +82,7 @@ def test_train_init_fine_tunes_and_segment_demo_takes_the_encoder(cli, imported,
     config = tmp_path / "b0-eps.yaml"
     config.write_text((REPO / "configs/b0.yaml").read_text() + "bn_eps: 1.0e-3\n")
     code, out, err = cli("train", config, *TINY, "--epochs", "1", "--init", path, "--json",
-                         "--out", tmp_path / "tuned.pt")
+                         "--checkpoint", tmp_path / "tuned.pt")
     assert code == 0, err
     assert json.loads(out)["epochs"] == 1
     code, out, err = cli("train", REPO / "configs/b0.yaml", *TINY, "--init", path)

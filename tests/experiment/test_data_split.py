@@ -105,7 +105,7 @@ def test_the_cli_refuses_a_mismatched_val_in_one_line(cli, tmp_path: Path) -> No
     write_split(tmp_path, "train", {"a": 10, "b": 10})
     write_split(tmp_path, "val", {"a": 2, "c": 2})
     code, out, err = cli("train", "configs/b0.yaml", "--dataset", tmp_path, "--quiet",
-                         "--out", tmp_path / "b0.pt")
+                         "--checkpoint", tmp_path / "b0.pt")
     assert code == 2 and out == ""
     assert err == (f"error: {tmp_path / 'val'}: its classes must be train/'s (2): c not in "
                    "train/; b missing\n")
@@ -115,7 +115,7 @@ def test_the_cli_refuses_a_mismatched_val_in_one_line(cli, tmp_path: Path) -> No
 def test_the_cli_refuses_a_one_class_folder_in_one_line(cli, tmp_path: Path) -> None:
     write_split(tmp_path, "train", {"only": 40})
     code, _, err = cli("train", "configs/b0.yaml", "--dataset", tmp_path, "--quiet",
-                       "--out", tmp_path / "b0.pt")
+                       "--checkpoint", tmp_path / "b0.pt")
     assert code == 2
     assert err == (f"error: {tmp_path}: one class (only): a classifier needs two or more "
                    "class folders\n")
