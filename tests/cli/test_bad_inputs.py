@@ -101,7 +101,13 @@ def _replace_key(text: str, line: str) -> str:
     return re.sub(rf"(?m)^{key}:.*$", line.rstrip("\n"), text, count=1)
 
 
-@pytest.mark.parametrize("name, make, code, needle", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+# Cases that run a search's measuring (a minute or more on 2 cores): in the full suite only.
+SLOW_CASES = {"run of another search", "no beta reaches the target"}
+
+
+@pytest.mark.parametrize("name, make, code, needle", [
+    pytest.param(*case, id=case[0], marks=[pytest.mark.slow] if case[0] in SLOW_CASES else [])
+    for case in BAD_INPUTS])
 def test_bad_input_is_one_line_with_exit_code_and_writes_nothing(
         cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         name: str, make: Callable[[Path], list[str]], code: int, needle: str) -> None:

@@ -310,6 +310,7 @@ def test_search_dry_run_json_is_one_document_with_progress_on_stderr(
     assert "measured FLOPs of" in err
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_compare_dry_run_json_is_the_plan(cli: Cli, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import json

@@ -167,6 +167,7 @@ def test_compare_on_a_halving_budget_trains_every_model_to_the_end(cli: Cli,
     assert all(r["val_accuracy"] != "" for r in rows)
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_models_are_solved_at_full_size_and_trained_at_proxy_sizes() -> None:
     """Default budget (smoke, 20 px proxy base): every model within 3.1 % of 2x the base's
     FLOPs measured at full size (224 px), trained at <= 32 px (CIFAR-10's native size)."""

@@ -38,6 +38,7 @@ def curve_settings(out: Path, **changes: object) -> CompareSettings:
     return CompareSettings(**fields)
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_every_curve_model_lies_within_the_cost_window_at_its_phi(tmp_path: Path) -> None:
     settings = curve_settings(tmp_path / "run", phis=(-2.0, -1.0, 1.0),
                               single=("depth", "width", "resolution"))
@@ -116,6 +117,7 @@ def test_a_resumed_curve_trains_nothing_twice(tmp_path: Path,
     assert "Scaling curves" in page and "curve.png" in page and "compound vs width" in page
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_curve_cli_dry_run_and_tinynet_at_negative_phi(cli: Cli, tmp_path: Path) -> None:
     code, stdout, stderr = cli("compare", "--dataset", "synthetic", "--budget", "smoke",
                                "--counter", "torch", "--phi", "-2,-1", "--rules",
@@ -186,6 +188,7 @@ def test_derive_scales_down_to_2_to_the_phi_within_3_percent(cli: Cli, tmp_path:
     assert matched["within_tolerance"] and matched["s"] < phi  # rounding: s beyond phi
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_a_negative_phi_search_puts_its_candidates_at_half_the_cost(cli: Cli,
                                                                    tmp_path: Path) -> None:
     code, stdout, stderr = cli("search", "--phi", "-1", "--dataset", "synthetic", "--budget",
@@ -202,6 +205,7 @@ def test_a_negative_phi_search_puts_its_candidates_at_half_the_cost(cli: Cli,
     assert any(row["alpha"] == row["gamma"] == 1 for row in rows)  # width-only is on the grid
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_a_rounding_gap_along_the_direction_is_closed_by_the_width() -> None:
     """The CIFAR-10 phi = -1 search's direction (alpha 1, beta 4/3, gamma 1/0.85) at phi = -2:
     160 px measures 0.22x B0 and 168 px 0.27x (the last maps go from 5x5 to 6x6), so no s

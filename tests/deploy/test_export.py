@@ -37,6 +37,7 @@ MODELS = [
 ]
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 @pytest.mark.parametrize(("config_file", "changes"), MODELS)
 def test_onnxruntime_gives_torchs_output(config_file: str, changes: dict,
                                          tmp_path: Path) -> None:
@@ -56,6 +57,7 @@ def test_onnxruntime_gives_torchs_output(config_file: str, changes: dict,
     assert one.shape == expected
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_the_cli_exports_a_checkpoint_and_prints_the_difference(cli, tmp_path: Path) -> None:
     config = load_config(REPO / "configs/mobilenetv2.yaml")
     torch.manual_seed(0)

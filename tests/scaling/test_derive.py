@@ -215,6 +215,7 @@ def test_derive_json_has_the_rows(cli: Callable, tmp_path: Path) -> None:
     assert "warning: measured FLOPs of B1" in err
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_derive_match_flops_writes_both_families(cli: Callable, tmp_path: Path) -> None:
     import json
 
@@ -323,6 +324,7 @@ def test_solve_direction_on_a_cost_reports_both_ratios() -> None:
     assert plain.cost == "flops" and plain.cost_ratio == plain.flops_ratio
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_derive_match_a_counted_cost_end_to_end(cli: Callable, tmp_path: Path) -> None:
     import json
 

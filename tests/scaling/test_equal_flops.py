@@ -28,6 +28,7 @@ def measure() -> Measurer:
     return Measurer("torch", conv_linear=True)
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 @pytest.mark.parametrize("phi", range(1, 8))
 def test_direction_solver_hits_2_to_the_phi_within_3_percent(phi: int,
                                                              measure: Measurer) -> None:

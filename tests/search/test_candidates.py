@@ -65,6 +65,7 @@ def test_solve_beta_uses_the_runs_cost_window_not_a_fixed_5_percent() -> None:
     assert beta is None and "needs β > --beta-max 1.43" in why
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_a_wider_window_reaches_the_candidates_through_the_grid() -> None:
     """build_candidates passes its window to the solver: alpha 1.4 with beta = 1 at gamma
     1.1 is a candidate under +-10 %."""
@@ -76,6 +77,7 @@ def test_a_wider_window_reaches_the_candidates_through_the_grid() -> None:
     assert not any(c.alpha == 1.4 and c.beta == 1.0 for c in kept5)
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_demo_trains_one_candidate_per_direction_at_2x() -> None:
     kept, _ = candidates_of(spec_of("demo"))
     assert [(c.alpha, c.gamma) for c in kept if not c.is_base] == [
@@ -83,6 +85,7 @@ def test_demo_trains_one_candidate_per_direction_at_2x() -> None:
     assert all(abs(c.flops_ratio / 2 - 1) <= 0.05 for c in kept if not c.is_base)
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_quick_candidates_cost_2x_within_5_percent_at_full_size_with_four_gammas() -> None:
     kept, skipped = candidates_of(spec_of("quick"))
     grid = [c for c in kept if not c.is_base]
@@ -97,6 +100,7 @@ def test_quick_candidates_cost_2x_within_5_percent_at_full_size_with_four_gammas
     assert all(s.reason for s in skipped)
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 @pytest.mark.parametrize("budget", ["smoke", "demo", "quick"])
 def test_every_budget_holds_the_three_ends_of_the_equal_cost_curve(budget: str) -> None:
     """Issue 28: quick's grid stopped at gamma 1.3, so the resolution-only end (alpha = beta
@@ -142,6 +146,7 @@ def test_unequal_cost_candidates_are_not_kept() -> None:
     assert left_out["a1.20_b1.30_g1.000"].flops_ratio == pytest.approx(2.52, abs=0.05)
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_standard_grid_keeps_gamma_above_one() -> None:
     kept, _ = candidates_of(spec_of("standard", alpha_max=1.1, gamma_max=1.3))
     gammas = {c.gamma for c in kept if not c.is_base}

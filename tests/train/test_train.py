@@ -145,6 +145,7 @@ def test_planned_epochs(candidates: int, epochs: int, spent: int) -> None:
     assert planned_epochs(27, 9) * 3 < 27 * 9  # >= 3x fewer epochs than the grid from 9 epochs
 
 
+@pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_rung_synchronous_search_is_order_free(monkeypatch: pytest.MonkeyPatch,
                                                 tmp_path: Path) -> None:
     """A fake trainer whose accuracy is fixed per candidate: every rung keeps the true best
