@@ -145,8 +145,10 @@ def _or(value: Any, default: Any) -> Any:
 
 def summary_table(selection: Any, top: int = 8) -> Table:
     rows = ([("base", selection.base)] if selection.base and selection.base.completed else [])
+    # "winner" only for a decided answer: an undecided or no-signal run has a pick, not a winner
     picked = selection.winner is getattr(selection, "screening_pick", selection.winner)
-    rows += [(("winner" if picked else "pick") if i == 0 else str(i + 1), r)
+    first = "winner" if picked and getattr(selection, "decided", False) else "pick"
+    rows += [(first if i == 0 else str(i + 1), r)
              for i, r in enumerate(selection.ranked[:top])]
     cost = next((d.cost for _, r in rows if (d := design(r)).cost), None)
     table = render.data_table(

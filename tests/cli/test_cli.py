@@ -295,6 +295,31 @@ def test_flops_shows_what_it_counts_on_a_terminal(cli: Cli, monkeypatch: pytest.
     assert "counting b0's FLOPs at 64 px (torch)" in screen.getvalue()
 
 
+
+@pytest.mark.parametrize("decided, label", [(True, "winner"), (False, "pick")])
+def test_the_result_table_calls_only_a_decided_answer_the_winner(decided: bool, label: str
+                                                                 ) -> None:
+    """Issue 30: an undecided run's table still labelled its first row "winner" while the
+    verdict below said UNDECIDED."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from effscale.cli.search import summary_table
+    from effscale.experiment.results import Row
+
+    base = Row("base", {"alpha": 1.0, "beta": 1.0, "gamma": 1.0}, accuracies=[0.8])
+    top = Row("a1.00_b1.00_g1.400", {"alpha": 1.0, "beta": 1.0, "gamma": 1.4},
+              accuracies=[0.88])
+    selection = SimpleNamespace(base=base, winner=top, screening_pick=top, ranked=[top],
+                                decided=decided)
+    screen = io.StringIO()
+    Console(file=screen, width=200).print(summary_table(selection))
+    first = next(line for line in screen.getvalue().splitlines() if "a1.00_b1.00_g1.400" in line)
+    assert first.split("│")[1].strip() == label
+
+
 # --------------------------------------------------------------------------- bad input
 
 VALID = (REPO / "configs" / "b0.yaml").read_text()

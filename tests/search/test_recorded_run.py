@@ -4,7 +4,9 @@ tests/data/runs/demo-synthetic is the README's demo (`effscale search --dataset 
 at 3 confirmation seeds) as it ran on 2026-12-05: its settings, its study journal, and what it
 wrote and printed. `effscale report` rebuilds coefficients.yaml, trials.csv and the printed
 answer from the journal alone; a refactor of the path from study to outputs (the typed
-Design, one family writer, the settings accessor) must leave them as they were.
+Design, one family writer, the settings accessor) must leave them as they were. One change
+was meant: output.txt's result table labels its first row "pick", not "winner", since the
+table stopped calling an undecided answer the winner.
 """
 
 from __future__ import annotations

@@ -110,6 +110,8 @@ def test_smoke_summary_is_honest_about_signal(smoke_run: tuple[Path, int, str, s
         assert "best (no signal" in stdout and "winner (" not in stdout
     elif not doc["signal"]:
         assert "best so far, not decided (the screening's pick):" in stdout
+    if not doc["decided"]:  # the table's first row is the pick, not a "winner"
+        assert "│ winner " not in stdout and "│ pick " in stdout
 
 
 def test_smoke_undecided_family_is_marked_everywhere(smoke_run: tuple[Path, int, str, str]
