@@ -36,8 +36,9 @@ from effscale.experiment.estimate import (
 from effscale.experiment.events import RunEvents
 from effscale.experiment.queue import split_item
 from effscale.model.cost import device_fingerprint
-from effscale.search.candidates import CONFIRM_PREFIX
+from effscale.search.candidates import CONFIRM_PREFIX, LADDER_PREFIX
 from effscale.search.confirm import ConfirmPlan, trial_seconds
+from effscale.search.edges import REFINE_PREFIX
 from effscale.train.throughput import Throughput, cached_throughput, throughput_cache_dir
 from effscale.train.trainer import Recipe, resolve_device
 
@@ -131,12 +132,18 @@ def estimate_search(prepared: Any, events: RunEvents, measure: Measure | None = 
     return RunEstimate(stages, settings.workers, source)
 
 
+_STAGE_PREFIXES = ((CONFIRM_PREFIX, "confirmation"), (LADDER_PREFIX, "ladder"),
+                   (REFINE_PREFIX, "refinement"))
+
+
 def actual_stages(study: optuna.Study) -> dict[str, dict[str, Any]]:
     """Each stage's finished trainings and their summed seconds (as the estimate's
-    ``seconds``): confirmation items apart, every other item screening."""
+    ``seconds``): confirmation, ladder and refinement items each apart (the ladder's six
+    trainings were counted as screening: "11 of 5 trainings"), every other item screening."""
     out: dict[str, dict[str, Any]] = {}
     for key, seconds in trial_seconds(study).items():
-        stage = "confirmation" if key.startswith(CONFIRM_PREFIX) else "screening"
+        stage = next((name for prefix, name in _STAGE_PREFIXES if key.startswith(prefix)),
+                     "screening")
         got = out.setdefault(stage, {"trainings": 0, "seconds": 0.0})
         got["trainings"] += len(seconds)
         got["seconds"] += sum(seconds)

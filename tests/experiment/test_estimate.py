@@ -229,3 +229,17 @@ def test_a_search_says_its_estimate_and_compares_it_at_the_end(
     assert rows["confirmation"]["actual_trainings"] == 4  # smoke: 2 models x 2 seeds
     assert rows["screening"]["actual_s"] > 0
     assert "estimate vs actual (training time): screening est." in stdout
+
+
+def test_the_ladder_and_the_refinement_are_not_counted_as_screening(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's line read "screening est. 7.5 min / actual 42.1 min (11 of 5 trainings)":
+    the ladder's six trainings were added to the screening's five."""
+    times = {"base": [60.0], "a1.00_b1.00_g1.400": [90.0], "confirm/base": [70.0, 72.0],
+             "ladder/14/base": [40.0, 41.0, 42.0], "refine/gamma:a1.000_b1": [95.0]}
+    monkeypatch.setattr(estimate_stages, "trial_seconds", lambda study: times)
+    stages = estimate_stages.actual_stages(None)  # type: ignore[arg-type]
+    assert stages == {"screening": {"trainings": 2, "seconds": 150.0},
+                      "confirmation": {"trainings": 2, "seconds": 142.0},
+                      "ladder": {"trainings": 3, "seconds": 123.0},
+                      "refinement": {"trainings": 1, "seconds": 95.0}}
