@@ -121,9 +121,9 @@ BUDGETS: dict[str, Budget] = {
                     "full-size FLOPs screened once; the base and the winner confirmed on 4 "
                     "fresh seeds in one look (3 seeds left +8.3 points undecided, p 0.059); "
                     "batch-norm statistics recomputed on 512 images before each validation",
-        expected="3-5 min on 2 CPU cores with 3 candidates (the 4th, resolution-only, adds "
-                 "a screening training; 3.4 min measured in a fresh clone, 4.1 min in "
-                 "another run; decided after 2 confirmation seeds)",
+        expected="71 min measured on 2026-12-05 on a 2-core VM far below its usual speed "
+                 "and shared with the test suite (its estimate: 18 min of training before "
+                 "the ladder); decided after 4 confirmation seeds",
     ),
     "quick": Budget(
         "quick", train_size=10000, val_size=5000, epochs=3, batch_size=64, resolution=20,
