@@ -49,7 +49,7 @@ def prunable(candidate: Trainable, seed_index: int) -> bool:
 def training_seed(prepared: Prepared, key: str, seed_index: int) -> int:
     """The seed an item trains with: confirmation items get fresh seeds (see
     :func:`effscale.experiment.settings.seed_for`)."""
-    return seed_for(prepared.settings, seed_index, prepared.candidates[key].is_confirmation)
+    return seed_for(prepared.settings, seed_index, prepared.candidates[key].seed_offset)
 
 
 def claimed_item(prepared: Prepared, trial: optuna.Trial) -> str:

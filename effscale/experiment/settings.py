@@ -49,10 +49,20 @@ class RunSettings:
 
 
 FRESH_SEED_OFFSET = 100  # a confirmation's seed i trains as seed index 100 + i
+# The proxy ladder's rung of r px, seed i: seed index 10_000 + 100 r + i. Each rung draws its
+# own seeds: with the confirmation's, a rung where a candidate trains at the base's own size
+# (resolution-only at 14 px is the base at 20 px) retrained the confirmation's very base runs,
+# and the rungs' two leads shared them.
+LADDER_SEED_OFFSET = 10_000
 
 
-def seed_for(settings: RunSettings, seed_index: int, fresh: bool = False) -> int:
-    """The training seed of a work item's ``seed_index`` (0: the first seed). ``fresh``: a
-    confirmation item, whose seeds start at index :data:`FRESH_SEED_OFFSET`, so they never
-    coincide with a screening seed."""
-    return settings.seed + 1000 * (seed_index + (FRESH_SEED_OFFSET if fresh else 0))
+def ladder_seed_offset(rung: int) -> int:
+    """The seed stream of the ladder's rung of ``rung`` px (see :data:`LADDER_SEED_OFFSET`)."""
+    return LADDER_SEED_OFFSET + 100 * rung
+
+
+def seed_for(settings: RunSettings, seed_index: int, offset: int = 0) -> int:
+    """The training seed of a work item's ``seed_index`` (0: the first seed). ``offset``: the
+    item's seed stream (0 the screening; :data:`FRESH_SEED_OFFSET` a confirmation item, so its
+    seeds never coincide with a screening seed; :func:`ladder_seed_offset` a ladder rung's)."""
+    return settings.seed + 1000 * (seed_index + offset)

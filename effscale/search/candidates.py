@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from effscale.errors import EffscaleError
+from effscale.experiment.settings import FRESH_SEED_OFFSET
 from effscale.model.config import ModelConfig, ScalingRules, dump_config
 from effscale.model.cost import CostMeasurer, CostMeter
 from effscale.scaling.compound import scale_config
@@ -90,6 +91,11 @@ class Candidate:
     @property
     def is_confirmation(self) -> bool:
         return self.key.startswith(CONFIRM_PREFIX)
+
+    @property
+    def seed_offset(self) -> int:
+        """Its seed stream: the screening's, or the confirmation's fresh seeds."""
+        return FRESH_SEED_OFFSET if self.is_confirmation else 0
 
     def summary(self) -> dict:
         """Plain numbers for trials.csv and trial user attributes."""

@@ -42,6 +42,7 @@ from effscale.experiment.events import RunEvents
 from effscale.experiment.queue import ITEM_PARAM, item_key, item_states
 from effscale.experiment.results import Row, collect_rows
 from effscale.experiment.rundir import run_settings
+from effscale.experiment.settings import ladder_seed_offset
 from effscale.search.candidates import BASE_KEY, LADDER_PREFIX, Candidate, confirm_key
 from effscale.search.confirm import ConfirmPlan, current_decision, trial_seconds
 from effscale.search.decision import Decision, decide
@@ -169,6 +170,11 @@ class RungCandidate(Candidate):
     @property
     def is_confirmation(self) -> bool:
         return True
+
+    @property
+    def seed_offset(self) -> int:
+        """Its rung's own seeds, shared with no confirmation run and no other rung."""
+        return ladder_seed_offset(self.rung)
 
     def summary(self) -> dict:
         return {**super().summary(), "ladder_rung": self.rung}

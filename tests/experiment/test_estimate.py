@@ -95,6 +95,7 @@ class Cand:
     is_base: bool = False
     is_confirmation: bool = False
     epochs_factor: int = 1
+    seed_offset: int = 0
 
 
 class Sized(SimpleNamespace):

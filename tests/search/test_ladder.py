@@ -292,7 +292,13 @@ def test_a_decided_search_reports_its_ladder_everywhere(tmp_path: Path, cli,
     on_ladder = {item_of(t): t for t in study.get_trials(deepcopy=False)
                  if item_of(t).startswith("ladder/")}
     assert len(on_ladder) == 3 * len(ladder["models"])
-    assert {t.user_attrs["seed"] for t in on_ladder.values()} == {100_000, 101_000, 102_000}
+    # the rung's own seeds: at 14 px the winner is the base at 20 px, so the confirmation's
+    # seeds would retrain the confirmation's base runs and tie the two rungs' leads together
+    assert {t.user_attrs["seed"] for t in on_ladder.values()} == {
+        11_400_000, 11_401_000, 11_402_000}
+    confirmed = {t.user_attrs["seed"] for t in study.get_trials(deepcopy=False)
+                 if item_of(t).startswith("confirm/")}
+    assert confirmed == {100_000, 101_000, 102_000}
     # the ladder's trainings are neither screened nor ranked
     assert doc["stages"]["screening"]["trainings"] == \
         study.user_attrs["settings"]["candidates"] + 1

@@ -66,6 +66,10 @@ class Toy:
     def is_confirmation(self) -> bool:
         return False
 
+    @property
+    def seed_offset(self) -> int:
+        return 0
+
     def summary(self) -> dict[str, Any]:
         return {"resolution": self.resolution}
 
