@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,14 +24,30 @@ def _session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
     """Module- and session-scoped fixtures run before function-scoped ones: give them a cache
     outside ``~/.cache`` too."""
     path = tmp_path_factory.mktemp("effscale-cache")
+    # Measured FLOPs depend only on the config: under pytest-xdist the workers share one
+    # cache beside their temp folders (each entry is written atomically), so a full-size model
+    # is measured once per run, not once per worker.
+    flops = path / "flops"
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        flops = tmp_path_factory.getbasetemp().parent / "effscale-flops"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("EFFSCALE_CACHE_DIR", str(path))
-        patch.setenv("EFFSCALE_FLOPS_CACHE_DIR", str(path / "flops"))
+        patch.setenv("EFFSCALE_FLOPS_CACHE_DIR", str(flops))
+        # One torch thread in every search a test runs, in process or as a subprocess
+        # (effscale.experiment.workers.default_threads reads it): the workers of `pytest -n 2`
+        # would otherwise each take both cores and spin-wait against each other.
+        patch.setenv("OMP_NUM_THREADS", "1")
         patch.delenv("EFFSCALE_NO_CACHE", raising=False)
         # A search's estimate counts its trainings but times no model (seconds a model,
         # minutes a test on a busy machine); tests/experiment/test_estimate.py unsets it.
         patch.setenv("EFFSCALE_NO_ESTIMATE", "1")
         yield path
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> None:
+    """Back to one thread before each test, whatever the previous test set."""
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

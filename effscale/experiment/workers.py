@@ -36,11 +36,26 @@ from effscale.train.levers import device_defaults
 from effscale.train.trainer import resolve_device
 
 
-def set_threads(settings: RunSettings) -> None:
-    """Split the machine's cores between the workers on it."""
+def omp_threads() -> int | None:
+    """``OMP_NUM_THREADS`` when it is set to a positive whole number (what a shared machine,
+    a batch system or a parallel test runner gives each process), else ``None``."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def default_threads(workers: int) -> int:
+    """Torch threads per training process when ``--threads`` is not given: the process's
+    ``OMP_NUM_THREADS`` if set, else the machine's cores split between the workers."""
+    from_env = omp_threads()
+    if from_env is not None:
+        return from_env
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = settings.threads or max(1, (cores or 1) // settings.workers)
-    torch.set_num_threads(threads)
+    return max(1, (cores or 1) // workers)
+
+
+def set_threads(settings: RunSettings) -> None:
+    """Torch's threads for this process: ``--threads``, else :func:`default_threads`."""
+    torch.set_num_threads(settings.threads or default_threads(settings.workers))
 
 
 class RunInterrupted(KeyboardInterrupt):

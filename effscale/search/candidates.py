@@ -54,7 +54,7 @@ BISECTIONS = 14
 DEFAULT_RTOL = 0.05  # the budgets' cost window, relative
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Candidate:
     """One model to train: a grid point (or the base) as built for the proxy.
 
@@ -342,8 +342,10 @@ def build_candidates(
                                      "cost_ratio": 1.0, "cost_note": note_of(full_base)}
     proxy_base = to_proxy(full_base, base_resolution)
     base_proxy_flops = measure(proxy_base).flops
-    base = Candidate(BASE_KEY, 1.0, 1.0, 1.0, base_resolution, proxy_base, base_params,
-                     base_flops, 1.0, 1.0, (), full_base.resolution, base_proxy_flops, 1.0,
+    base = Candidate(key=BASE_KEY, alpha=1.0, beta=1.0, gamma=1.0, resolution=base_resolution,
+                     config=proxy_base, params=base_params, flops=base_flops, flops_ratio=1.0,
+                     nominal_ratio=1.0, full_resolution=full_base.resolution,
+                     proxy_flops=base_proxy_flops, proxy_flops_ratio=1.0,
                      activations=base_activations, **extra)
     groups: dict[str, list[tuple[Triple, ModelConfig, ModelConfig]]] = {}
     for triple in triples:
@@ -363,10 +365,13 @@ def build_candidates(
             value = cost(full)
             extra = {"cost": cost.name, "cost_value": value, "cost_ratio": value / base_cost,
                      "cost_note": note_of(full)}
+        proxy_flops = measure(proxy).flops
         candidate = Candidate(
-            triple.key, triple.alpha, triple.beta, triple.gamma, triple.resolution, proxy,
-            params, flops, ratio, triple.nominal_ratio, tuple(m[0].key for m in members[1:]),
-            full.resolution, measure(proxy).flops, measure(proxy).flops / base_proxy_flops,
+            key=triple.key, alpha=triple.alpha, beta=triple.beta, gamma=triple.gamma,
+            resolution=triple.resolution, config=proxy, params=params, flops=flops,
+            flops_ratio=ratio, nominal_ratio=triple.nominal_ratio,
+            aliases=tuple(m[0].key for m in members[1:]), full_resolution=full.resolution,
+            proxy_flops=proxy_flops, proxy_flops_ratio=proxy_flops / base_proxy_flops,
             activations=full_complexity.activations, **extra,
         )
         kept_ratio = ratio if cost is None else candidate.cost_ratio

@@ -136,9 +136,11 @@ class Maker:
             return Skipped(key, f"measures ×{kept_ratio:.3f} at full size, outside "
                                 f"×{self.spec.target:g} ± {self.rtol:.0%}", ratio)
         proxy_flops = measure(proxy).flops
-        return Candidate(key, alpha, beta, gamma, px, proxy, complexity.params,
-                         complexity.flops, ratio, alpha * beta ** 2 * gamma ** 2, (),
-                         full.resolution, proxy_flops, proxy_flops / self.base.proxy_flops,
+        return Candidate(key=key, alpha=alpha, beta=beta, gamma=gamma, resolution=px,
+                         config=proxy, params=complexity.params, flops=complexity.flops,
+                         flops_ratio=ratio, nominal_ratio=alpha * beta ** 2 * gamma ** 2,
+                         full_resolution=full.resolution, proxy_flops=proxy_flops,
+                         proxy_flops_ratio=proxy_flops / self.base.proxy_flops,
                          activations=complexity.activations, **extra)
 
 

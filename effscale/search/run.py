@@ -177,9 +177,11 @@ def refine_maker(settings: SearchSettings, num_classes: int, base: Candidate | N
         measure = Measurer(settings.counter, conv_linear=True)
         proxy = to_proxy(full_base, settings.grid.base_resolution)
         full = measure(full_base)
-        base = Candidate(BASE_KEY, 1.0, 1.0, 1.0, settings.grid.base_resolution, proxy,
-                         full.params, full.flops, 1.0, 1.0, (), full_base.resolution,
-                         measure(proxy).flops, 1.0,
+        base = Candidate(key=BASE_KEY, alpha=1.0, beta=1.0, gamma=1.0,
+                         resolution=settings.grid.base_resolution, config=proxy,
+                         params=full.params, flops=full.flops, flops_ratio=1.0,
+                         nominal_ratio=1.0, full_resolution=full_base.resolution,
+                         proxy_flops=measure(proxy).flops, proxy_flops_ratio=1.0,
                          cost_value=cost(full_base) if cost is not None else 0.0)
     return Maker(full_base, to_proxy, settings.grid, settings.rules, base,
                  cap_px if cap_px is not None else proxy_cap(settings)[0], settings.counter,

@@ -169,8 +169,10 @@ def test_refinement_models_cost_the_target_at_full_size() -> None:
         return proxy_config(config.replace(resolution=px), recipe, 10)
 
     proxy = to_proxy(full, 20)
-    base = Candidate(BASE_KEY, 1.0, 1.0, 1.0, 20, proxy, 0, measure(full).flops, 1.0, 1.0, (),
-                     224, measure(proxy).flops, 1.0)
+    base = Candidate(key=BASE_KEY, alpha=1.0, beta=1.0, gamma=1.0, resolution=20, config=proxy,
+                     params=0, flops=measure(full).flops, flops_ratio=1.0, nominal_ratio=1.0,
+                     full_resolution=224, proxy_flops=measure(proxy).flops,
+                     proxy_flops_ratio=1.0)
     make = Maker(full, to_proxy, SPEC, ScalingRules(), base, 32, counter="torch")
     # at gamma 1.3 depth cannot grow a little: any alpha > 1 doubles b0's one-block stages
     # (x2.44), so the alpha line's beta = 1 end is no model at x2

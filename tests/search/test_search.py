@@ -213,7 +213,7 @@ def test_repeat_top_trains_the_best_again_under_more_seeds(tmp_path: Path, cli) 
 
     out = tmp_path / "top"
     code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--confirm-top", "0",
-                          "--out", out)
+                          "--counter", "torch", "--out", out)
     assert code == 0, stderr
     rows = {row["candidate"]: row for row in csv.DictReader((out / "trials.csv").open())}
     seeds = {name: int(row["seeds"]) for name, row in rows.items()}
@@ -242,7 +242,7 @@ def test_repeat_top_trains_the_best_again_under_more_seeds(tmp_path: Path, cli) 
     trainings = len(study.get_trials(deepcopy=False))
 
     code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--confirm-top", "0",
-                          "--out", out)
+                          "--counter", "torch", "--out", out)
     assert code == 0, stderr  # the same command again resumes the finished run
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
     assert len(study.get_trials(deepcopy=False)) == trainings
@@ -260,7 +260,7 @@ def test_repeat_top_seeds_are_never_pruned_by_halving(tmp_path: Path, cli) -> No
     out = tmp_path / "halving-top"
     code, _, stderr = cli(*SMOKE, "--pruner", "halving", "--epochs", "3",
                           "--repeats", "2", "--repeat-top", "2", "--keep-weights",
-                          "--confirm-top", "0", "--out", out)
+                          "--confirm-top", "0", "--counter", "torch", "--out", out)
     assert code == 0, stderr
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
     by_seed: dict[int, list] = {}
