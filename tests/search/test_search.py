@@ -20,6 +20,9 @@ pytestmark = pytest.mark.slow
 
 SMOKE = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "256",
          "--val-size", "128", "--quiet")
+# For tests that count trainings and states, not accuracies: fewer images, torch's counter.
+SMALL = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "128",
+         "--val-size", "64", "--counter", "torch", "--quiet")
 
 
 @pytest.fixture(scope="module")
@@ -212,8 +215,8 @@ def test_repeat_top_trains_the_best_again_under_more_seeds(tmp_path: Path, cli) 
     from effscale.experiment.storage import open_storage
 
     out = tmp_path / "top"
-    code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--confirm-top", "0",
-                          "--counter", "torch", "--out", out)
+    code, _, stderr = cli(*SMALL, "--repeats", "2", "--repeat-top", "2", "--confirm-top", "0",
+                          "--out", out)
     assert code == 0, stderr
     rows = {row["candidate"]: row for row in csv.DictReader((out / "trials.csv").open())}
     seeds = {name: int(row["seeds"]) for name, row in rows.items()}
@@ -241,8 +244,8 @@ def test_repeat_top_trains_the_best_again_under_more_seeds(tmp_path: Path, cli) 
         assert doc["seeds"] == 2
     trainings = len(study.get_trials(deepcopy=False))
 
-    code, _, stderr = cli(*SMOKE, "--repeats", "2", "--repeat-top", "2", "--confirm-top", "0",
-                          "--counter", "torch", "--out", out)
+    code, _, stderr = cli(*SMALL, "--repeats", "2", "--repeat-top", "2", "--confirm-top", "0",
+                          "--out", out)
     assert code == 0, stderr  # the same command again resumes the finished run
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
     assert len(study.get_trials(deepcopy=False)) == trainings
@@ -258,9 +261,9 @@ def test_repeat_top_seeds_are_never_pruned_by_halving(tmp_path: Path, cli) -> No
     from effscale.experiment.storage import open_storage
 
     out = tmp_path / "halving-top"
-    code, _, stderr = cli(*SMOKE, "--pruner", "halving", "--epochs", "3",
+    code, _, stderr = cli(*SMALL, "--pruner", "halving", "--epochs", "3",
                           "--repeats", "2", "--repeat-top", "2", "--keep-weights",
-                          "--confirm-top", "0", "--counter", "torch", "--out", out)
+                          "--confirm-top", "0", "--out", out)
     assert code == 0, stderr
     study = optuna.load_study(study_name="effscale", storage=open_storage(None, out))
     by_seed: dict[int, list] = {}
