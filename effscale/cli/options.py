@@ -224,12 +224,12 @@ Devices = Annotated[str | None, typer.Option(
 WorkersPerDevice = Annotated[int | None, typer.Option(
     min=1, help="Workers (candidates in flight) on each device; several keep a large GPU busy "
                 "with small proxies.", show_default="1, or --workers ÷ the devices")]
-THREADS_HELP = ("Torch threads per training process (1 can be faster on a busy machine); "
-                "default: OMP_NUM_THREADS when set, else the cores split between the workers.")
+THREADS_HELP = "Torch threads per training process (1 can be faster on a busy machine)."
 Threads = Annotated[int | None, typer.Option(
-    min=1, help=THREADS_HELP, show_default="the available cores ÷ --workers")]
+    min=1, help=THREADS_HELP,
+    show_default="OMP_NUM_THREADS when set, else the available cores ÷ --workers")]
 TrainThreads = Annotated[int | None, typer.Option(
-    min=1, help=THREADS_HELP, show_default="the available cores")]
+    min=1, help=THREADS_HELP, show_default="OMP_NUM_THREADS when set, else the available cores")]
 DemoThreads = Annotated[int | None, typer.Option(min=1, help=THREADS_HELP,
                                                  show_default="torch's")]
 Storage = Annotated[str | None, typer.Option(
