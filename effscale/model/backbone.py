@@ -55,7 +55,10 @@ def init_weights(model: nn.Module) -> None:
 
     The classifier bound is ``1/sqrt(fan_in)``: torchvision's ``1/sqrt(num_classes)`` is
     +-0.32 for 10 classes, large enough to stall short from-scratch proxy training.
+    A model on the meta device (built to count its FLOPs) holds no values: it is left as is.
     """
+    if any(p.is_meta for p in model.parameters()):
+        return
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
