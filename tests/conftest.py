@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from shared_runs import SMOKE_SEARCH, SharedRun, shared_run
 
 from effscale.cli.main import main_entry
 
@@ -89,3 +90,10 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
 
     return run
 
+
+
+@pytest.fixture(scope="session")
+def smoke_search_run(tmp_path_factory: pytest.TempPathFactory) -> SharedRun:
+    """The smoke search (:data:`shared_runs.SMOKE_SEARCH`), trained once for every test
+    process of this pytest run; read it, never change it."""
+    return shared_run(tmp_path_factory, "smoke-search", *SMOKE_SEARCH)

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from shared_runs import SMOKE_SEARCH, shared_run  # noqa: F401 (SMOKE_SEARCH: for the tests)
 
 from effscale.cli.main import main_entry
 from effscale.experiment.queue import ITEM_PARAM
 from effscale.experiment.rundir import SETTINGS_FILE
 from effscale.report.load import open_run_study
 
-SMOKE_SEARCH = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "256",
-                "--val-size", "128", "--counter", "torch", "--threads", "1", "--quiet")
 SMOKE_COMPARE = ("compare", "--dataset", "synthetic", "--budget", "smoke", "--counter", "torch",
                  "--train-size", "128", "--val-size", "64", "--batch-size", "32", "--epochs",
                  "1", "--repeats", "1", "--threads", "1", "--quiet")
@@ -32,20 +31,23 @@ def run_cli(*argv: str | Path) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="session")
-def smoke_search(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished smoke search (about 25 s on 2 idle cores)."""
+def smoke_search(smoke_search_run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the finished smoke search every test process shares (tests/shared_runs.py),
+    this process's own: report tests write report.html into it."""
+    assert smoke_search_run.code == 0, smoke_search_run.stderr
     out = tmp_path_factory.mktemp("report-runs") / "search"
-    code, _, stderr = run_cli(*SMOKE_SEARCH, "--out", out)
-    assert code == 0, stderr
+    shutil.copytree(smoke_search_run.out, out)
     return out
 
 
 @pytest.fixture(scope="session")
 def smoke_compare(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished smoke comparison with its weights (about 20 s on 2 idle cores)."""
+    """A copy, this process's own, of a finished smoke comparison with its weights, trained
+    once for every test process (tests/shared_runs.py)."""
+    run = shared_run(tmp_path_factory, "smoke-compare", *SMOKE_COMPARE)
+    assert run.code == 0, run.stderr
     out = tmp_path_factory.mktemp("report-runs") / "compare"
-    code, _, stderr = run_cli(*SMOKE_COMPARE, "--out", out)
-    assert code == 0, stderr
+    shutil.copytree(run.out, out)
     return out
 
 

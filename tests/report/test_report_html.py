@@ -150,7 +150,9 @@ def test_a_search_on_another_cost_shows_that_cost(tmp_path: Path) -> None:
     showed no column of the cost its candidates were equal in. It shows both now, and the
     timing notes a timed cost leaves in settings.yaml (as `search --cost latency` does)."""
     out = tmp_path / "params"
-    code, _, stderr = run_cli(*SMOKE_SEARCH, "--cost", "params", "--out", out)
+    code, _, stderr = run_cli(*SMOKE_SEARCH, "--cost", "params", "--train-size", "64",
+                              "--val-size", "32", "--batch-size", "32", "--alpha-max", "1.4",
+                              "--out", out)
     assert code == 0, stderr
     text = (out / REPORT_FILE).read_text()
     page = assert_self_contained(text)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from shared_runs import SMOKE_SEARCH
 
 from effscale.datasets import synthetic
 from effscale.experiment.results import Row
@@ -18,25 +19,16 @@ from effscale.search.results import select
 
 pytestmark = pytest.mark.slow
 
-SMOKE = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "256",
-         "--val-size", "128", "--quiet")
+SMOKE = SMOKE_SEARCH  # the shared smoke search's arguments (tests/shared_runs.py)
 # For tests that count trainings and states, not accuracies: fewer images, torch's counter.
 SMALL = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "128",
          "--val-size", "64", "--counter", "torch", "--quiet")
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str, str]:
-    from effscale.cli.main import main_entry
-
-    out = tmp_path_factory.mktemp("run") / "smoke"
-    import contextlib
-    import io
-
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        code = main_entry([*SMOKE, "--out", str(out)])
-    return out, code, stdout.getvalue(), stderr.getvalue()
+def smoke_run(smoke_search_run) -> tuple[Path, int, str, str]:
+    run = smoke_search_run
+    return run.out, run.code, run.stdout, run.stderr
 
 
 def test_smoke_search_writes_every_output(smoke_run: tuple[Path, int, str, str]) -> None:
@@ -107,7 +99,7 @@ def test_smoke_summary_is_honest_about_signal(smoke_run: tuple[Path, int, str, s
     out, _, stdout, _stderr = smoke_run
     doc = yaml.safe_load((out / "coefficients.yaml").read_text())
     assert "verdict:" in stdout
-    if doc["base_val_accuracy"] < 0.15:  # a 256-image, 1-epoch proxy learns next to nothing
+    if doc["base_val_accuracy"] < 0.15:  # a 128-image, 1-epoch proxy learns next to nothing
         assert doc["signal"] is False and doc["verdict"].startswith("NO SIGNAL")
     if doc["verdict"].startswith("NO SIGNAL"):  # no "winner" where nothing learned
         assert "best (no signal" in stdout and "winner (" not in stdout
