@@ -89,7 +89,7 @@ def test_resolution_steps_at_a_32px_proxy_are_reported_not_hidden() -> None:
 
 
 ARGS = ["--dataset", "synthetic", "--budget", "smoke", "--counter", "torch", "--train-size",
-        "128", "--val-size", "64", "--batch-size", "32", "--epochs", "1", "--repeats", "2",
+        "64", "--val-size", "32", "--batch-size", "32", "--epochs", "1", "--repeats", "2",
         "--threads", "1", "--quiet"]
 
 

@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 
 SMOKE = SMOKE_SEARCH  # the shared smoke search's arguments (tests/shared_runs.py)
 # For tests that count trainings and states, not accuracies: fewer images, torch's counter.
-SMALL = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "128",
-         "--val-size", "64", "--counter", "torch", "--quiet")
+SMALL = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "64",
+         "--val-size", "32", "--batch-size", "32", "--counter", "torch", "--quiet")
 
 
 @pytest.fixture(scope="module")
