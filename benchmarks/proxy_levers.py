@@ -2,6 +2,9 @@
 
     python benchmarks/proxy_levers.py --data-dir /work/data      # full: ~10-15 min, 2 cores
     python benchmarks/proxy_levers.py --quick                    # seconds: a smoke check
+    python benchmarks/proxy_levers.py --parts procs,compile,accuracy --train-size 2000 \
+        --data-dir /work/data                                    # the rest, when the full
+                                                                 # run does not fit a sitting
 
 Models: b0 and two phi=1 candidates of the quick grid, a width+resolution one
 (a1.00_b1.11_g1.300, trained at 26 px) and a depth one (a1.80_b1.00_g1.000, 20 px); b0 at
@@ -64,6 +67,7 @@ from effscale.train.trainer import (
 
 CPU = torch.device("cpu")
 SCREENING_IMAGES = 3 * 10_000  # one quick screening training
+PARTS = ("throughput", "procs", "compile", "accuracy")
 FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 
 
@@ -168,7 +172,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--train-size", type=int, default=None,
                         help="accuracy subset (default 4,000; --quick 256)")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"comma-separated, of {', '.join(PARTS)} (default: all); every "
+                             "part measures its own baseline in this run")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    if unknown := parts - set(PARTS):
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))} (valid: {', '.join(PARTS)})")
     torch.set_num_threads(args.threads)
     steps, warmup = (args.steps or (2 if args.quick else 10)), (1 if args.quick else 3)
     flags = cpu_flags()
@@ -186,7 +196,7 @@ def main() -> None:
         print(f"{lever:<24}{name:<20}{px:>4}{ips:>9.1f}{ips / base:>8.2f}x  {note}".rstrip(),
               flush=True)
 
-    for name, config, px in rows:
+    for name, config, px in rows if "throughput" in parts else []:
         base_ips, _ = timed(config, today, steps, warmup)
         flops = 2 * count_flops(config, px, "torch").flops_conv_linear * 3 * base_ips
         say("today (baseline)", name, px, base_ips, base_ips,
@@ -204,10 +214,10 @@ def main() -> None:
               f"{mapped * 1e3:.1f} ms memory-mapped ({mapped / step_s:.1%})", flush=True)
     name, config, px = rows[0]
     base_ips, _ = timed(config, today, steps, warmup)
-    if args.threads >= 2 and not args.quick:
+    if args.threads >= 2 and not args.quick and "procs" in parts:
         pair = pair_of_processes(config, today, steps, warmup)
         say("2 procs x 1 thread", name, px, pair, base_ips, "the pair's img/s vs 1 x 2")
-    if args.compile or not args.quick:
+    if (args.compile or not args.quick) and "compile" in parts:
         if problem := compiler_problem(CPU):
             print(f"{'compile':<24}{name:<20}{px:>4}  skipped: {problem}")
         else:
@@ -223,6 +233,8 @@ def main() -> None:
                     f"compile {extra:.0f} s; over one screening training {amortised:.2f}x")
     print("channels_last: already the trainer's default (train_throughput.py measures it "
           "against a plain NCHW loop)")
+    if "accuracy" not in parts:
+        return
     quick_budget = get_budget("quick")
     size = args.train_size or (256 if args.quick else 4000)
     dataset = "cifar10" if args.data_dir and not args.quick else "synthetic"
