@@ -187,13 +187,13 @@ def main() -> None:
           + " ".join(f"{f}={'yes' if f in flags else 'no'}" for f in FLAGS))
     print(f"fp32 matmul {peak / 1e9:.1f} GFLOP/s; {steps} timed steps after {warmup} warm-up; "
           "baseline: today's trainer (fp32, channels_last, batch 64, 1 process)")
-    head = f"{'lever':<24}{'model':<20}{'px':>4}{'img/s':>9}{'× today':>9}  note"
+    head = f"{'lever':<27}{'model':<20}{'px':>4}{'img/s':>9}{'× today':>9}  note"
     print(head + "\n" + "-" * len(head))
     today = Recipe(stem_stride=1)
     rows = models(args.quick)
 
     def say(lever: str, name: str, px: int, ips: float, base: float, note: str = "") -> None:
-        print(f"{lever:<24}{name:<20}{px:>4}{ips:>9.1f}{ips / base:>8.2f}x  {note}".rstrip(),
+        print(f"{lever:<27}{name:<20}{px:>4}{ips:>9.1f}{ips / base:>8.2f}x  {note}".rstrip(),
               flush=True)
 
     for name, config, px in rows if "throughput" in parts else []:
@@ -209,7 +209,7 @@ def main() -> None:
             "native bf16" if flags & {"avx512_bf16", "amx_bf16"} else "no native bf16")
         step_s = today.batch_size / base_ips
         memory, mapped = data_share(config, today, steps)
-        print(f"{'data on the fly':<24}{name:<20}{px:>4}{'':>9}{'':>9}  "
+        print(f"{'data on the fly':<27}{name:<20}{px:>4}{'':>9}{'':>9}  "
               f"{memory * 1e3:.1f} ms/step in memory ({memory / step_s:.1%} of the step), "
               f"{mapped * 1e3:.1f} ms memory-mapped ({mapped / step_s:.1%})", flush=True)
     name, config, px = rows[0]
@@ -219,7 +219,7 @@ def main() -> None:
         say("2 procs x 1 thread", name, px, pair, base_ips, "the pair's img/s vs 1 x 2")
     if (args.compile or not args.quick) and "compile" in parts:
         if problem := compiler_problem(CPU):
-            print(f"{'compile':<24}{name:<20}{px:>4}  skipped: {problem}")
+            print(f"{'compile':<27}{name:<20}{px:>4}  skipped: {problem}")
         else:
             compiled = replace(today, compile=True)
             for label, (cname, cconfig, cpx) in (("compile", rows[0]),
