@@ -1,10 +1,9 @@
 """Every speed lever of a proxy training, each as a ratio to today's trainer in the same run.
 
-    python benchmarks/proxy_levers.py --data-dir /work/data      # full: ~10-15 min, 2 cores
+    python benchmarks/proxy_levers.py --data-dir /work/data      # full: over 40 min, 2 cores
     python benchmarks/proxy_levers.py --quick                    # seconds: a smoke check
     python benchmarks/proxy_levers.py --parts procs,compile,accuracy --train-size 2000 \
-        --data-dir /work/data                                    # the rest, when the full
-                                                                 # run does not fit a sitting
+        --data-dir /work/data                                    # the rest: 22 min
 
 Models: b0 and two phi=1 candidates of the quick grid, a width+resolution one
 (a1.00_b1.11_g1.300, trained at 26 px) and a depth one (a1.80_b1.00_g1.000, 20 px); b0 at

@@ -91,7 +91,6 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return run
 
 
-
 @pytest.fixture(scope="session")
 def smoke_search_run(tmp_path_factory: pytest.TempPathFactory) -> SharedRun:
     """The smoke search (:data:`shared_runs.SMOKE_SEARCH`), trained once for every test

@@ -28,6 +28,8 @@ COUNTERS = ("fvcore", "torch")
 # fvcore operator names that are convolutions or matrix products.
 CONV_LINEAR_OPS = frozenset({"conv", "linear", "addmm", "matmul", "bmm", "einsum", "mm"})
 _CACHE_VERSION = 1
+# torch's public batch-norm layers (the lazy ones subclass these)
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
 def package_version() -> str:
@@ -197,7 +199,7 @@ def _drop_batch_norms(model: nn.Module) -> None:
     smoke search). Call after counting the parameters."""
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            if isinstance(child, BATCH_NORMS):
                 setattr(module, name, nn.Identity())
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from shared_runs import SMOKE_SEARCH, shared_run  # noqa: F401 (SMOKE_SEARCH: for the tests)
+from shared_runs import shared_run
 
 from effscale.cli.main import main_entry
 from effscale.experiment.queue import ITEM_PARAM

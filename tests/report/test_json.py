@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SMOKE_COMPARE, SMOKE_SEARCH, run_cli
+from conftest import SMOKE_COMPARE, run_cli
+from shared_runs import SMOKE_SEARCH
 
 pytestmark = pytest.mark.slow
 

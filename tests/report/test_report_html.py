@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import SMOKE_SEARCH, run_cli
+from conftest import run_cli
+from shared_runs import SMOKE_SEARCH
 
 from effscale.report.html import REPORT_FILE, write_run_report
 from effscale.report.load import load_run, open_run_study
