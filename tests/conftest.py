@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 from shared_runs import SMOKE_SEARCH, SharedRun, shared_run
 
 from effscale.cli.main import main_entry
+from effscale.train import levers
 
 CliResult = tuple[int, str, str]
 
@@ -42,6 +44,10 @@ def _session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
         # A search's estimate counts its trainings but times no model (seconds a model,
         # minutes a test on a busy machine); tests/experiment/test_estimate.py unsets it.
         patch.setenv("EFFSCALE_NO_ESTIMATE", "1")
+        # One worker process per search unless a test asks for more: the CPU's default of two
+        # (levers.CPU_DEFAULTS) would start a second process in every search a test runs, on
+        # cores pytest-xdist already fills. tests/experiment/test_devices.py tests the default.
+        patch.setitem(levers.DEVICE_DEFAULTS, "cpu", replace(levers.CPU_DEFAULTS, workers=1))
         yield path
 
 

@@ -216,7 +216,7 @@ CostBatch = Annotated[int | None, typer.Option(
 DeviceOpt = Annotated[Device, typer.Option(help="auto uses CUDA when present.")]
 Workers = Annotated[int | None, typer.Option(
     min=1, help="Worker processes on this machine.",
-    show_default="one per device × --workers-per-device")]
+    show_default="2 on a CPU (at most its cores ÷ --threads), one per GPU × --workers-per-device")]
 Devices = Annotated[str | None, typer.Option(
     help="CUDA GPUs to spread the workers over: auto (every visible GPU) or a comma list such "
          "as 0,1. Consecutive workers share a GPU: --devices 0,1 --workers 4 runs two on each.",
@@ -399,7 +399,7 @@ def settings_fields(run: RunOptions, budget: Budget) -> dict[str, Any]:
     without CUDA) and the workers counted by :func:`~effscale.experiment.workers.plan_workers`."""
     devices = parse_devices(run.devices, run.device.value)
     workers, per_device = plan_workers(run.workers, devices, run.workers_per_device,
-                                       run.device.value)
+                                       run.device.value, run.threads)
     return dict(
         base=run.base, dataset=run.dataset, budget=budget, recipe=budget_recipe(budget),
         data_dir=run.data_dir_text(), allow_upsampling=run.allow_upsampling, seed=run.seed,

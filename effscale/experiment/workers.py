@@ -43,14 +43,19 @@ def omp_threads() -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity where the OS tells, else all)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
+
 def default_threads(workers: int) -> int:
     """Torch threads per training process when ``--threads`` is not given: the process's
     ``OMP_NUM_THREADS`` if set, else the machine's cores split between the workers."""
     from_env = omp_threads()
     if from_env is not None:
         return from_env
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // workers)
+    return max(1, available_cores() // workers)
 
 
 def set_threads(settings: RunSettings) -> None:
@@ -153,19 +158,25 @@ def parse_devices(text: str | None, device: str = "auto") -> tuple[int, ...] | N
 
 
 def plan_workers(workers: int | None, devices: tuple[int, ...] | None,
-                 per_device: int | None, device: str = "auto") -> tuple[int, int]:
+                 per_device: int | None, device: str = "auto",
+                 threads: int | None = None) -> tuple[int, int]:
     """``(workers, workers per device)`` from ``--workers``, ``--devices`` and
     ``--workers-per-device`` (None: not given). With D devices (``--devices``, else the one of
     ``--device``): ``--workers`` W alone spreads W workers in blocks of ceil(W / D);
     ``--workers-per-device`` N alone runs D × N; both run W, N per device (W <= D × N);
     neither runs the device type's default per device (``DEVICE_DEFAULTS``' ``workers`` in
-    :mod:`effscale.train.levers`: 1 on every type today)."""
+    :mod:`effscale.train.levers`: 1 per CUDA GPU; 2 on a CPU, but never more processes than
+    the available cores hold at ``threads`` (``--threads``, else ``OMP_NUM_THREADS``) each)."""
     count = len(devices) if devices else 1
     if any(value is not None and value < 1 for value in (workers, per_device)):
         raise EffscaleError("--workers and --workers-per-device must be >= 1")
     if workers is None:
         kind = torch.device("cuda") if devices else resolve_device(device)
-        per_device = per_device or device_defaults(kind).workers
+        if per_device is None:
+            per_device = device_defaults(kind).workers
+            if kind.type == "cpu":
+                each = threads or omp_threads() or 1
+                per_device = max(1, min(per_device, available_cores() // each))
         return count * per_device, per_device
     if per_device is None:
         return workers, math.ceil(workers / count)

@@ -10,7 +10,8 @@ the batch size, what it learns only through a learning rate scaled with it):
   device's native one (bf16 or fp16 on CUDA, fp32 on a CPU).
 - the batch size, with the learning rate scaled linearly from the recipe's reference
   (:func:`linear_lr`), so that equal epochs stay comparable;
-- processes and threads: ``--workers`` processes each with ``cores / workers`` threads.
+- processes and threads: ``--workers`` processes each with ``cores / workers`` threads (on a
+  CPU two processes by default, never more than its cores).
 
 :data:`DEVICE_DEFAULTS` holds what each device type runs when the recipe or the command
 line does not say: flipping one of them is a one-line change, measured first with
@@ -39,16 +40,17 @@ class DeviceDefaults:
     why: str
 
 
-DEVICE_DEFAULTS: dict[str, DeviceDefaults] = {
-    "cpu": DeviceDefaults(
-        compile=False, workers=1,
-        why="2-core CPU: torch.compile took 140 s to compile at 32 px and gained nothing "
-            "(earlier measurement; benchmarks/proxy_levers.py re-measures it per proxy size)"),
-    "cuda": DeviceDefaults(
-        compile=False, workers=1,
-        why="not measured on a GPU yet (benchmarks/gpu_check.py, benchmarks/proxy_levers.py "
-            "--device cuda)"),
-}
+CPU_DEFAULTS = DeviceDefaults(
+    compile=False, workers=2,
+    why="2 idle CPU cores: 2 processes x 1 thread trained 1.49x the images a second of 1 x 2 "
+        "(benchmarks/proxy_levers.py --parts procs) and the demo search ran 1.50x faster "
+        "(16:04 against 24:10, same verdict); torch.compile lost (0.58-0.64x over a screening "
+        "training, its compile included). Capped at the available cores (docs/benchmarks.md)")
+CUDA_DEFAULTS = DeviceDefaults(
+    compile=False, workers=1,
+    why="not measured on a GPU yet (benchmarks/gpu_check.py, benchmarks/proxy_levers.py "
+        "--device cuda)")
+DEVICE_DEFAULTS: dict[str, DeviceDefaults] = {"cpu": CPU_DEFAULTS, "cuda": CUDA_DEFAULTS}
 
 
 def device_defaults(device: torch.device) -> DeviceDefaults:

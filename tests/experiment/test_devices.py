@@ -16,6 +16,7 @@ from effscale.experiment import engine, workers
 from effscale.experiment.budgets import budget_recipe, get_budget
 from effscale.experiment.events import RunEvents
 from effscale.experiment.settings import RunSettings
+from effscale.train import levers
 
 Cli = Callable[..., tuple[int, str, str]]
 SMOKE = ("--dataset", "synthetic", "--budget", "smoke", "--counter", "torch", "--threads", "1")
@@ -55,7 +56,7 @@ def test_the_assignment_rule(given: int | None, devices: tuple[int, ...],
 
 
 def test_without_devices_the_worker_count_is_as_before() -> None:
-    assert workers.plan_workers(None, None, None) == (1, 1)
+    assert workers.plan_workers(None, None, None) == (1, 1)  # the suite's default: one
     assert workers.plan_workers(3, None, None) == (3, 3)  # all on --device
     assert workers.plan_workers(None, None, 2) == (2, 2)
 
@@ -152,3 +153,27 @@ def test_devices_without_cuda_fails_in_one_line_before_any_work(
     assert code != 0
     assert err.strip() == "error: --devices: no CUDA GPU is available (on the CPU, use --workers)"
     assert out == ""
+
+
+@pytest.mark.parametrize(("cores", "omp", "threads", "planned"), [
+    (2, None, None, 2),  # the measured default: 2 processes x 1 thread on 2 cores
+    (16, None, None, 2),
+    (1, None, None, 1),  # never more processes than cores
+    (2, "2", None, 1),  # OMP_NUM_THREADS=2 fills 2 cores with one process
+    (2, "1", 2, 1),  # --threads beats OMP_NUM_THREADS
+    (4, None, 2, 2),
+])
+def test_a_cpu_runs_two_workers_by_default_within_its_cores(
+        monkeypatch: pytest.MonkeyPatch, cores: int, omp: str | None, threads: int | None,
+        planned: int) -> None:
+    """The shipped CPU default (the suite runs one worker, tests/conftest.py): two
+    single-thread processes measured 1.5x one of two threads (docs/benchmarks.md)."""
+    monkeypatch.setitem(levers.DEVICE_DEFAULTS, "cpu", levers.CPU_DEFAULTS)
+    monkeypatch.setattr(workers, "available_cores", lambda: cores)
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    assert workers.plan_workers(None, None, None, "cpu", threads) == (planned, planned)
+    assert workers.plan_workers(3, None, None, "cpu", threads) == (3, 3)  # asked: as asked
+    assert levers.CUDA_DEFAULTS.workers == 1

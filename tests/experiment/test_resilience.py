@@ -43,7 +43,7 @@ Cli = Callable[..., tuple[int, str, str]]
 # depth + width, and resolution alone at 28 px); the screening alone, no confirmation.
 SMALL = ["search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "64",
          "--val-size", "32", "--epochs", "2", "--batch-size", "32", "--alpha-max", "1.4",
-         "--threads", "1", "--confirm-top", "0"]
+         "--threads", "1", "--workers", "1", "--confirm-top", "0"]
 DEPTH, WIDTH, RES = "a1.40_b1.11_g1.000", "a1.00_b1.45_g1.000", "a1.00_b1.00_g1.400"
 ITEMS = {"base@0", f"{DEPTH}@0", f"{WIDTH}@0", f"{RES}@0"}
 
