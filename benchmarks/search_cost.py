@@ -45,7 +45,7 @@ def one(pruner: str, args: argparse.Namespace, out: Path) -> dict:
     epochs = sum(len(t.intermediate_values) for t in trials)
     train = sum(float(t.user_attrs.get("train_seconds", 0.0))
                 + float(t.user_attrs.get("val_seconds", 0.0)) for t in trials)
-    selection = outcome.result
+    selection = outcome.result.selection if outcome.result is not None else None
     winner = selection.winner if selection else None
     return {"pruner": pruner, "epochs": epochs, "wall": wall, "train": train,
             "winner": winner.candidate if winner else "-",

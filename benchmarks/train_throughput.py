@@ -22,11 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from effscale.devices import resolve_device
 from effscale.model.bases import get_base
 from effscale.model.builder import build_model
 from effscale.model.flops import count_flops
 from effscale.scaling.compound import scale_config
-from effscale.train.trainer import Recipe, proxy_config, resolve_device, train_config
+from effscale.train.trainer import Recipe, proxy_config, train_config
 
 
 def matmul_rate(device: torch.device, seconds: float = 2.0) -> float:

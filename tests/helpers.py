@@ -9,7 +9,7 @@ from pathlib import Path
 from effscale.experiment.budgets import get_budget
 from effscale.model.bases import get_base
 from effscale.model.config import ModelConfig, ScalingRules
-from effscale.model.cost import CostMeasurer, CostMeter, Measured
+from effscale.model.cost import CostMeter, Measured, Meter
 from effscale.model.cost_timing import Timing
 from effscale.search.candidates import Candidate, Skipped, build_candidates
 from effscale.search.grid import budget_grid
@@ -64,7 +64,7 @@ class NoisyLatency(CostMeter):
         return self.results[key]
 
 
-def demo_candidates(cost: CostMeasurer) -> tuple[list[Candidate], list[Skipped]]:
+def demo_candidates(cost: Meter) -> tuple[list[Candidate], list[Skipped]]:
     """The demo budget's candidates for b0 on 10 classes, equal in ``cost``."""
     spec = budget_grid(get_budget("demo"))
     full = get_base("b0", 10)

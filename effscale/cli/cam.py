@@ -12,7 +12,7 @@ from effscale.cli import render
 from effscale.errors import EffscaleError
 from effscale.experiment.rundir import SETTINGS_FILE
 from effscale.experiment.storage import JOURNAL_NAME
-from effscale.report.cam import (
+from effscale.report.cam_grid import (
     cam_grid,
     load_models,
     pick_images,

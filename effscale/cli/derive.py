@@ -36,11 +36,11 @@ from effscale.scaling.derive import (
     parse_phis,
     phi_label,
     reach_warning,
-    save_family,
     with_head,
+    write_family,
 )
 from effscale.scaling.derive import match_flops as match_flops_along
-from effscale.scaling.equal_flops import Measurer
+from effscale.scaling.equal_flops import FlopsMeter
 
 DepthRounding = opt.choices("DepthRounding", DEPTH_ROUNDING)
 HeadType = opt.choices("HeadType", HEAD_TYPES)
@@ -180,7 +180,7 @@ def derive(
         status.update(f"measuring FLOPs at full size ({counter_name}): a model at {px} px")
         return count_flops(config, px, counter_name)
 
-    measure = Measurer(counter.value, conv_linear=True, count=counted)
+    measure = FlopsMeter(counter.value, conv_linear=True, count=counted)
     with status:
         family = _measure_family(
             official, phis, num_classes, coeffs, base_name, rules, head_config, measure,
@@ -189,10 +189,9 @@ def derive(
     rows, matched, costs, meter, ref_flops = (family.rows, family.matched, family.costs,
                                               family.meter, family.ref_flops)
     _check_writable(out)
-    save_family([config for _, config, _ in rows], out)
     if matched:
         _check_writable(out / "matched")
-        save_family([m.config for m in matched], out / "matched")
+    write_family(out, [config for _, config, _ in rows], [m.config for m in matched])
     if as_json:
         doc = _derive_json(coeffs, official, rows, matched, ref_flops, base_name,
                            counter.value)
@@ -224,7 +223,7 @@ class _Family:
 
 def _measure_family(official: bool, phis: list[float], num_classes: int, coeffs: Coefficients,
                     base_name: str, rules: ScalingRules, head_config: Head | None,
-                    measure: Measurer, shown: str, cost_batch: int | None, device: str,
+                    measure: FlopsMeter, shown: str, cost_batch: int | None, device: str,
                     threads: int | None, runtime_name: str, match_flops: bool, counter: str
                     ) -> _Family:
     """The configs ``derive`` writes, measured (the minutes of the command)."""

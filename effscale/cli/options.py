@@ -22,6 +22,7 @@ from typing import Annotated, Any, get_type_hints
 import typer
 
 from effscale.datasets.registry import DATASET_HELP, native_size
+from effscale.devices import DEVICES
 from effscale.errors import EffscaleError
 from effscale.experiment.budgets import (
     BUDGETS,
@@ -40,7 +41,6 @@ from effscale.model.flops import COUNTERS
 from effscale.scaling.derive import PHI_BOUNDS
 from effscale.search.grid import BETA_MODES
 from effscale.train.segmentation import SHAPES
-from effscale.train.trainer import DEVICES
 
 
 def choices(name: str, values: Iterable[str]) -> type[Enum]:

@@ -26,13 +26,15 @@ from effscale.report.html import write_report, write_run_report
 from effscale.report.load import open_run_study
 from effscale.scaling.derive import check_phi
 from effscale.search.aliases import coefficient_aliases
+from effscale.search.answer import SearchAnswer
 from effscale.search.candidates import Candidate, Skipped, extremes_found
 from effscale.search.confirm import ConfirmPlan
 from effscale.search.design import design
 from effscale.search.grid import budget_grid, single_axis
+from effscale.search.outputs import write_outputs
 from effscale.search.pareto import Entry, pareto_tables
-from effscale.search.report import write_outputs
 from effscale.search.run import SearchSettings, run_search
+from effscale.search.selection import Selection
 
 
 def parse_duration(text: str, option: str) -> float | None:
@@ -143,11 +145,11 @@ def _or(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def summary_table(selection: Any, top: int = 8) -> Table:
+def summary_table(selection: Selection, top: int = 8) -> Table:
     rows = ([("base", selection.base)] if selection.base and selection.base.completed else [])
     # "winner" only for a decided answer: an undecided or no-signal run has a pick, not a winner
-    picked = selection.winner is getattr(selection, "screening_pick", selection.winner)
-    first = "winner" if picked and getattr(selection, "decided", False) else "pick"
+    picked = selection.winner is selection.screening_pick
+    first = "winner" if picked and selection.decided else "pick"
     rows += [(first if i == 0 else str(i + 1), r)
              for i, r in enumerate(selection.ranked[:top])]
     cost = next((d.cost for _, r in rows if (d := design(r)).cost), None)
@@ -169,7 +171,7 @@ def summary_table(selection: Any, top: int = 8) -> Table:
     return table
 
 
-def confirmation_table(selection: Any) -> Table | None:
+def confirmation_table(selection: Selection) -> Table | None:
     """The confirmed models: screening accuracy (1 short run) beside the confirmation's."""
     decision = selection.decision
     if decision is None:
@@ -189,13 +191,16 @@ def confirmation_table(selection: Any) -> Table | None:
     return table
 
 
-def print_selection(selection: Any, run_dir: Path) -> None:
+def print_answer(answer: SearchAnswer, run_dir: Path) -> None:
+    """The answer at the end of a run (and of ``effscale report``): tables, the winner, the
+    confirmation, the stages, the verdict, the ladder; all from ``answer``."""
+    selection = answer.selection
     render.out.print(summary_table(selection))
     if (confirmed := confirmation_table(selection)) is not None:
         render.out.print(confirmed)
     w, base, runner = selection.winner, selection.base, selection.runner_up
     decision = selection.decision
-    doc = _coefficients_file(run_dir)
+    doc = answer.document
     say = lambda text: render.out.print(text, markup=False, highlight=False)  # noqa: E731
     if w is not None:
         shown = decision.winner if decision is not None and decision.winner is not None else w
@@ -236,7 +241,7 @@ def print_selection(selection: Any, run_dir: Path) -> None:
         say("  " + compare_line(estimated))
     if fidelity_line := doc.get("fidelity_line"):
         say("  " + fidelity_line)
-    for row in getattr(selection, "failed", []):
+    for row in selection.failed:
         say(f"  failed: {row.candidate}: {'; '.join(row.failures)}")
     if caveat := doc.get("caveat"):
         render.err.print(f"caveat: {caveat}", markup=False, highlight=False)
@@ -248,7 +253,8 @@ def print_selection(selection: Any, run_dir: Path) -> None:
     page = " report.html" if (run_dir / "report.html").is_file() else ""
     family = sorted((p.stem for p in (run_dir / "configs").glob("*.yaml")),
                     key=lambda name: (len(name), name))
-    say(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml configs/ "
+    say(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml answer.json "
+        "configs/ "
         f"({' '.join(family)}){matched} search.png{pareto}{page}")
     for line in verdict_lines(selection.verdict, decision):
         say(line)
@@ -316,16 +322,6 @@ def pareto_table(tables: dict[str, list[Entry]]) -> Table:
                           for e in entries if e.on_front)
         table.add_row(cost, front, str(sum(not e.on_front for e in entries)))
     return table
-
-
-def _coefficients_file(run_dir: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        doc = yaml.safe_load((run_dir / "coefficients.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
 
 
 def stability_line(stability: dict[str, Any]) -> str:
@@ -502,12 +498,17 @@ def search(
             render.out.print(feasible_table(kept, prepared.dropped, prepared.grid_points))
         search_dry_run_line(outcome)
         return
-    html_report(outcome.run_dir, settings.storage, settings.study)
+    answer = outcome.result
+    html_report(outcome.run_dir, settings.storage, settings.study, answer)
     report_end(outcome, "search", started)
+    if answer is None:  # trainings still open (another worker's): nothing is answered yet
+        if as_json:
+            render.print_json({})
+        return
     if as_json:
-        render.print_json(_coefficients_file(outcome.run_dir))
+        render.print_json(dict(answer.document))
     else:
-        print_selection(outcome.result, outcome.run_dir)
+        print_answer(answer, outcome.run_dir)
 
 
 def search_dry_run_line(outcome: Any) -> None:
@@ -524,11 +525,13 @@ def search_dry_run_line(outcome: Any) -> None:
                      f"({stages}) in {outcome.run_dir}{wall}", markup=False)
 
 
-def html_report(run_dir: Path, storage: str | None, study: str) -> None:
-    """``report.html`` at the end of a run; a failure is a warning, never the run's
-    (``effscale report RUN --html --debug`` shows it again with its traceback)."""
+def html_report(run_dir: Path, storage: str | None, study: str,
+                answer: SearchAnswer | None = None) -> None:
+    """``report.html`` at the end of a run, from the answer its outputs were written from;
+    a failure is a warning, never the run's (``effscale report RUN --html --debug`` shows it
+    again with its traceback)."""
     try:
-        write_run_report(run_dir, storage, study)
+        write_run_report(run_dir, storage, study, answer)
     except Exception as exc:
         render.err.print(f"warning: report.html not written: {exc.__class__.__name__}: {exc}",
                          markup=False, highlight=False)
@@ -569,12 +572,12 @@ def report(
     atomic.remove_stray_temps(target)
     atomic.remove_stray_temps(target / "configs")
     counts = progress_counts(loaded)
-    selection = write_outputs(loaded, target)
+    answer = write_outputs(loaded, target)
     if html:
-        write_report(run or target, loaded, target)
+        write_report(run or target, loaded, target, answer)
     render.err.print(f"{counts['settled']} of {counts['items']} trainings settled "
                      f"({counts['running']} running)", markup=False)
     if as_json:
-        render.print_json(_coefficients_file(target))
+        render.print_json(dict(answer.document))
     else:
-        print_selection(selection, target)
+        print_answer(answer, target)

@@ -28,7 +28,7 @@ from effscale import __version__, atomic
 from effscale.compare.curve import curve_key
 from effscale.compare.models import CompareModel
 from effscale.experiment import stats
-from effscale.experiment.results import Row, collect_rows
+from effscale.experiment.rows import Row, collect_rows
 from effscale.scaling.derive import phi_label
 from effscale.search.candidates import BASE_KEY
 from effscale.search.decision import Power, power_of

@@ -15,7 +15,7 @@ from effscale.errors import EffscaleError
 from effscale.model.bases import get_base
 from effscale.model.config import ModelConfig
 from effscale.model.flops import Complexity
-from effscale.scaling.equal_flops import Measurer, Scaled, base_model, solve_direction, solve_rule
+from effscale.scaling.equal_flops import FlopsMeter, Scaled, base_model, solve_direction, solve_rule
 from effscale.search.candidates import BASE_KEY, Candidate
 from effscale.train.proxy import upsampling_note
 from effscale.train.trainer import proxy_config
@@ -79,7 +79,7 @@ def build_models(settings: CompareSettings, num_classes: int,
     if not math.isfinite(settings.phi):
         raise EffscaleError(f"--phi must be a finite number, got {settings.phi}")
     full_base = get_base(settings.base, num_classes)
-    measure = Measurer(settings.counter, conv_linear=True)
+    measure = FlopsMeter(settings.counter, conv_linear=True)
     cost = settings.cost_meter()
     base_value = measure(full_base).flops if cost is None else cost(full_base)
     target = base_value * 2 ** settings.phi
@@ -98,7 +98,7 @@ def build_models(settings: CompareSettings, num_classes: int,
             f"{settings.cost} ({i}/{total})")
         solved.append((rule, solve_rule(full_base, rule, target, settings.rules, measure,
                                         settings.fast_a, cost), None))
-    proxy_measure = Measurer(settings.counter, conv_linear=True)
+    proxy_measure = FlopsMeter(settings.counter, conv_linear=True)
     proxy_base = proxy_config(full_base.replace(resolution=settings.budget.resolution),
                               settings.recipe, num_classes)
     proxy_base_flops = proxy_measure(proxy_base).flops

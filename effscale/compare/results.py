@@ -17,7 +17,7 @@ from effscale import __version__, atomic
 from effscale.compare.models import CompareModel
 from effscale.compare.plot import plot_compare
 from effscale.experiment import stats
-from effscale.experiment.results import Row, collect_rows
+from effscale.experiment.rows import Row, collect_rows
 from effscale.search.candidates import BASE_KEY
 
 CSV_FIELDS = ["model", "kind", "s", "depth", "width", "resolution_multiplier",

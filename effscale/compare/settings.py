@@ -85,7 +85,7 @@ class CompareSettings(RunSettings):
                                 self.device, self.threads, self.runtime)
 
     def cost_meter(self) -> CostMeter | None:
-        """The cost the models are solved on; ``None`` for FLOPs (the Measurer's path)."""
+        """The cost the models are solved on; ``None`` for FLOPs (the FlopsMeter's path)."""
         return None if self.cost == "flops" else CostMeter(self.cost, self.cost_options())
 
     @property

@@ -123,9 +123,9 @@ BUDGETS: dict[str, Budget] = {
                     "batch-norm statistics recomputed on 512 images before each validation; "
                     "no proxy ladder (its one rung below 20 px, 14 px, leaves the base 1x1 "
                     "feature maps; --ladder-rungs 1 climbs it)",
-        expected="about 25 min on 2 CPU cores (24.2 min measured on 2026-12-05, this "
-                 "version, on a 2-core VM well below its usual speed; its estimate: 18 min "
-                 "of training); decided after 4 confirmation seeds",
+        expected="about 16-19 min on 2 CPU cores with the default two workers (18.4 min "
+                 "measured on 2026-12-06 and 16.1 min on 2026-12-05 on a 2-core VM; one "
+                 "worker of two threads: 24.2 min); decided after 4 confirmation seeds",
     ),
     "quick": Budget(
         "quick", train_size=10000, val_size=5000, epochs=3, batch_size=64, resolution=20,

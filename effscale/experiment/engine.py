@@ -26,6 +26,7 @@ import torch
 from optuna.storages import BaseStorage
 
 from effscale import atomic
+from effscale.devices import resolve_device
 from effscale.errors import EffscaleError
 from effscale.experiment.events import RunEvents
 from effscale.experiment.halving import work_synchronous
@@ -55,7 +56,6 @@ from effscale.experiment.workers import (
     worker_devices,
 )
 from effscale.train.levers import check_levers
-from effscale.train.trainer import resolve_device
 
 
 @dataclass

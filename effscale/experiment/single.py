@@ -14,6 +14,7 @@ from typing import Any
 
 from effscale.datasets.images import ImageData
 from effscale.datasets.registry import native_size
+from effscale.devices import resolve_device
 from effscale.experiment.data import load_data
 from effscale.experiment.events import RunEvents
 from effscale.experiment.settings import RunSettings, seed_for
@@ -26,7 +27,6 @@ from effscale.train.trainer import (
     ProgressFn,
     TrainResult,
     proxy_config,
-    resolve_device,
     train_config,
 )
 

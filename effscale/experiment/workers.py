@@ -30,10 +30,10 @@ from typing import Any
 
 import torch
 
+from effscale.devices import resolve_device
 from effscale.errors import EffscaleError
 from effscale.experiment.settings import RunSettings
 from effscale.train.levers import device_defaults
-from effscale.train.trainer import resolve_device
 
 
 def omp_threads() -> int | None:

@@ -42,6 +42,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from effscale import atomic
+from effscale.devices import resolve_device
 from effscale.errors import EffscaleError
 from effscale.model.builder import build_model
 from effscale.model.config import ModelConfig, dump_config
@@ -53,7 +54,7 @@ from effscale.model.cost_timing import (
     cuda_timer,
     time_repeated,
 )
-from effscale.model.flops import count_flops, package_version
+from effscale.model.flops import config_params, count_flops, package_version
 from effscale.paths import cache_dir
 
 DEFAULT_COST = "flops"
@@ -64,21 +65,6 @@ _CACHE_VERSION = 2  # 2: keyed by the whole timing plan; only settled timings ar
 
 
 # --------------------------------------------------------------------------- the device
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cpu``, ``cuda`` or ``cuda:N`` otherwise."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise EffscaleError(f"unknown device {name!r} (auto, cpu or cuda)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise EffscaleError(f"device {name}: no CUDA GPU is available (try auto)")
-    if device.type not in ("cpu", "cuda"):
-        raise EffscaleError(f"device {name}: costs are measured on cpu or cuda")
-    return device
 
 
 def cpu_model() -> str:
@@ -275,6 +261,12 @@ def _counted(field_name: str) -> MeasureFn:
     return measure
 
 
+def _params(config: ModelConfig, options: CostOptions, timer: Timer | None) -> Measured:
+    """Parameters need no forward pass: the model built on the meta device, counted (a
+    ``--cost params`` solve measures dozens of full-size models)."""
+    return Measured("params", float(config_params(config)), COSTS["params"].unit)
+
+
 def sample_images(config: ModelConfig, batch: int, device: torch.device) -> torch.Tensor:
     """A fixed random batch at the config's own resolution (what the timed costs run on)."""
     generator = torch.Generator().manual_seed(0)
@@ -346,7 +338,7 @@ def _train_step(config: ModelConfig, options: CostOptions, timer: Timer | None) 
 register_cost(CostKind("flops", "multiply-adds", "conv+linear FLOPs of the full-size model "
                        "(the published convention)", _counted("flops_conv_linear")))
 register_cost(CostKind("params", "parameters", "parameters of the full-size model",
-                       _counted("params")))
+                       _params))
 register_cost(CostKind("activations", "elements", "output elements of every conv and linear "
                        "layer of the full-size model", _counted("activations")))
 register_cost(CostKind("latency", "s", "median inference time of the full-size model on this "
@@ -405,7 +397,7 @@ def measure_cost(config: ModelConfig, cost: str = DEFAULT_COST,
     return result
 
 
-class CostMeasurer(Protocol):
+class Meter(Protocol):
     """What the solvers need of a cost: its name and a float per config."""
 
     name: str
@@ -414,7 +406,7 @@ class CostMeasurer(Protocol):
 
 
 class CostMeter:
-    """A :class:`CostMeasurer` over the registry: each distinct config (name and provenance
+    """A :class:`Meter` over the registry: each distinct config (name and provenance
     aside) measured once per meter, and timed costs cached on disk besides."""
 
     def __init__(self, cost: str, options: CostOptions | None = None,

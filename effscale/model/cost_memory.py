@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from effscale.devices import resolve_device
 from effscale.model.builder import build_model
 from effscale.model.config import ModelConfig
 from effscale.model.cost import (
-    resolve_device,
     sample_images,
     sample_targets,
     torch_threads,

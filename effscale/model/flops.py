@@ -112,6 +112,13 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def config_params(config: ModelConfig) -> int:
+    """The parameters of ``config``'s model, built on the meta device: nothing is allocated
+    and nothing runs forward (the same number as :func:`count_flops`' ``params``)."""
+    with torch.device("meta"):
+        return count_params(build_model(config))
+
+
 def count_activations(model: nn.Module, image: torch.Tensor) -> int:
     """Output elements of every conv and linear layer (fvcore's activation count)."""
     total = 0

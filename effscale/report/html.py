@@ -22,6 +22,7 @@ from effscale.report.sections import (
     search_sections,
     verdict_html,
 )
+from effscale.search.answer import SearchAnswer
 
 REPORT_FILE = "report.html"
 
@@ -60,16 +61,20 @@ def build_report(run: RunData) -> str:
     return page(f"effscale {title}", header, sections)
 
 
-def write_report(run_dir: Path, study: optuna.Study, out_dir: Path | None = None) -> Path:
+def write_report(run_dir: Path, study: optuna.Study, out_dir: Path | None = None,
+                 answer: SearchAnswer | None = None) -> Path:
     """Write ``report.html`` for the run in ``run_dir`` (into ``out_dir``, default the run
-    directory) atomically; returns its path."""
+    directory) atomically; returns its path. ``answer``: a search's, as its outputs were
+    just written from it (else the page computes it from the study)."""
     target = Path(out_dir or run_dir) / REPORT_FILE
-    atomic.write_text(target, build_report(load_run(Path(run_dir), study)))
+    atomic.write_text(target, build_report(load_run(Path(run_dir), study, answer)))
     return target
 
 
 def write_run_report(run_dir: Path, storage: str | None = None,
-                     study_name: str | None = None) -> Path:
+                     study_name: str | None = None, answer: SearchAnswer | None = None
+                     ) -> Path:
     """Open the run's study (its journal, or ``study_name`` in ``storage``) and write its
     ``report.html`` into ``run_dir``."""
-    return write_report(run_dir, open_run_study(Path(run_dir), storage, study_name))
+    return write_report(run_dir, open_run_study(Path(run_dir), storage, study_name), None,
+                        answer)

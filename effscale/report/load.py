@@ -19,6 +19,7 @@ from effscale.errors import EffscaleError
 from effscale.experiment.queue import progress_counts
 from effscale.experiment.rundir import SETTINGS_FILE
 from effscale.experiment.storage import JOURNAL_NAME, open_storage
+from effscale.search.answer import SearchAnswer
 
 DEFAULT_STUDIES = ("effscale", "effscale-compare")  # search's and compare's default names
 
@@ -32,6 +33,7 @@ class RunData:
     study: optuna.Study
     counts: dict[str, int]
     status: str  # settings.yaml's status: "running", "complete" or "unknown"
+    answer: SearchAnswer | None = None  # a search's, when its outputs were just written
 
     @property
     def kind(self) -> str:
@@ -82,12 +84,14 @@ def open_run_study(run_dir: Path | None, storage: str | None = None,
     return optuna.load_study(study_name=study_name, storage=backend)
 
 
-def load_run(run_dir: Path, study: optuna.Study) -> RunData:
+def load_run(run_dir: Path, study: optuna.Study, answer: SearchAnswer | None = None
+             ) -> RunData:
     """The run in ``run_dir`` with its study (settings from the study when the directory
-    has none, as for a report of a shared storage written elsewhere)."""
+    has none, as for a report of a shared storage written elsewhere) and, for a search whose
+    outputs were just written, the answer they were written from (the page shows the same)."""
     doc = read_settings_file(run_dir)
     settings = study.user_attrs.get("settings") or doc
     if not settings:
         raise EffscaleError(f"study {study.study_name!r} was not written by effscale")
     status = str(doc.get("status", "unknown"))
-    return RunData(Path(run_dir), settings, study, progress_counts(study), status)
+    return RunData(Path(run_dir), settings, study, progress_counts(study), status, answer)

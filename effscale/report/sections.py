@@ -13,16 +13,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 import yaml
 
 from effscale.compare import curve_results
 from effscale.compare.results import compound_comparisons
 from effscale.experiment import stats
 from effscale.experiment.queue import item_states, split_item
-from effscale.experiment.results import Row, collect_rows
-from effscale.model.builder import build_model
-from effscale.model.config import rules_from_dict
+from effscale.experiment.rows import Row, collect_rows
+from effscale.model.config import ScalingRules, rules_from_dict
 from effscale.report.load import RunData
 from effscale.report.markup import (
     Section,
@@ -37,23 +35,13 @@ from effscale.report.markup import (
     pre,
     table,
 )
-from effscale.scaling.derive import Coefficients, derive_config
+from effscale.scaling.derive import Coefficients
 from effscale.search import fidelity
+from effscale.search.answer import FamilyMember, SearchAnswer, answer_of, family_of
 from effscale.search.candidates import BASE_KEY
 from effscale.search.design import Design, design, design_of
-from effscale.search.ladder import ladder_summary
 from effscale.search.plot import plot_search
-from effscale.search.refine import answer_position
-from effscale.search.report import (
-    UNDECIDED_HEADER,
-    family_phis,
-    search_answer,
-    search_coefficients,
-    search_phi,
-    undecided_reason,
-)
-from effscale.search.results import (
-    Selection,
+from effscale.search.selection import (
     confirmation_rows,
     grid_rows,
     is_screening,
@@ -124,27 +112,18 @@ def seed_noise_body(rows: dict[str, Row], comparisons: list[stats.Comparison]) -
     return para(head) + seeds + comparisons_table(comparisons)
 
 
-def family_table(coefficients: Coefficients, base: str, num_classes: int, rules: Any,
-                 caption: str, phis: tuple[int, ...] = tuple(range(8))) -> str:
-    """B0-B7 (or ``phis``) from ``coefficients``: multipliers ``alpha**phi`` ..., the rounded
-    config (input size, blocks, last stage's channels) and its parameters (counted without
-    allocating)."""
+def family_table(members: tuple[FamilyMember, ...], caption: str) -> str:
+    """B0-B7 (or any family): multipliers ``alpha**phi`` ..., the rounded config (input size,
+    blocks, last stage's channels) and its parameters."""
     rows = []
-    for phi in phis:
-        config = derive_config(coefficients, float(phi), base, num_classes, rules)
-        with torch.device("meta"):
-            params = sum(p.numel() for p in build_model(config).parameters())
-        rows.append([config.name, str(phi), number(coefficients.alpha ** phi),
-                     number(coefficients.beta ** phi), number(coefficients.gamma ** phi),
-                     str(config.resolution), str(sum(s.repeats for s in config.stages)),
-                     str(config.stages[-1].channels), (f"{params:,}", str(params))])
+    for member in members:
+        d = member.to_dict()
+        rows.append([d["name"], str(member.phi), number(d["depth_multiplier"]),
+                     number(d["width_multiplier"]), number(d["resolution_multiplier"]),
+                     str(d["resolution"]), str(d["blocks"]), str(d["last_stage_channels"]),
+                     (f"{member.params:,}", str(member.params))])
     return table(["config", "φ", "depth ×", "width ×", "resolution ×", "input px", "blocks",
                   "last stage channels", "params"], rows, caption=caption)
-
-
-def rules_of(settings: dict[str, Any]) -> Any:
-    raw = settings.get("rules") or settings.get("identity", {}).get("rules") or {}
-    return rules_from_dict(raw)
 
 
 def cam_section(run: RunData) -> Section | None:
@@ -189,12 +168,18 @@ def plot_section(pictures: list[str], missing: str) -> str:
 # --------------------------------------------------------------------------- a search
 
 
-def search_selection(run: RunData) -> tuple[Selection, dict[str, Row], dict[str, Any]]:
-    """The ranking and verdict the search's own report gives for the study as it is now
-    (:func:`effscale.search.report.write_outputs`): screening, confirmation, fidelity."""
-    rows = collect_rows(run.study)
-    selection, check = search_answer(run.study, rows)
-    return selection, rows, check
+def _rules(settings: dict[str, Any]) -> ScalingRules:
+    """A compare run's scaling rules (an old run's from its identity)."""
+    return rules_from_dict(settings.get("rules") or settings.get("identity", {}).get("rules")
+                           or {})
+
+
+def search_answer(run: RunData) -> SearchAnswer:
+    """The answer the run's own outputs were written from (:func:`effscale.search.outputs.
+    write_outputs`), or the study's as it is now when the page is drawn on its own."""
+    answer = run.answer
+    return answer if isinstance(answer, SearchAnswer) else answer_of(run.study,
+                                                                      document=run.settings)
 
 
 def _candidate_cells(d: Design, costed: bool = False) -> list[Any]:
@@ -209,16 +194,16 @@ def _candidate_cells(d: Design, costed: bool = False) -> list[Any]:
 
 
 def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
-    settings = run.settings
-    selection, rows, check = search_selection(run)
-    cost = str(settings.get("cost_name") or "flops")
+    answer = search_answer(run)
+    settings = answer.settings
+    selection, rows, check = answer.selection, dict(answer.rows), dict(answer.fidelity)
+    cost = settings.cost_name
     costed = cost != "flops"
     lines = []
     w, base = selection.winner, selection.base
     decision = selection.decision
-    if w is not None and not selection.decided:
-        lines.append("CAVEAT: " + UNDECIDED_HEADER.replace("{why}", undecided_reason(selection))
-                     .format(run="").replace("\n", " ")
+    if answer.caveat:
+        lines.append("CAVEAT: " + answer.caveat
                      + " Its configs/ carry the same warning in their first line.")
     shown = decision.winner if decision is not None and decision.winner is not None else w
     shown_base = decision.base if decision is not None and decision.base is not None else base
@@ -235,17 +220,16 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     if shown_base is not None and shown_base.completed:
         lines.append(f"base: {where} accuracy {shown_base.mean:.2%} over "
                      f"{len(shown_base.accuracies)} seed(s); chance is "
-                     f"{1 / int(settings['num_classes']):.1%}")
+                     f"{settings.chance:.1%}")
     if decision is not None:
         lines += [f"power {p.describe()}" for p in decision.power]
-    ladder = ladder_summary(run.study, rows)
+    ladder = dict(answer.ladder)
     lines.append(ladder["line"])
-    if (place := answer_position(w, rows, settings, run.study.user_attrs)) is not None:
-        lines.append(f"position on the equal-cost curve: {place.text}")
+    if answer.position is not None:
+        lines.append(f"position on the equal-cost curve: {answer.position.text}")
     if w is not None:
-        phi = search_phi(settings)
-        lines.append(f"reach: checked at φ = {phi:g} only (a search); derive beyond it is an "
-                     "extrapolation until a scaling curve (effscale compare --coefficients "
+        lines.append(f"reach: checked at φ = {answer.phi:g} only (a search); derive beyond it "
+                     "is an extrapolation until a scaling curve (effscale compare --coefficients "
                      "coefficients.yaml --phi 1,2,3) checks it")
     verdict = Verdict(selection.verdict, selection.decided if w is not None else None, lines,
                       pick=w.candidate if w is not None else None,
@@ -264,7 +248,7 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                    for i, (label, r) in enumerate(ranked)]
     cost_heads = ["α", "β", "γ", "full px", *([f"{cost} × (full)"] if costed else []),
                   "FLOPs × (full)", "proxy px", "FLOPs × (proxy)"]
-    runtime = settings.get("runtime") or "torch"
+    runtime = settings.runtime
     what = (f"{cost} (measured on this device" + ("" if runtime == "torch" else f", in {runtime}")
             + ")") if costed else "conv+linear FLOPs"
     results = table(["rank", "candidate", *cost_heads, "val acc", "± std", "seeds",
@@ -281,14 +265,14 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                       (f"{d.params:,}", str(d.params)) if (d := designs[key]).params else "",
                       d.aliases, states.get(key, "")]
                      for key in keys if is_screening(key)]
-    points = settings.get("feasible_grid_points")
+    points = settings.feasible_grid_points
     feasible = table(["candidate", *cost_heads, "params (full)", "same model as", "state"],
                      feasible_rows,
                      caption=f"{len(feasible_rows) - 1} distinct candidate models at equal "
                              f"full-size {cost if costed else 'FLOPs'} (+ the base)"
                              + (f", from {points} grid points" if points else "")
                              + "; a model not started yet shows the α, β, γ of its name")
-    timing = settings.get("cost_timing") or {}  # how far a timed cost holds on this machine
+    timing = settings.cost_timing  # how far a timed cost holds on this machine
     if timing.get("spread"):
         feasible += para(f"{cost}: {timing['spread']}", "note")
     if timing.get("drift_line"):
@@ -296,7 +280,7 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
 
     pictures = []
     if any(r.completed for r in grid.values()):
-        pictures.append(image(plot_search(grid, selection, settings),
+        pictures.append(image(plot_search(grid, selection, dict(settings.document)),
                               "accuracy against measured FLOPs, and over the α-γ plane",
                               "Left: accuracy against the FLOPs ratio measured at full size "
                               "(hollow: at the proxy). Right: accuracy over the α-γ plane "
@@ -310,7 +294,7 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
             [[k, percent(check["screening_accuracy"][k]),
               percent(check["confirmation_accuracy"][k])]
              for k in check["models"]], caption=check["schedule"])
-    elif int(settings.get("identity", {}).get("budget", {}).get("confirm_top", 0)):
+    elif settings.confirm_top:
         fid = para("Not run yet: the base and the top candidates are retrained on fresh seeds "
                    "with a longer schedule after the screening.", "note")
     else:
@@ -318,16 +302,12 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                    "note")
 
     if w is not None:
-        coeffs = Coefficients(*search_coefficients(design(w), settings), base=settings["base"])
         whose = "the winner's" if selection.decided else "the screening's pick's (not decided)"
-        caption = (f"{settings['base']} scaled by {whose} α^φ, β^φ, γ^φ (as configs/b*.yaml)"
+        caption = (f"{settings.base} scaled by {whose} α^φ, β^φ, γ^φ (as configs/b*.yaml)"
                    + ("" if run.finished else "; from the CURRENT leader, the run is not done"))
-        family = family_table(coeffs, settings["base"], int(settings["num_classes"]),
-                              rules_of(settings), caption, family_phis(settings))
-        if not selection.decided:  # the caveat configs/ carry in their first line
-            family = para("Caveat: " + UNDECIDED_HEADER.replace(
-                "{why}", undecided_reason(selection)).format(run="").replace("\n", " "),
-                "caveat") + family
+        family = family_table(answer.family, caption)
+        if answer.caveat:  # the caveat configs/ carry in their first line
+            family = para("Caveat: " + answer.caveat, "caveat") + family
         if (run.run_dir / "configs" / "matched").is_dir():
             family += para("configs/matched/ holds the same family solved to 2^φ × B0's "
                            "measured FLOPs.", "note")
@@ -556,8 +536,10 @@ def compare_sections(run: RunData) -> tuple[Verdict, list[Section]]:
     if (pareto := run.file(PARETO_FILE)) is not None:
         pictures.append(image(pareto.read_bytes(), "accuracy against cost", PARETO_FILE))
     families = "".join(
-        family_table(Coefficients(c["alpha"], c["beta"], c["gamma"], base=settings["base"]),
-                     settings["base"], int(settings["num_classes"]), rules_of(settings),
+        family_table(family_of(Coefficients(c["alpha"], c["beta"], c["gamma"],
+                                            base=settings["base"]),
+                               settings["base"], int(settings["num_classes"]),
+                               _rules(settings)),
                      f"{c['name']}: {settings['base']} scaled by α={c['alpha']:g}^φ, "
                      f"β={c['beta']:g}^φ, γ={c['gamma']:g}^φ ({c.get('source', '')})")
         for c in settings.get("compounds", []))

@@ -21,14 +21,14 @@ from effscale.model.config import (
     read_yaml_file,
     save_config,
 )
-from effscale.model.cost import COSTS, CostMeasurer
+from effscale.model.cost import COSTS, Meter
 from effscale.scaling.compound import (
     check_coefficients,
     compound_multipliers,
     flops_factor,
     scale_config,
 )
-from effscale.scaling.equal_flops import AgainstBase, Measurer, solve, solve_direction
+from effscale.scaling.equal_flops import AgainstBase, FlopsMeter, solve, solve_direction
 
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
 MATCH_TOLERANCE = 0.03  # --match-flops: a matched B_phi within 3 % of 2**phi x B0
@@ -258,15 +258,29 @@ def derive_family(coefficients: Coefficients, phis: Iterable[float], base: str =
                   num_classes: int = 1000, rules: ScalingRules | None = None,
                   head: Head | None = None) -> list[ModelConfig]:
     """:func:`derive_config` at each phi: the family ``effscale derive`` and a search's
-    configs/ both write (through :func:`save_family`)."""
+    configs/ both write (through :func:`write_family`)."""
     return [derive_config(coefficients, float(phi), base, num_classes, rules, head)
             for phi in phis]
 
 
-def save_family(configs: Iterable[ModelConfig], folder: Path, header: str = "") -> None:
+def _save_family(configs: Iterable[ModelConfig], folder: Path, header: str = "") -> None:
     """Each config as ``folder/<name>.yaml``, written atomically, ``header`` lines first."""
     for config in configs:
         save_config(config, folder / f"{config.name}.yaml", header)
+
+
+def write_family(folder: Path, configs: Iterable[ModelConfig],
+                 matched: Iterable[ModelConfig] = (), header: str = "",
+                 matched_header: str | None = None) -> None:
+    """The one writer of a family, for ``effscale derive`` and a search's configs/ alike:
+    ``folder/<name>.yaml`` for each config and ``folder/matched/<name>.yaml`` for each
+    FLOPs-matched one, every file written atomically with ``header`` (in matched/,
+    ``matched_header``, default the same) as its first comment lines."""
+    _save_family(configs, folder, header)
+    matched = list(matched)
+    if matched:
+        _save_family(matched, folder / "matched",
+                    header if matched_header is None else matched_header)
 
 
 def with_head(config: ModelConfig, head: Head) -> ModelConfig:
@@ -346,23 +360,24 @@ def matched_s(provenance: Provenance | None) -> float | None:
 def match_flops(
     coefficients: Coefficients, phi: float, base: str = "b0", num_classes: int = 1000,
     rules: ScalingRules | None = None, counter: str = "fvcore", head: Head | None = None,
-    measure: Measurer | None = None, cost: CostMeasurer | None = None,
+    measure: FlopsMeter | None = None, cost: Meter | None = None,
 ) -> Matched:
     """B_phi along the coefficients with ``s`` solved so that its MEASURED FLOPs (conv+linear,
     at full size: the base at its own resolution, b0 at 224 px) are closest to ``2**phi``
     times the base's. Rounding may leave no config within :data:`MATCH_TOLERANCE`; the
     achieved figure is in the result (``cost_ratio``, ``error``), never adjusted.
 
-    ``measure`` shares measurements between calls (a :class:`~effscale.scaling.equal_flops.Measurer`
-    with ``conv_linear=True``); ``count_flops`` caches on disk either way. With ``cost`` (a
-    :class:`~effscale.model.cost.CostMeasurer`, e.g. latency on this device) B_phi is
-    matched to ``2**phi`` times the base's cost instead, within that cost's tolerance.
+    ``measure`` shares measurements between calls (a
+    :class:`~effscale.scaling.equal_flops.FlopsMeter` with ``conv_linear=True``);
+    ``count_flops`` caches on disk either way. With ``cost`` (a
+    :class:`~effscale.model.cost.Meter`, e.g. latency on this device) B_phi is matched to
+    ``2**phi`` times the base's cost instead, within that cost's tolerance.
     """
     check_coefficients(coefficients.alpha, coefficients.beta, coefficients.gamma)
     if not math.isfinite(phi):
         raise EffscaleError(f"--phi must be a finite number, got {phi}")
     rules = rules or ScalingRules()
-    measure = measure or Measurer(counter, conv_linear=True)
+    measure = measure or FlopsMeter(counter, conv_linear=True)
     base_config = get_base(base, num_classes)
     attach = (lambda c: c) if head is None else (lambda c: with_head(c, head))
     if cost is not None and cost.name == "flops":
@@ -396,7 +411,7 @@ def match_flops(
 
 
 def trim_width(matched: Matched, depth: float, width: float, target: float, base: ModelConfig,
-               rules: ScalingRules, measure: Measurer,
+               rules: ScalingRules, measure: FlopsMeter,
                attach: Callable[[ModelConfig], ModelConfig]) -> Matched | None:
     """When rounding leaves no config along the direction within the window (an input size
     step of 8 px near 160 px moves FLOPs by 20 %: the last feature maps go from 5x5 to 6x6),
@@ -441,9 +456,9 @@ def match_tolerance(cost: str) -> float:
 
 
 def match_cost(
-    coefficients: Coefficients, phi: float, cost: CostMeasurer, base: str = "b0",
+    coefficients: Coefficients, phi: float, cost: Meter, base: str = "b0",
     num_classes: int = 1000, rules: ScalingRules | None = None, head: Head | None = None,
-    measure: Measurer | None = None, counter: str = "fvcore",
+    measure: FlopsMeter | None = None, counter: str = "fvcore",
 ) -> Matched:
     """B_phi along the coefficients matched to ``2**phi`` times the base's ``cost`` (see
     :func:`match_flops`; FLOPs are measured beside it)."""

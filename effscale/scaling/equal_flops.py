@@ -19,8 +19,8 @@ A coefficient *direction* (alpha, beta, gamma) is one more rule: depth ``alpha**
 solves ``s`` so that the measured FLOPs hit a target (``effscale derive --match-flops`` and
 ``effscale compare`` use it at full size: B0 at 224 px and ``2**phi`` times its FLOPs).
 
-Every solver takes the FLOPs :class:`Measurer` and, optionally, another cost
-(:class:`~effscale.model.cost.CostMeasurer`: a float per config, e.g. measured latency): the
+Every solver takes the FLOPs :class:`FlopsMeter` and, optionally, another cost
+(:class:`~effscale.model.cost.Meter`: a float per config, e.g. measured latency): the
 target and the bisection are then on that cost, and the :class:`Scaled` records it beside the
 FLOPs. Without one, FLOPs are the cost and every result is what it was before costs existed.
 """
@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 
 from effscale.errors import EffscaleError
 from effscale.model.config import ModelConfig, ScalingRules
-from effscale.model.cost import CostMeasurer
+from effscale.model.cost import Meter
 from effscale.model.flops import Complexity, count_flops
 from effscale.scaling.compound import scale_config
 from effscale.scaling.rules import FAST_A, rule_multipliers
@@ -105,7 +105,7 @@ def scaled_config(base: ModelConfig, rule: str, m: float, rules: ScalingRules,
                         name=f"{base.name}-{rule}")
 
 
-class Measurer:
+class FlopsMeter:
     """FLOPs of configs, each distinct config measured once (``count_flops`` also caches on
     disk). Name and provenance do not change FLOPs, so configs that differ only there share
     one measurement.
@@ -133,8 +133,8 @@ class Measurer:
 
 
 class FlopsCost:
-    """A :class:`Measurer` (or any callable giving an object with ``flops``) as a
-    :class:`~effscale.model.cost.CostMeasurer`: its FLOPs."""
+    """A :class:`FlopsMeter` (or any callable giving an object with ``flops``) as a
+    :class:`~effscale.model.cost.Meter`: its FLOPs."""
 
     name = "flops"
 
@@ -145,14 +145,14 @@ class FlopsCost:
         return float(self.measure(config).flops)
 
 
-def as_cost(measure: Measurer | CostMeasurer) -> CostMeasurer:
+def as_cost(measure: FlopsMeter | Meter) -> Meter:
     """What the solvers bisect on: a cost (it has a ``name``) as it is, else the FLOPs that
     ``measure`` returns."""
     return measure if hasattr(measure, "name") else FlopsCost(measure)  # type: ignore[arg-type]
 
 
-def _cost_fields(cost: CostMeasurer | None, config: ModelConfig, base: ModelConfig,
-                 target: float, measure: Measurer) -> dict:
+def _cost_fields(cost: Meter | None, config: ModelConfig, base: ModelConfig,
+                 target: float, measure: FlopsMeter) -> dict:
     """The :class:`Scaled` fields of a cost other than FLOPs (none for FLOPs)."""
     if cost is None or cost.name == "flops":
         return {"target_flops": round(target)}
@@ -161,15 +161,15 @@ def _cost_fields(cost: CostMeasurer | None, config: ModelConfig, base: ModelConf
             "cost_value": cost(config), "base_cost": base_cost, "target_cost": float(target)}
 
 
-def _amount(target: float, cost: CostMeasurer) -> str:
+def _amount(target: float, cost: Meter) -> str:
     return f"{target:,.0f} FLOPs" if cost.name == "flops" else f"{target:.4g} ({cost.name})"
 
 
 def solve(build: Callable[[float], ModelConfig], target: float,
-          measure: Measurer | CostMeasurer, rtol: float = RTOL,
+          measure: FlopsMeter | Meter, rtol: float = RTOL,
           max_multiplier: float = MAX_MULTIPLIER) -> tuple[float, ModelConfig]:
     """The multiplier whose built config's measured FLOPs (or cost, when ``measure`` is a
-    :class:`~effscale.model.cost.CostMeasurer`) is closest to ``target``.
+    :class:`~effscale.model.cost.Meter`) is closest to ``target``.
 
     Assumes FLOPs never fall as the multiplier grows. The bracket ``lo`` (below the target) /
     ``hi`` (at or above it) shrinks by interpolating log FLOPs over log multiplier (kept
@@ -210,7 +210,7 @@ def solve(build: Callable[[float], ModelConfig], target: float,
 
 
 def solve_rule(base: ModelConfig, rule: str, target: float, rules: ScalingRules,
-               measure: Measurer, fast_a: float = FAST_A, cost: CostMeasurer | None = None
+               measure: FlopsMeter, fast_a: float = FAST_A, cost: Meter | None = None
                ) -> Scaled:
     """``base`` scaled by ``rule`` to the measured FLOPs (or ``cost``) closest to
     ``target``."""
@@ -223,7 +223,7 @@ def solve_rule(base: ModelConfig, rule: str, target: float, rules: ScalingRules,
 
 
 def compound(base: ModelConfig, alpha: float, beta: float, gamma: float, phi: float,
-             rules: ScalingRules, measure: Measurer, target: float | None = None) -> Scaled:
+             rules: ScalingRules, measure: FlopsMeter, target: float | None = None) -> Scaled:
     """``base`` scaled by ``alpha**phi``, ``beta**phi``, ``gamma**phi`` (not solved: its
     measured FLOPs are what they are; by default they are the target for the others)."""
     depth, width, resolution = alpha ** phi, beta ** phi, gamma ** phi
@@ -235,8 +235,8 @@ def compound(base: ModelConfig, alpha: float, beta: float, gamma: float, phi: fl
                   base_flops=measure(base).flops)
 
 
-def base_model(base: ModelConfig, measure: Measurer, target: float,
-               cost: CostMeasurer | None = None) -> Scaled:
+def base_model(base: ModelConfig, measure: FlopsMeter, target: float,
+               cost: Meter | None = None) -> Scaled:
     config = base.replace(name="base")
     return Scaled("base", 0.0, 1.0, 1.0, 1.0, config, complexity=measure(config),
                   base_flops=measure(base).flops,
@@ -259,9 +259,9 @@ def direction_config(base: ModelConfig, coefficients: tuple[float, float, float]
 
 def solve_direction(base: ModelConfig, coefficients: tuple[float, float, float],
                     target: float | None,
-                    rules: ScalingRules, measure: Measurer, name: str = "compound",
+                    rules: ScalingRules, measure: FlopsMeter, name: str = "compound",
                     build: Callable[[ModelConfig], ModelConfig] | None = None,
-                    cost: CostMeasurer | None = None) -> Scaled:
+                    cost: Meter | None = None) -> Scaled:
     """``base`` scaled along ``coefficients`` (depth ``alpha**s``, width ``beta**s``,
     resolution ``gamma**s``) to the measured FLOPs (or ``cost``) closest to ``target``;
     ``None``: the base's own, which the base itself meets (``s = 0``).

@@ -20,7 +20,7 @@ Grid points whose proxy model is identical (ceil rounding makes alpha = 1.8, 1.9
 the same blocks to b0) are trained once; the point kept is the one whose nominal ratio is
 closest to the measured one, and the others are listed as its aliases.
 
-With another cost than FLOPs (``--cost latency``: a :class:`~effscale.model.cost.CostMeasurer`),
+With another cost than FLOPs (``--cost latency``: a :class:`~effscale.model.cost.Meter`),
 ``beta`` is solved on that cost and the window is on its ratio to the base's; FLOPs are still
 measured and shown.
 """
@@ -34,9 +34,9 @@ from dataclasses import dataclass, field, replace
 from effscale.errors import EffscaleError
 from effscale.experiment.settings import FRESH_SEED_OFFSET
 from effscale.model.config import ModelConfig, ScalingRules, dump_config
-from effscale.model.cost import CostMeasurer, CostMeter
+from effscale.model.cost import CostMeter, Meter
 from effscale.scaling.compound import scale_config
-from effscale.scaling.equal_flops import Measurer, as_cost, solve
+from effscale.scaling.equal_flops import FlopsMeter, as_cost, solve
 from effscale.search.grid import (
     EXTREMES,
     GridSpec,
@@ -139,7 +139,7 @@ class Skipped:
 
 
 def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float,
-               beta_max: float, rules: ScalingRules, measure: Measurer | CostMeasurer,
+               beta_max: float, rules: ScalingRules, measure: FlopsMeter | Meter,
                rtol: float | None = DEFAULT_RTOL, beta_low: float = 1.0
                ) -> tuple[float | None, str]:
     """``beta`` in ``[1, beta_max]`` whose full-size model's conv+linear FLOPs are closest to
@@ -147,7 +147,7 @@ def solve_beta(full_base: ModelConfig, alpha: float, gamma: float, target: float
     beta in range comes within ``rtol`` (the run's cost window, relative; ``None``: any
     distance) of it: beta = 1 already over the target, or beta_max still under it. ``measure``
     should count conv+linear FLOPs with the fast :data:`SOLVE_COUNTER`; the kept model is
-    measured again with the run's counter. A :class:`~effscale.model.cost.CostMeasurer` solves
+    measured again with the run's counter. A :class:`~effscale.model.cost.Meter` solves
     on its cost instead.
     """
 
@@ -194,7 +194,7 @@ def _short(value: float, build: Callable[[float], ModelConfig]) -> float:
 
 
 def solve_extremes(full_base: ModelConfig, spec: GridSpec, rules: ScalingRules,
-                   measure: Measurer | CostMeasurer, rtol: float | None = DEFAULT_RTOL,
+                   measure: FlopsMeter | Meter, rtol: float | None = DEFAULT_RTOL,
                    gamma_cap: str = "", skip: set[str | None] | frozenset = frozenset()
                    ) -> tuple[list[Triple], list[Skipped]]:
     """The equal-cost curve's three single-axis ends for a growing target: depth-only
@@ -275,7 +275,7 @@ def extremes_found(kept: list[Candidate], dropped: list[Skipped]) -> dict[str, s
 
 
 def grid_points(full_base: ModelConfig, spec: GridSpec, rules: ScalingRules,
-                measure: Measurer, rtol: float | None = DEFAULT_RTOL, gamma_cap: str = ""
+                measure: FlopsMeter, rtol: float | None = DEFAULT_RTOL, gamma_cap: str = ""
                 ) -> tuple[list[Triple], list[Skipped]]:
     """The (alpha, beta, gamma, proxy size) points of ``spec``: solved (within ``rtol`` of the
     target, the run's window) or NNI's grid. A solved grid of a growing target also holds
@@ -314,7 +314,7 @@ def build_candidates(
     counter: str = "fvcore",
     rtol: float | None = 0.05,
     progress: Callable[[int, int], None] | None = None,
-    cost: CostMeasurer | None = None,
+    cost: Meter | None = None,
     gamma_cap: str = "",
 ) -> tuple[list[Candidate], list[Skipped]]:
     """The base plus one candidate per distinct proxy model within ``rtol`` of the target
@@ -328,9 +328,9 @@ def build_candidates(
     if cost is not None and cost.name == "flops":
         cost = None
     # conv+linear FLOPs, the published convention and what `derive` and `compare` report
-    measure = Measurer(counter, conv_linear=True)
+    measure = FlopsMeter(counter, conv_linear=True)
     triples, skipped = grid_points(full_base, spec, rules,
-                                   cost or Measurer(SOLVE_COUNTER, conv_linear=True), rtol,
+                                   cost or FlopsMeter(SOLVE_COUNTER, conv_linear=True), rtol,
                                    gamma_cap)
     base = measure(full_base)
     base_params, base_flops, base_activations = base.params, base.flops, base.activations

@@ -28,10 +28,10 @@ from optuna.trial import TrialState
 
 from effscale.experiment.budgets import Budget
 from effscale.experiment.queue import ITEM_PARAM, item_key, item_of, item_states, split_item
-from effscale.experiment.results import Row, collect_rows
+from effscale.experiment.rows import Row, collect_rows
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX, confirm_key
 from effscale.search.decision import Decision, decide
-from effscale.search.results import confirmation_rows, is_screening, remembered_top
+from effscale.search.selection import confirmation_rows, is_screening, remembered_top
 
 ATTR = "confirm_top"
 ROUNDS_ATTR = "confirm_rounds"

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from effscale.experiment import stats
-from effscale.experiment.results import Row
+from effscale.experiment.rows import Row
 from effscale.search.candidates import BASE_KEY
 
 METHOD = ("Selection and test are apart: the screening (every candidate once, short) picks "

@@ -2,7 +2,7 @@
 
 A search stores each candidate's numbers (:meth:`~effscale.search.candidates.Candidate.summary`)
 as trial user attributes, and they come back as the ``attrs`` dict of an
-:class:`~effscale.experiment.results.Row`. :func:`design` reads that dict once, here, into a
+:class:`~effscale.experiment.rows.Row`. :func:`design` reads that dict once, here, into a
 :class:`Design`; the pages, the plot and the terminal read fields, not string keys. A field
 a run did not record (a compare run's rows, an older run) is ``None``.
 """
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from effscale.experiment.results import Row
+from effscale.experiment.rows import Row
 from effscale.search.candidates import BASE_KEY
 from effscale.search.grid import key_coefficients
 

@@ -24,6 +24,7 @@ from typing import Any
 import optuna
 import torch
 
+from effscale.devices import resolve_device
 from effscale.experiment.estimate import (
     RunEstimate,
     StageEstimate,
@@ -40,7 +41,7 @@ from effscale.search.candidates import CONFIRM_PREFIX, LADDER_PREFIX
 from effscale.search.confirm import ConfirmPlan, trial_seconds
 from effscale.search.edges import REFINE_PREFIX
 from effscale.train.throughput import Throughput, cached_throughput, throughput_cache_dir
-from effscale.train.trainer import Recipe, resolve_device
+from effscale.train.trainer import Recipe
 
 Measure = Callable[[Any, Recipe, torch.device, int], tuple[Throughput, bool]]
 ESTIMATE_ATTR = "estimate"  # the settings document's key

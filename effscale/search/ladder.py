@@ -40,13 +40,13 @@ import optuna
 from effscale.experiment import stats
 from effscale.experiment.events import RunEvents
 from effscale.experiment.queue import ITEM_PARAM, item_key, item_states
-from effscale.experiment.results import Row, collect_rows
+from effscale.experiment.rows import Row, collect_rows
 from effscale.experiment.rundir import run_settings
 from effscale.experiment.settings import ladder_seed_offset
 from effscale.search.candidates import BASE_KEY, LADDER_PREFIX, Candidate, confirm_key
 from effscale.search.confirm import ConfirmPlan, current_decision, trial_seconds
 from effscale.search.decision import Decision, decide
-from effscale.search.results import confirmation_rows
+from effscale.search.selection import confirmation_rows
 from effscale.train.proxy import MIN_FINAL_MAP, final_map_size
 
 ATTR = "ladder"  # the study's record of the ladder: its models, or why it did not run

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from effscale.experiment.results import Row
+from effscale.experiment.rows import Row
 from effscale.search.candidates import BASE_KEY
 from effscale.search.design import design
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from effscale.experiment.results import Row
+from effscale.experiment.rows import Row
 from effscale.search.design import design
-from effscale.search.results import Selection
+from effscale.search.selection import Selection
 
 
 def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, Any]) -> bytes:

@@ -30,12 +30,12 @@ import optuna
 
 from effscale.experiment.budgets import Budget
 from effscale.experiment.queue import ITEM_PARAM, item_key, item_states
-from effscale.experiment.results import Row, collect_rows
+from effscale.experiment.rows import Row, collect_rows
 from effscale.experiment.rundir import run_settings
 from effscale.model.config import ModelConfig, ScalingRules
 from effscale.model.cost import CostMeter
 from effscale.scaling.compound import scale_config
-from effscale.scaling.equal_flops import Measurer, as_cost, solve
+from effscale.scaling.equal_flops import FlopsMeter, as_cost, solve
 from effscale.search.candidates import (
     BASE_KEY,
     CONFIRM_PREFIX,
@@ -58,7 +58,7 @@ from effscale.search.edges import (
     refinement,
 )
 from effscale.search.grid import GridSpec
-from effscale.search.results import grid_rows, select
+from effscale.search.selection import grid_rows, select
 
 ROUNDS_ATTR = "refine_rounds"
 STOP_ATTR = "refine_stopped"
@@ -85,7 +85,7 @@ class Maker:
     cost: CostMeter | None = None
 
     def solver(self) -> Any:
-        return self.cost or Measurer(SOLVE_COUNTER, conv_linear=True)
+        return self.cost or FlopsMeter(SOLVE_COUNTER, conv_linear=True)
 
     def coefficients(self, target: Target) -> tuple[float, float, float] | str:
         """(alpha, beta, gamma) at the target's cost, or why there is none."""
@@ -119,7 +119,7 @@ class Maker:
         px = round(self.spec.base_resolution * gamma)
         if px > self.cap_px:
             return Skipped(key, f"needs a {px} px proxy, above the {self.cap_px} px cap")
-        measure = Measurer(self.counter, conv_linear=True)
+        measure = FlopsMeter(self.counter, conv_linear=True)
         full = scale_config(self.full_base, depth=alpha, width=beta, resolution=gamma,
                             rules=self.rules, name=key)
         proxy = self.to_proxy(full, px)

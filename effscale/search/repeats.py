@@ -13,7 +13,7 @@ from __future__ import annotations
 import optuna
 
 from effscale.experiment.queue import ITEM_PARAM, item_key, item_states
-from effscale.search.results import remembered_top
+from effscale.search.selection import remembered_top
 
 ATTR = "repeat_top"
 

@@ -39,7 +39,7 @@ from effscale.model.cost import (
     get_cost,
     run_cost_options,
 )
-from effscale.scaling.equal_flops import Measurer
+from effscale.scaling.equal_flops import FlopsMeter
 from effscale.search.candidates import (
     BASE_KEY,
     Candidate,
@@ -58,11 +58,11 @@ from effscale.search.ladder import (
     plan_ladder,
     rung_models,
 )
+from effscale.search.outputs import write_outputs
 from effscale.search.refine import Candidates, Maker
 from effscale.search.refine import next_round as next_refinement
 from effscale.search.refine import settings_section as refine_section
 from effscale.search.repeats import enqueue_top, repeat_choices
-from effscale.search.report import write_outputs
 from effscale.train.proxy import proxy_stem_stride, upsampling_note
 from effscale.train.trainer import proxy_config
 
@@ -88,7 +88,7 @@ class SearchSettings(RunSettings):
         return get_cost(self.cost).batch(self.cost_options())
 
     def cost_meter(self) -> CostMeter | None:
-        """The cost as the solvers take it; ``None`` for FLOPs (the Measurer's path)."""
+        """The cost as the solvers take it; ``None`` for FLOPs (the FlopsMeter's path)."""
         return None if self.cost == "flops" else CostMeter(self.cost, self.cost_options())
 
     def identity(self, data_fingerprint: str) -> dict[str, Any]:
@@ -174,7 +174,7 @@ def refine_maker(settings: SearchSettings, num_classes: int, base: Candidate | N
 
     cost = settings.cost_meter()
     if base is None:
-        measure = Measurer(settings.counter, conv_linear=True)
+        measure = FlopsMeter(settings.counter, conv_linear=True)
         proxy = to_proxy(full_base, settings.grid.base_resolution)
         full = measure(full_base)
         base = Candidate(key=BASE_KEY, alpha=1.0, beta=1.0, gamma=1.0,
@@ -423,7 +423,8 @@ def versions() -> dict[str, str]:
 
 def run_search(settings: SearchSettings, events: RunEvents, resume: str | None = None,
                dry_run: bool = False) -> Outcome:
-    """Run (or resume) a search to completion and write its outputs; ``outcome.result`` is the
-    :class:`~effscale.search.results.Selection`. ``dry_run`` stops after showing the feasible
-    set, before anything is written or trained."""
+    """Run (or resume) a search to completion and write its outputs; ``outcome.result`` is
+    the :class:`~effscale.search.answer.SearchAnswer` they were written from (None while
+    trainings are still open). ``dry_run`` stops after showing the feasible set, before
+    anything is written or trained."""
     return run_experiment(Search(settings), events, resume, dry_run)

@@ -32,7 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effscale.errors import EffscaleError
 from effscale.model.blocks import zero_init_residual_branches
 from effscale.model.builder import build_model
 from effscale.model.config import ModelConfig
@@ -119,18 +118,6 @@ class DivergedError(RuntimeError):
 
 ProgressFn = Callable[[int, int, int, int], None]  # (epoch, epochs, step, steps)
 EpochFn = Callable[[int, float], None]  # (epoch, validation accuracy); may raise to stop
-
-
-DEVICES = ("auto", "cpu", "cuda")  # what resolve_device takes
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise EffscaleError("--device cuda: no CUDA GPU is available (try --device auto)")
-    return torch.device(name)
 
 
 def proxy_config(config: ModelConfig, recipe: Recipe, num_classes: int) -> ModelConfig:

@@ -307,7 +307,7 @@ def test_the_result_table_calls_only_a_decided_answer_the_winner(decided: bool, 
     from rich.console import Console
 
     from effscale.cli.search import summary_table
-    from effscale.experiment.results import Row
+    from effscale.experiment.rows import Row
 
     base = Row("base", {"alpha": 1.0, "beta": 1.0, "gamma": 1.0}, accuracies=[0.8])
     top = Row("a1.00_b1.00_g1.400", {"alpha": 1.0, "beta": 1.0, "gamma": 1.4},

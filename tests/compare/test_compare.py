@@ -14,7 +14,7 @@ import yaml
 from effscale.errors import EffscaleError
 from effscale.model.bases import get_base
 from effscale.model.config import ScalingRules
-from effscale.scaling.equal_flops import Measurer, solve, solve_rule
+from effscale.scaling.equal_flops import FlopsMeter, solve, solve_rule
 from effscale.scaling.rules import DIMENSIONS, fast, rule_multipliers
 
 Cli = Callable[..., tuple[int, str, str]]
@@ -57,14 +57,14 @@ def test_fast_rule_multiplies_to_s() -> None:
 
 
 @pytest.fixture(scope="module")
-def measurers() -> dict[str, Measurer]:
-    return {name: Measurer("torch") for name in ("b0", "mobilenetv2", "resnet50")}
+def measurers() -> dict[str, FlopsMeter]:
+    return {name: FlopsMeter("torch") for name in ("b0", "mobilenetv2", "resnet50")}
 
 
 @pytest.mark.parametrize("dimension", DIMENSIONS)
 @pytest.mark.parametrize("base_name", ["b0", "mobilenetv2", "resnet50"])
 def test_solver_hits_twice_the_flops_at_224px(base_name: str, dimension: str,
-                                              measurers: dict[str, Measurer]) -> None:
+                                              measurers: dict[str, FlopsMeter]) -> None:
     base = get_base(base_name, num_classes=10)
     measure = measurers[base_name]
     target = 2 * measure(base).flops
@@ -82,7 +82,7 @@ def test_resolution_steps_at_a_32px_proxy_are_reported_not_hidden() -> None:
     """B0 at 32 px -> 40 px: the last maps go from 1x1 to 2x2 and FLOPs jump far past 2x;
     the solver keeps the closest size and its true ratio."""
     base = get_base("b0", num_classes=10).replace(resolution=32)
-    measure = Measurer("torch")
+    measure = FlopsMeter("torch")
     model = solve_rule(base, "resolution", 2 * measure(base).flops, ScalingRules(), measure)
     assert model.config.resolution == 40
     assert model.flops_ratio > 2.2 and model.target_error > 0.1

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from effscale.experiment import stats
-from effscale.experiment.results import Row
-from effscale.search.results import select
+from effscale.experiment.rows import Row
+from effscale.search.selection import select
 
 
 def correctness(n: int, hits: int, offset: int = 0) -> np.ndarray:

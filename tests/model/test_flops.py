@@ -103,6 +103,23 @@ def test_published_figures(path: str, params: int, gflops: float) -> None:
     assert entry["flops_conv_linear"] / 1e9 == pytest.approx(gflops, rel=0.01)
 
 
+@pytest.mark.parametrize(("path", "params", "gflops"), PUBLISHED)
+def test_params_without_a_forward_pass(path: str, params: int, gflops: float,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--cost params`` counts a model built on the meta device, never running it: the
+    published parameter counts, and the cost registry's params, with no FLOPs counted."""
+    from effscale.model.cost import measure_cost
+
+    config = load_config(REPO / path)
+    assert flops.config_params(config) == params
+
+    def no_forward(*args: object, **kwargs: object) -> None:
+        raise AssertionError("params ran a FLOPs count")
+
+    monkeypatch.setattr(flops, "_measure", no_forward)
+    assert measure_cost(config, "params", use_cache=False).value == params
+
+
 def test_b0_against_resnet50() -> None:
     b0, resnet = GOLDEN_DATA["configs/b0.yaml"], GOLDEN_DATA["configs/resnet50.yaml"]
     assert b0["params"] / resnet["params"] == pytest.approx(1 / 4.8, rel=0.01)

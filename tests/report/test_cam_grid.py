@@ -15,7 +15,7 @@ from PIL import Image
 
 from effscale.errors import EffscaleError
 from effscale.model.checkpoint import read_checkpoint
-from effscale.report.cam import (
+from effscale.report.cam_grid import (
     CAPTION,
     GAP,
     HEADER,

@@ -27,7 +27,7 @@ from shared_runs import SMOKE_SEARCH
 
 from effscale.report.html import REPORT_FILE, write_run_report
 from effscale.report.load import load_run, open_run_study
-from effscale.report.sections import compare_comparisons, search_sections, search_selection
+from effscale.report.sections import compare_comparisons, search_answer, search_sections
 
 pytestmark = pytest.mark.slow
 
@@ -151,9 +151,10 @@ def test_a_search_on_another_cost_shows_that_cost(tmp_path: Path) -> None:
     showed no column of the cost its candidates were equal in. It shows both now, and the
     timing notes a timed cost leaves in settings.yaml (as `search --cost latency` does)."""
     out = tmp_path / "params"
+    # the screening alone: the page's columns and notes are the question, not a decision
     code, _, stderr = run_cli(*SMOKE_SEARCH, "--cost", "params", "--train-size", "64",
                               "--val-size", "32", "--batch-size", "32", "--alpha-max", "1.4",
-                              "--out", out)
+                              "--confirm-top", "0", "--out", out)
     assert code == 0, stderr
     text = (out / REPORT_FILE).read_text()
     page = assert_self_contained(text)
@@ -184,7 +185,7 @@ def test_a_search_on_another_cost_shows_that_cost(tmp_path: Path) -> None:
 def test_compare_page_has_the_comparisons_compare_wrote(smoke_compare: Path) -> None:
     study = open_run_study(smoke_compare)
     run = load_run(smoke_compare, study)
-    from effscale.experiment.results import collect_rows
+    from effscale.experiment.rows import collect_rows
 
     comparisons, _, _ = compare_comparisons(collect_rows(study), run.settings)
     written = yaml.safe_load((smoke_compare / "compare.yaml").read_text())["comparisons"]
@@ -218,7 +219,7 @@ def test_a_run_in_progress_is_marked_partial(smoke_search: Path, tmp_path: Path,
     alphas = dict(zip([c[0] for c in page.column("feasible", "candidate")],
                       [c[0] for c in page.column("feasible", "α")]))
     assert alphas["a1.20_b1.30_g1.000"] == "1.20"  # from its name: not started yet
-    selection, _, _ = search_selection(load_run(run, open_run_study(run)))
+    selection = search_answer(load_run(run, open_run_study(run))).selection
     assert html.escape(selection.verdict) in page.ids["verdict"] or \
         selection.verdict in page.ids["verdict"]
     assert "CURRENT leader" in text

@@ -271,10 +271,10 @@ class FakeLatency:
 @pytest.mark.parametrize("phi", [0.0, 1.0, 2.0, 3.0])
 def test_match_cost_lands_within_tolerance_of_a_fake_cost(phi: float) -> None:
     from effscale.scaling.derive import match_cost
-    from effscale.scaling.equal_flops import Measurer
+    from effscale.scaling.equal_flops import FlopsMeter
 
     fake = FakeLatency()
-    matched = match_cost(PAPER, phi, fake, measure=Measurer("torch", conv_linear=True))
+    matched = match_cost(PAPER, phi, fake, measure=FlopsMeter("torch", conv_linear=True))
     assert (matched.cost, matched.tolerance) == ("latency", 0.05)
     assert matched.cost_ratio == pytest.approx(matched.cost_value / fake(derive_config(PAPER, 0)))
     assert abs(matched.error) <= 0.05 and matched.within_tolerance
@@ -298,9 +298,10 @@ def test_phi_0_matched_to_a_noisy_cost_is_the_base_itself() -> None:
     # Timing noise once solved phi 0 to s = -1.14 (a smaller model that happened to time
     # like the base); the base is its own match, whatever the noise.
     from effscale.scaling.derive import match_cost
-    from effscale.scaling.equal_flops import Measurer
+    from effscale.scaling.equal_flops import FlopsMeter
 
-    matched = match_cost(PAPER, 0.0, JitteryLatency(), measure=Measurer("torch", conv_linear=True))
+    matched = match_cost(PAPER, 0.0, JitteryLatency(),
+                         measure=FlopsMeter("torch", conv_linear=True))
     assert matched.s == 0.0
     base = derive_config(PAPER, 0)
     assert (matched.config.stages, matched.config.resolution) == (base.stages, base.resolution)
@@ -308,19 +309,19 @@ def test_phi_0_matched_to_a_noisy_cost_is_the_base_itself() -> None:
 
 def test_solve_direction_on_a_cost_reports_both_ratios() -> None:
     from effscale.model.bases import get_base
-    from effscale.scaling.equal_flops import Measurer, solve_direction
+    from effscale.scaling.equal_flops import FlopsMeter, solve_direction
 
     base = get_base("b0")
     fake = FakeLatency()
     target = 2 * fake(base)
     scaled = solve_direction(base, PAPER_COEFFICIENTS, target, ScalingRules(),
-                             Measurer("torch", conv_linear=True), cost=fake)
+                             FlopsMeter("torch", conv_linear=True), cost=fake)
     assert scaled.cost == "latency" and scaled.target_ratio == pytest.approx(2.0)
     assert scaled.cost_ratio == pytest.approx(scaled.cost_value / fake(base))
     assert abs(scaled.target_error) <= 0.03
     assert scaled.flops_ratio == pytest.approx(scaled.complexity.flops / scaled.base_flops)
-    plain = solve_direction(base, PAPER_COEFFICIENTS, 2 * Measurer("torch", conv_linear=True)(
-        base).flops, ScalingRules(), Measurer("torch", conv_linear=True))
+    plain = solve_direction(base, PAPER_COEFFICIENTS, 2 * FlopsMeter("torch", conv_linear=True)(
+        base).flops, ScalingRules(), FlopsMeter("torch", conv_linear=True))
     assert plain.cost == "flops" and plain.cost_ratio == plain.flops_ratio
 
 

@@ -15,7 +15,7 @@ from effscale.scaling.derive import (
     match_flops,
     matched_config,
 )
-from effscale.scaling.equal_flops import Measurer, direction_config, solve_direction
+from effscale.scaling.equal_flops import FlopsMeter, direction_config, solve_direction
 
 PAPER = Coefficients(*PAPER_COEFFICIENTS)
 # Measured (torch counter, conv+linear, 1000 classes): the solved s and the achieved ratio.
@@ -24,14 +24,14 @@ EXPECTED = {1: (0.6119, 2.058), 2: (1.7239, 4.040), 3: (2.9693, 8.040), 4: (3.93
 
 
 @pytest.fixture(scope="module")
-def measure() -> Measurer:
-    return Measurer("torch", conv_linear=True)
+def measure() -> FlopsMeter:
+    return FlopsMeter("torch", conv_linear=True)
 
 
 @pytest.mark.slow  # 20 s or more on 2 shared cores
 @pytest.mark.parametrize("phi", range(1, 8))
 def test_direction_solver_hits_2_to_the_phi_within_3_percent(phi: int,
-                                                             measure: Measurer) -> None:
+                                                             measure: FlopsMeter) -> None:
     base = get_base("b0")
     target = 2 ** phi * measure(base).flops
     model = solve_direction(base, PAPER_COEFFICIENTS, target, ScalingRules(), measure)
@@ -46,7 +46,7 @@ def test_direction_solver_hits_2_to_the_phi_within_3_percent(phi: int,
     assert abs(plain.flops / target - 1) > abs(model.target_error)
 
 
-def test_matched_config_is_importable_without_the_cli_and_records_s(measure: Measurer,
+def test_matched_config_is_importable_without_the_cli_and_records_s(measure: FlopsMeter,
                                                                      tmp_path) -> None:
     from effscale.model.config import load_config, save_config
 
@@ -62,6 +62,6 @@ def test_matched_config_is_importable_without_the_cli_and_records_s(measure: Mea
     assert (matched.s, matched.cost_ratio, matched.error) == (0.0, 1.0, 0.0)
 
 
-def test_coefficients_that_do_not_grow_flops_are_refused(measure: Measurer) -> None:
+def test_coefficients_that_do_not_grow_flops_are_refused(measure: FlopsMeter) -> None:
     with pytest.raises(EffscaleError, match="do not grow FLOPs"):
         solve_direction(get_base("b0"), (1.0, 1.0, 1.0), 1e9, ScalingRules(), measure)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from effscale.experiment import stats
-from effscale.experiment.results import Row
+from effscale.experiment.rows import Row
 from effscale.search.decision import decide
 
 N = 2000

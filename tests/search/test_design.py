@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from effscale.experiment.results import Row
+from effscale.experiment.rows import Row
 from effscale.search.candidates import BASE_KEY
 from effscale.search.design import Design, design, design_of
 from effscale.search.grid import Triple, key_coefficients

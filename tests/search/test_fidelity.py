@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from effscale.experiment.results import Row
+from effscale.experiment.rows import Row
 from effscale.search.fidelity import describe, summarize
 
 

@@ -357,17 +357,16 @@ def finished_study(ladder: LadderPlan | None, hits: dict[str, int]) -> optuna.St
 
 def test_coefficients_and_the_printed_verdict_say_what_the_ladder_found(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from effscale.cli.search import print_selection
-    from effscale.search.report import write_outputs
+    from effscale.cli.search import print_answer
+    from effscale.search.outputs import write_outputs
 
-    selection = write_outputs(finished_study(PLAN, {"base": 500, "w": 700, "r": 560}),
-                              tmp_path)
+    answer = write_outputs(finished_study(PLAN, {"base": 500, "w": 700, "r": 560}), tmp_path)
     doc = yaml.safe_load((tmp_path / "coefficients.yaml").read_text())
     assert doc["decided"] is True and doc["ladder"]["run"] is True
     assert doc["ladder"]["rungs"] == [14, 20]
     assert [t["trend"] for t in doc["ladder"]["trend"]] == ["grows", "grows"]
     assert doc["ladder"]["line"].startswith("PROXY LADDER (w; base proxy at 14, 20 px)")
-    print_selection(selection, tmp_path)
+    print_answer(answer, tmp_path)
     printed = capsys.readouterr().out
     assert "ladder: PROXY LADDER (w; base proxy at 14, 20 px): lead over the base" in printed
     assert printed.index("verdict: DECIDED") < printed.index("ladder: PROXY LADDER")
@@ -383,12 +382,12 @@ def test_coefficients_and_the_printed_verdict_say_what_the_ladder_found(
 def test_a_run_whose_ladder_did_not_run_says_so_and_why(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], plan: LadderPlan | None,
         hits: dict[str, int], why: str) -> None:
-    from effscale.cli.search import print_selection
-    from effscale.search.report import write_outputs
+    from effscale.cli.search import print_answer
+    from effscale.search.outputs import write_outputs
 
-    selection = write_outputs(finished_study(plan, hits), tmp_path)
+    answer = write_outputs(finished_study(plan, hits), tmp_path)
     ladder = yaml.safe_load((tmp_path / "coefficients.yaml").read_text())["ladder"]
     assert ladder["run"] is False and ladder["why"].startswith(why)
     assert ladder["line"] == f"PROXY LADDER NOT RUN: {ladder['why']}"
-    print_selection(selection, tmp_path)
+    print_answer(answer, tmp_path)
     assert f"ladder: PROXY LADDER NOT RUN: {why}" in capsys.readouterr().out

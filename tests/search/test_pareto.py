@@ -10,7 +10,7 @@ import pytest
 from helpers import FakeLatency, FakeTimer, NoisyLatency, demo_candidates
 
 from effscale.experiment.budgets import budget_recipe, get_budget
-from effscale.experiment.results import Row
+from effscale.experiment.rows import Row
 from effscale.model.bases import get_base
 from effscale.model.cost import CostMeter
 from effscale.search.grid import budget_grid

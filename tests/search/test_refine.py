@@ -16,10 +16,10 @@ import pytest
 
 from effscale.experiment.budgets import get_budget
 from effscale.experiment.queue import ITEM_PARAM, item_states
-from effscale.experiment.results import collect_rows
+from effscale.experiment.rows import collect_rows
 from effscale.model.bases import get_base
 from effscale.model.config import ScalingRules
-from effscale.scaling.equal_flops import Measurer
+from effscale.scaling.equal_flops import FlopsMeter
 from effscale.search.candidates import BASE_KEY, Candidate, Skipped
 from effscale.search.grid import budget_grid
 from effscale.search.refine import (
@@ -163,7 +163,7 @@ def test_points_over_cost_or_repeating_a_model_are_left_out() -> None:
 def test_refinement_models_cost_the_target_at_full_size() -> None:
     full = get_base("b0", 10)
     recipe = Recipe(stem_stride=proxy_stem_stride(full, 20))
-    measure = Measurer("torch", conv_linear=True)
+    measure = FlopsMeter("torch", conv_linear=True)
 
     def to_proxy(config: Any, px: int) -> Any:
         return proxy_config(config.replace(resolution=px), recipe, 10)

@@ -12,10 +12,10 @@ import yaml
 from shared_runs import SMOKE_SEARCH
 
 from effscale.datasets import synthetic
-from effscale.experiment.results import Row
+from effscale.experiment.rows import Row
 from effscale.model.config import load_config
 from effscale.model.rounding import round_resolution
-from effscale.search.results import select
+from effscale.search.selection import select
 
 pytestmark = pytest.mark.slow
 
@@ -330,7 +330,7 @@ def test_confirmation_retrains_the_base_and_top_k_longer_on_fresh_seeds(tmp_path
 
 def test_no_confirmation_is_undecided_by_construction(tmp_path: Path, cli) -> None:
     out = tmp_path / "none"
-    code, _stdout, stderr = cli(*SMOKE, "--confirm-top", "0", "--out", out)
+    code, _stdout, stderr = cli(*SMALL, "--confirm-top", "0", "--out", out)
     assert code == 0, stderr
     doc = yaml.safe_load((out / "coefficients.yaml").read_text())
     assert doc["decided"] is False and "confirmation" not in doc
@@ -344,7 +344,7 @@ def test_a_shrinking_search_writes_its_report_and_the_family_below_the_base(
     1), configs/ holds B0 down to B-3, and coefficients.yaml holds coefficients >= 1 whose
     power -1 is the winner's multipliers, which is what configs/b-1.yaml is built from."""
     out = tmp_path / "down"
-    code, _, stderr = cli(*SMOKE, "--phi", "-1", "--confirm-top", "2", "--out", out)
+    code, _, stderr = cli(*SMALL, "--phi", "-1", "--confirm-top", "2", "--out", out)
     assert code == 0, stderr
     assert (out / "report.html").is_file(), stderr
     assert "shrinking direction" in (out / "report.html").read_text()

@@ -1,4 +1,4 @@
-"""The winner's verdict in :func:`effscale.search.report.select`: t intervals on the pooled seed
+"""The winner's verdict in :func:`effscale.search.selection.select`: t intervals on the pooled seed
 degrees of freedom, Holm over the winner's comparisons, and no signal unless the winner is
 separated above the base. Synthetic rows: per-seed correctness vectors of known accuracy."""
 
@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 from effscale.experiment import stats
-from effscale.experiment.results import Row
-from effscale.search.report import coefficients_document
-from effscale.search.results import select, with_decision
+from effscale.experiment.rows import Row
+from effscale.search.answer import coefficients_document
+from effscale.search.recorded import RecordedSearch
+from effscale.search.selection import select, with_decision
 
 N = 2000
+RECORDED = RecordedSearch("b0", "synthetic", 10)  # a search's settings, as it recorded them
 
 
 def correct(hits: int, n: int = N) -> np.ndarray:
@@ -96,7 +98,7 @@ def test_winner_clearly_above_the_base_with_three_seeds_each_is_a_signal() -> No
     with_decision(selection, None)
     assert not selection.signal and not selection.decided
     assert selection.verdict.startswith("UNDECIDED (screening only")
-    doc = coefficients_document(selection, {"base": "b0", "dataset": "synthetic"})
+    doc = coefficients_document(selection, RECORDED)
     assert doc["signal"] is False and doc["decided"] is False
     assert doc["screening_seed_dof"] == 6 and doc["tied_with_winner"] == []
     assert doc["screening_verdict"].startswith("the winner beats the base by 20.00 points")
@@ -170,7 +172,7 @@ def test_a_confirmation_that_names_another_candidate_makes_it_the_answer() -> No
     assert selection.decided and selection.winner.candidate == "r"
     assert selection.screening_pick.candidate == "w" and selection.runner_up.candidate == "w"
     assert selection.named_by == "confirmed in place of the screening's pick w"
-    doc = coefficients_document(selection, {"base": "b0", "dataset": "synthetic"})
+    doc = coefficients_document(selection, RECORDED)
     assert (doc["candidate"], doc["alpha"], doc["beta"], doc["gamma"]) == ("r", 1.0, 1.111,
                                                                            1.3)
     assert doc["accuracy_from"] == "confirmation" and doc["seeds"] == 6

@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 
 from effscale.experiment import stats
-from effscale.experiment.results import Row, collect_rows
+from effscale.experiment.rows import Row, collect_rows
 from effscale.experiment.rundir import run_settings
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX, LADDER_PREFIX
 from effscale.search.decision import CHANCE_MARGIN, Decision
