@@ -2,8 +2,8 @@
 
 tests/data/runs/demo-synthetic is the README's demo (`effscale search --dataset synthetic`,
 at 3 confirmation seeds) as it ran on 2026-12-05: its settings, its study journal, and what it
-wrote and printed. `effscale report` rebuilds coefficients.yaml, trials.csv and the printed
-answer from the journal alone; a refactor of the path from study to outputs (the typed
+wrote and printed. `effscale report` rebuilds coefficients.yaml, trials.csv, configs/ and
+the printed answer from the journal alone; a refactor of the path from study to outputs (the typed
 Design, one family writer, the settings accessor) must leave them as they were. One change
 was meant: output.txt's result table labels its first row "pick", not "winner", since the
 table stopped calling an undecided answer the winner.
@@ -20,6 +20,11 @@ from helpers import REPO
 RECORDED = REPO / "tests" / "data" / "runs" / "demo-synthetic"
 # The lines of the printed answer that depend on when and how fast it ran, not on the answer.
 TIMED = ("outputs in ", "  stages:", "  estimate vs actual", "  screening vs confirmation")
+
+
+def _config(path: Path) -> list[str]:
+    """A config's lines but the version of the tool that wrote it."""
+    return [line for line in path.read_text().splitlines() if "tool_version:" not in line]
 
 
 def _answer(text: str) -> list[str]:
@@ -40,6 +45,12 @@ def test_report_rebuilds_the_recorded_outputs(cli, tmp_path: Path) -> None:
     recorded.pop("tool_version"), rebuilt.pop("tool_version")
     assert rebuilt == recorded
     assert (out / "trials.csv").read_text() == (RECORDED / "trials.csv").read_text()
+    # configs/ as the code before the one family writer and the typed answer wrote them
+    # (effscale report on this journal at 9776f0d), the undecided header line included
+    written = sorted(p.name for p in (out / "configs").glob("*.yaml"))
+    assert written == sorted(p.name for p in (RECORDED / "configs").glob("*.yaml"))
+    for name in written:
+        assert _config(out / "configs" / name) == _config(RECORDED / "configs" / name), name
     verdict = (RECORDED / "verdict.txt").read_text().strip()
     assert verdict.startswith("verdict: UNDECIDED: a1.00_b1.00_g1.400, +8.33 points")
     assert verdict in stdout.splitlines()
