@@ -280,7 +280,7 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
 
     pictures = []
     if any(r.completed for r in grid.values()):
-        pictures.append(image(plot_search(grid, selection, dict(settings.document)),
+        pictures.append(image(plot_search(grid, selection, settings),
                               "accuracy against measured FLOPs, and over the α-γ plane",
                               "Left: accuracy against the FLOPs ratio measured at full size "
                               "(hollow: at the proxy). Right: accuracy over the α-γ plane "

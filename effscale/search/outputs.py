@@ -48,7 +48,7 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> SearchAnswer:
     if tables := pareto_tables(grid_rows(rows)):
         atomic.write_text(run_dir / "pareto.csv", pareto_csv(tables))
         atomic.write_bytes(run_dir / "pareto.png",
-                           plot_pareto(tables, dict(answer.settings.document)))
+                           plot_pareto(tables, answer.settings))
     atomic.write_text(run_dir / ANSWER_FILE,
                       json.dumps(answer.to_json(), indent=1, allow_nan=False) + "\n")
     if answer.winner is not None:
@@ -56,8 +56,7 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> SearchAnswer:
                           yaml.safe_dump(dict(answer.document), sort_keys=False))
         _write_families(answer, run_dir)
         atomic.write_bytes(run_dir / "search.png",
-                           plot_search(grid_rows(rows), answer.selection,
-                                       dict(answer.settings.document)))
+                           plot_search(grid_rows(rows), answer.selection, answer.settings))
     return answer
 
 

@@ -13,11 +13,11 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from effscale.experiment.rows import Row
 from effscale.search.candidates import BASE_KEY
 from effscale.search.design import design
+from effscale.search.recorded import RecordedSearch
 
 # cost name -> the trial attribute that holds its full-size value
 COUNTED = {"flops": "flops", "params": "params", "activations": "activations"}
@@ -116,7 +116,7 @@ def pareto_csv(tables: dict[str, list[Entry]]) -> str:
     return buffer.getvalue()
 
 
-def plot_pareto(tables: dict[str, list[Entry]], settings: dict[str, Any]) -> bytes:
+def plot_pareto(tables: dict[str, list[Entry]], settings: RecordedSearch) -> bytes:
     """PNG bytes: one panel per cost, accuracy against the cost ratio, the front as a step
     line, the base as a square and the search's equal-cost target as a dotted line."""
     import matplotlib
@@ -127,8 +127,7 @@ def plot_pareto(tables: dict[str, list[Entry]], settings: dict[str, Any]) -> byt
     costs = list(tables) or ["flops"]
     fig, axes = plt.subplots(1, len(costs), figsize=(4.2 * len(costs), 4), dpi=110,
                              squeeze=False)
-    searched = settings.get("cost_name", "flops")
-    target = float((settings.get("grid") or {}).get("target", 2.0))
+    searched, target = settings.cost_name, settings.target
     for ax, cost in zip(axes[0], costs):
         entries = tables.get(cost, [])
         others = [e for e in entries if e.candidate != BASE_KEY]
@@ -152,7 +151,7 @@ def plot_pareto(tables: dict[str, list[Entry]], settings: dict[str, Any]) -> byt
         ax.grid(alpha=0.3)
         if entries:
             ax.legend(fontsize=7, loc="best")
-    fig.suptitle(f"{settings.get('base', '')} on {settings.get('dataset', '')}: accuracy "
+    fig.suptitle(f"{settings.base} on {settings.dataset}: accuracy "
                  "against each measured cost", fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()

@@ -7,10 +7,11 @@ from typing import Any
 
 from effscale.experiment.rows import Row
 from effscale.search.design import design
+from effscale.search.recorded import RecordedSearch
 from effscale.search.selection import Selection
 
 
-def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, Any]) -> bytes:
+def plot_search(rows: dict[str, Row], selection: Selection, settings: RecordedSearch) -> bytes:
     """PNG bytes with three panels; the base and the winner are marked.
 
     Left: accuracy against the FLOPs ratio measured at full size (the cost the coefficients
@@ -31,7 +32,7 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, 
     ratios = [designs[r.candidate].flops_ratio or 0.0 for r in done]
     accs = [r.mean * 100 for r in done]
     errs = [r.std * 100 for r in done]
-    window = settings.get("flops_window")
+    window = settings.flops_window
     if window:
         left.axvspan(window[0], window[1], color="tab:green", alpha=0.1,
                      label="equal-cost window (full size)")
@@ -52,12 +53,12 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: dict[str, 
         left.plot([won.flops_ratio or 0.0], [winner.mean * 100], marker="*",
                   color="tab:red", markersize=18, linestyle="none",
                   label=f"winner {won.label()}")
-    chance = 100.0 / int(settings["num_classes"])
+    chance = 100.0 * settings.chance
     left.axhline(chance, color="tab:orange", linestyle=":", linewidth=1, label="chance")
     left.set_xlabel("FLOPs ÷ base FLOPs (measured; filled: full size, hollow: proxy)")
     left.set_ylabel("validation accuracy (%)")
-    left.set_title(f"screening: {settings['base']} on {settings['dataset']} "
-                   f"({settings['budget']} budget)")
+    left.set_title(f"screening: {settings.base} on {settings.dataset} "
+                   f"({settings.budget} budget)")
     left.legend(fontsize=8, loc="best")
     left.grid(alpha=0.3)
     if done:

@@ -23,6 +23,7 @@ from effscale.search.pareto import (
     pareto_tables,
     plot_pareto,
 )
+from effscale.search.recorded import RecordedSearch
 from effscale.search.run import SearchSettings
 
 
@@ -103,8 +104,9 @@ def test_csv_and_plot() -> None:
     first = lines[0]
     assert (first["cost"], first["candidate"], first["ratio"], first["on_front"]) == (
         "flops", "base", "1.0", "1")
-    png = plot_pareto(tables, {"base": "b0", "dataset": "synthetic", "cost_name": "latency",
-                               "grid": {"target": 2.0}})
+    png = plot_pareto(tables, RecordedSearch.from_document(
+        {"base": "b0", "dataset": "synthetic", "num_classes": 10, "cost_name": "latency",
+         "grid": {"target": 2.0}}))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
 
