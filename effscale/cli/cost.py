@@ -11,12 +11,12 @@ from rich.table import Table
 
 from effscale.cli import options as opt
 from effscale.cli import render
+from effscale.experiment.stats import correlation
 from effscale.model.config import load_config
 from effscale.model.cost import (
     LATENCY_BATCH,
     CostOptions,
     Measured,
-    correlation,
     device_fingerprint,
     measure_cost,
 )

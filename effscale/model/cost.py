@@ -36,7 +36,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -474,27 +473,3 @@ class CostMeter:
 
 
 # --------------------------------------------------------------------------- how costs agree
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks from 1, ties given their average rank."""
-    order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), dtype=float)
-    ranks[order] = np.arange(1, len(values) + 1)
-    for value in np.unique(values):
-        tied = values == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
-def correlation(xs: list[float], ys: list[float]) -> dict[str, float | None]:
-    """Pearson's r and Spearman's rho of two equally long lists (``None`` with fewer than
-    three pairs or a constant list, where neither means anything)."""
-    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
-    if len(x) != len(y):
-        raise ValueError("correlation of lists of different lengths")
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"pearson": None, "spearman": None}
-    pearson = float(np.corrcoef(x, y)[0, 1])
-    spearman = float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
-    return {"pearson": round(pearson, 6), "spearman": round(spearman, 6)}

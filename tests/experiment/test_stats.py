@@ -384,3 +384,14 @@ def test_the_example_se_does_not_depend_on_which_model_is_named_first() -> None:
     ab = stats.compare_models("a", a, [0.61, 0.63], "b", b, [0.60, 0.59])
     ba = stats.compare_models("b", b, [0.60, 0.59], "a", a, [0.61, 0.63])
     assert (ab.se, ab.df, ab.p_value) == (ba.se, ba.df, ba.p_value)
+
+
+def test_correlation_by_hand() -> None:
+    result = stats.correlation([1, 2, 3, 4], [1, 4, 9, 100])
+    assert result["spearman"] == pytest.approx(1.0)  # monotone: ranks agree exactly
+    assert 0.7 < result["pearson"] < 0.9
+    assert stats.correlation([1, 2, 3], [3, 2, 1]) == {"pearson": -1.0, "spearman": -1.0}
+    tied = stats.correlation([1, 1, 2, 3], [1, 2, 3, 4])  # ties share their average rank
+    assert tied["spearman"] == pytest.approx(0.9486833, abs=1e-6)
+    assert stats.correlation([1, 2], [2, 1]) == {"pearson": None, "spearman": None}
+    assert stats.correlation([1, 1, 1], [1, 2, 3]) == {"pearson": None, "spearman": None}

@@ -21,7 +21,6 @@ from effscale.model.cost import (
     CostMeter,
     CostOptions,
     cache_key,
-    correlation,
     cost_names,
     device_fingerprint,
     get_cost,
@@ -223,17 +222,6 @@ def test_a_damaged_cache_entry_is_measured_again(cache_dir: Path) -> None:
 
 
 # --------------------------------------------------------------------------- the rest
-
-
-def test_correlation_by_hand() -> None:
-    result = correlation([1, 2, 3, 4], [1, 4, 9, 100])
-    assert result["spearman"] == pytest.approx(1.0)  # monotone: ranks agree exactly
-    assert 0.7 < result["pearson"] < 0.9
-    assert correlation([1, 2, 3], [3, 2, 1]) == {"pearson": -1.0, "spearman": -1.0}
-    tied = correlation([1, 1, 2, 3], [1, 2, 3, 4])  # ties share their average rank
-    assert tied["spearman"] == pytest.approx(0.9486833, abs=1e-6)
-    assert correlation([1, 2], [2, 1]) == {"pearson": None, "spearman": None}
-    assert correlation([1, 1, 1], [1, 2, 3]) == {"pearson": None, "spearman": None}
 
 
 def test_training_memory_of_a_small_model() -> None:
