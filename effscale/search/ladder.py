@@ -46,6 +46,7 @@ from effscale.experiment.settings import ladder_seed_offset
 from effscale.search.candidates import BASE_KEY, LADDER_PREFIX, Candidate, confirm_key
 from effscale.search.confirm import ConfirmPlan, current_decision, trial_seconds
 from effscale.search.decision import Decision, decide
+from effscale.search.recorded import RecordedSearch
 from effscale.search.selection import confirmation_rows
 from effscale.train.proxy import MIN_FINAL_MAP, final_map_size
 
@@ -260,7 +261,7 @@ def follow_ladder(study: optuna.Study, events: RunEvents, stopped: str, workers:
     settings = run_settings(study)
     record: dict[str, Any] = {"run": False}
     decision = current_decision(study, ConfirmPlan.from_settings(settings),
-                                int(settings["num_classes"]))
+                                RecordedSearch.from_document(settings).num_classes)
     if plan is None or not plan.rungs:
         record["why"] = plan.why if plan is not None else "this run has no ladder plan"
     elif decision is None or not decision.signal:
@@ -455,7 +456,7 @@ def ladder_summary(study: optuna.Study, rows: dict[str, Row] | None = None) -> d
         return not_run(str(state.get("why", "")))
     rows = collect_rows(study) if rows is None else rows
     keys = list(state["models"])
-    num_classes = int(settings["num_classes"])
+    num_classes = RecordedSearch.from_document(settings).num_classes
     by_rung: dict[int, tuple[dict[str, Row], int]] = {
         plan.main: (confirmation_rows(rows), confirm.looks)}
     by_rung.update({r: (_rung_rows(rows, r), 1) for r in plan.rungs})

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from effscale.errors import EffscaleError
+from effscale.experiment.rundir import run_settings
 from effscale.model.config import ScalingRules, rules_from_dict
 from effscale.search.grid import GridSpec
 
@@ -42,17 +43,16 @@ class RecordedSearch:
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> RecordedSearch:
         """The typed settings of a run's settings document (a clear error when it is not
-        one: no base, dataset or class count)."""
-        missing = [k for k in ("base", "dataset", "num_classes") if k not in doc]
-        if missing:
-            raise EffscaleError(f"the run's settings have no {', '.join(missing)}: not a "
-                                "search's settings document")
+        one: no class count, which every search records)."""
+        if "num_classes" not in doc:
+            raise EffscaleError("the run's settings have no num_classes: not a search's "
+                                "settings document")
         identity = doc.get("identity") or {}
         grid = doc.get("grid")
         window = doc.get("flops_window")
         points = doc.get("feasible_grid_points")
         return cls(
-            base=str(doc["base"]), dataset=str(doc["dataset"]),
+            base=str(doc.get("base") or ""), dataset=str(doc.get("dataset") or ""),
             num_classes=int(doc["num_classes"]), budget=str(doc.get("budget") or ""),
             grid=GridSpec(**{k: v for k, v in grid.items() if k in GRID_FIELDS})
             if grid else None,
@@ -85,3 +85,8 @@ class RecordedSearch:
     def chance(self) -> float:
         """Accuracy by guessing: one over the class count."""
         return 1.0 / self.num_classes
+
+
+def recorded_search(study: Any) -> RecordedSearch:
+    """The typed settings a run stored in its study when it started."""
+    return RecordedSearch.from_document(run_settings(study))

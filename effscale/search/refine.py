@@ -58,6 +58,7 @@ from effscale.search.edges import (
     refinement,
 )
 from effscale.search.grid import GridSpec
+from effscale.search.recorded import RecordedSearch
 from effscale.search.selection import grid_rows, select
 
 ROUNDS_ATTR = "refine_rounds"
@@ -230,9 +231,8 @@ def next_round(study: optuna.Study, budget: Budget, make: Callable[[str], Any],
         _stop(study, "")
         return [], ""
     rows = grid_rows(collect_rows(study))
-    window = settings.get("flops_window")
-    selection = select(rows, int(settings["num_classes"]), tuple(window) if window else None,
-                       bounds.target)
+    recorded = RecordedSearch.from_document(settings)
+    selection = select(rows, recorded.num_classes, recorded.flops_window, bounds.target)
     if selection.winner is None:
         _stop(study, "")
         return [], ""

@@ -18,9 +18,9 @@ import optuna
 
 from effscale.experiment import stats
 from effscale.experiment.rows import Row, collect_rows
-from effscale.experiment.rundir import run_settings
 from effscale.search.candidates import BASE_KEY, CONFIRM_PREFIX, LADDER_PREFIX
 from effscale.search.decision import CHANCE_MARGIN, Decision
+from effscale.search.recorded import recorded_search
 
 
 @dataclass
@@ -232,10 +232,9 @@ def remembered_top(study: optuna.Study, attr: str, top: int) -> list[str]:
     stored = study.user_attrs.get(attr)
     if stored is not None:
         return list(stored)
-    settings = run_settings(study)
-    window = settings.get("flops_window")
-    selection = select(grid_rows(collect_rows(study)), int(settings["num_classes"]),
-                       tuple(window) if window else None)
+    settings = recorded_search(study)
+    selection = select(grid_rows(collect_rows(study)), settings.num_classes,
+                       settings.flops_window)
     keys = [row.candidate for row in selection.ranked[:top]]
     study.set_user_attr(attr, keys)
     return keys

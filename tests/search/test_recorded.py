@@ -37,5 +37,5 @@ def test_a_shrinking_search_has_a_negative_phi_and_a_family_below_the_base() -> 
 
 
 def test_a_document_that_is_not_a_searchs_is_one_clear_error() -> None:
-    with pytest.raises(EffscaleError, match="no dataset, num_classes"):
+    with pytest.raises(EffscaleError, match="no num_classes: not a search's settings"):
         RecordedSearch.from_document({"base": "b0"})
