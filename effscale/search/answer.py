@@ -212,10 +212,6 @@ class SearchAnswer:
         """The phi the search's candidates cost (1 for 2x the base)."""
         return self.settings.phi
 
-    def results(self, stage: str) -> tuple[ModelResult, ...]:
-        """The models of one stage ("screening", "confirmation", "ladder")."""
-        return tuple(m for m in self.models if m.stage == stage)
-
     def to_json(self) -> dict[str, Any]:
         """answer.json: the whole answer as data (``schema`` says its layout's version)."""
         selection, decision = self.selection, self.decision
