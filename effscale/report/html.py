@@ -76,5 +76,5 @@ def write_run_report(run_dir: Path, storage: str | None = None,
                      ) -> Path:
     """Open the run's study (its journal, or ``study_name`` in ``storage``) and write its
     ``report.html`` into ``run_dir``."""
-    return write_report(run_dir, open_run_study(Path(run_dir), storage, study_name), None,
-                        answer)
+    return write_report(run_dir, open_run_study(Path(run_dir), storage, study_name),
+                        answer=answer)

@@ -177,9 +177,9 @@ def _rules(settings: dict[str, Any]) -> ScalingRules:
 def search_answer(run: RunData) -> SearchAnswer:
     """The answer the run's own outputs were written from (:func:`effscale.search.outputs.
     write_outputs`), or the study's as it is now when the page is drawn on its own."""
-    answer = run.answer
-    return answer if isinstance(answer, SearchAnswer) else answer_of(run.study,
-                                                                      document=run.settings)
+    if run.answer is not None:
+        return run.answer
+    return answer_of(run.study, document=run.settings)
 
 
 def _candidate_cells(d: Design, costed: bool = False) -> list[Any]:

@@ -280,7 +280,7 @@ def write_family(folder: Path, configs: Iterable[ModelConfig],
     matched = list(matched)
     if matched:
         _save_family(matched, folder / "matched",
-                    header if matched_header is None else matched_header)
+                     header if matched_header is None else matched_header)
 
 
 def with_head(config: ModelConfig, head: Head) -> ModelConfig:

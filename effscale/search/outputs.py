@@ -47,8 +47,7 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> SearchAnswer:
     _write_csv(run_dir / "trials.csv", rows)
     if tables := pareto_tables(grid_rows(rows)):
         atomic.write_text(run_dir / "pareto.csv", pareto_csv(tables))
-        atomic.write_bytes(run_dir / "pareto.png",
-                           plot_pareto(tables, answer.settings))
+        atomic.write_bytes(run_dir / "pareto.png", plot_pareto(tables, answer.settings))
     atomic.write_text(run_dir / ANSWER_FILE,
                       json.dumps(answer.to_json(), indent=1, allow_nan=False) + "\n")
     if answer.winner is not None:
