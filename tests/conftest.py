@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import tiny_base  # noqa: F401  (registers the tests' small base, "tiny", in every test process)
 import torch
 from shared_runs import SMOKE_SEARCH, SharedRun, shared_run
 

@@ -21,6 +21,7 @@ from effscale.cli import render
 from effscale.cli.messages import usage_message
 from effscale.cli.metavars import name_metavars
 from effscale.errors import EffscaleError
+from effscale.plugins import load_plugins
 
 # command -> (the module that registers it, its one-line help as `effscale --help` lists it;
 # tests/cli/test_cli.py checks each line against the command's own help).
@@ -133,6 +134,7 @@ def main_entry(argv: list[str] | None = None) -> int:
     adds the traceback."""
     argv, debug = split_debug(list(sys.argv[1:] if argv is None else argv))
     try:
+        load_plugins()  # before the commands are built: their --base/--dataset help lists them
         command = name_metavars(typer.main.get_command(app))  # the group's own options
         code = command.main(args=argv, prog_name="effscale", standalone_mode=False)
     except EffscaleError as exc:

@@ -33,6 +33,7 @@ import torch
 from effscale.devices import resolve_device
 from effscale.errors import EffscaleError
 from effscale.experiment.settings import RunSettings
+from effscale.plugins import load_plugins
 from effscale.train.levers import device_defaults
 
 
@@ -107,10 +108,18 @@ def start_workers(count: int, target: Callable[..., None], args: tuple[Any, ...]
     processes = []
     for index in range(count):
         more = per_worker[index] if per_worker else ()
-        process = context.Process(target=target, args=(*args, *more), daemon=False)
+        process = context.Process(target=_spawned, args=(target, *args, *more), daemon=False)
         process.start()
         processes.append(process)
     return processes
+
+
+def _spawned(target: Callable[..., None], *args: Any) -> None:
+    """A spawned process starts from a bare interpreter: it imports the plugins
+    (:mod:`effscale.plugins`) before ``target``, so it knows the bases and datasets they
+    register, as the process that started it does."""
+    load_plugins()
+    target(*args)
 
 
 def stop_workers(processes: list[Any], grace_s: float = 30) -> None:

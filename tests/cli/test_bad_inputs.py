@@ -69,7 +69,8 @@ BAD_INPUTS: list[tuple[str, Callable[[Path], list[str]], int, str]] = [
                              str(d / "download")], 1, "MD5"),
     ("unwritable output dir", lambda d: [*SEARCH, "--out", str(_file(d, "f", "", "")[1]) +
                                          "/run"], 2, "cannot write"),
-    ("run of another search", lambda d: [*SEARCH, "--out", _different_run(d)], 2,
+    ("run of another search", lambda d: [*SEARCH, "--base", "tiny", "--out",
+                                         _different_run(d)], 2,
      "budget.epochs: 9 -> 1"),
     ("unreachable storage", lambda d: [*SEARCH, "--storage",
                                        "postgresql://u:p@127.0.0.1:1/x"], 1, "127.0.0.1:1"),

@@ -218,9 +218,10 @@ def test_a_search_says_its_estimate_and_compares_it_at_the_end(
     monkeypatch.setattr(estimate_stages, "cached_throughput",
                         lambda *args: (Fake(train_ips=2000.0, eval_ips=8000.0), True))
     out = tmp_path / "run"
-    code, stdout, stderr = cli("search", "--dataset", "synthetic", "--budget", "smoke",
-                               "--train-size", "64", "--val-size", "32", "--batch-size",
-                               "32", "--counter", "torch", "--threads", "1", "--out", out)
+    code, stdout, stderr = cli("search", "--base", "tiny", "--alpha-max", "1.4", "--dataset",
+                               "synthetic", "--budget", "smoke", "--train-size", "64",
+                               "--val-size", "32", "--batch-size", "32", "--counter", "torch",
+                               "--threads", "1", "--out", out)
     assert code == 0, stderr
     assert "estimate: screening" in stderr and "confirmation 4 trainings" in stderr
     settings = yaml.safe_load((out / "settings.yaml").read_text())

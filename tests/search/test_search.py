@@ -20,9 +20,12 @@ from effscale.search.selection import select
 pytestmark = pytest.mark.slow
 
 SMOKE = SMOKE_SEARCH  # the shared smoke search's arguments (tests/shared_runs.py)
-# For tests that count trainings and states, not accuracies: fewer images, torch's counter.
-SMALL = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "64",
-         "--val-size", "32", "--batch-size", "32", "--counter", "torch", "--quiet")
+# For tests that count trainings and states, not accuracies: the tests' small base
+# (tests/tiny_base.py; with alpha up to 1.4 the smoke grid keeps 4 candidates, as b0's
+# does), fewer images, torch's counter.
+SMALL = ("search", "--base", "tiny", "--alpha-max", "1.4", "--dataset", "synthetic",
+         "--budget", "smoke", "--train-size", "64", "--val-size", "32", "--batch-size", "32",
+         "--counter", "torch", "--quiet")
 
 
 @pytest.fixture(scope="module")
@@ -300,9 +303,9 @@ def test_confirmation_retrains_the_base_and_top_k_longer_on_fresh_seeds(tmp_path
     from effscale.experiment.storage import open_storage
 
     out = tmp_path / "check"
-    code, _, stderr = cli("search", "--dataset", "synthetic", "--budget", "smoke",
-                          "--train-size", "64", "--val-size", "32", "--batch-size", "32",
-                          "--alpha-max", "1.4", "--confirm-top", "1", "--confirm-factor", "2",
+    code, _, stderr = cli("search", "--base", "tiny", "--dataset", "synthetic", "--budget",
+                          "smoke", "--train-size", "64", "--val-size", "32", "--batch-size",
+                          "32", "--alpha-max", "1.4", "--confirm-top", "1", "--confirm-factor", "2",
                           "--threads", "1", "--out", out)
     assert code == 0, stderr
     assert "confirmation round 1: 2 trainings of 2 epochs (the base and the top 1" in stderr
@@ -341,15 +344,16 @@ def test_no_confirmation_is_undecided_by_construction(tmp_path: Path, cli) -> No
 def test_a_shrinking_search_writes_its_report_and_the_family_below_the_base(
         tmp_path: Path, cli) -> None:
     """A --phi -1 search: report.html is written (it failed on the grid's multipliers below
-    1), configs/ holds B0 down to B-3, and coefficients.yaml holds coefficients >= 1 whose
-    power -1 is the winner's multipliers, which is what configs/b-1.yaml is built from."""
+    1), configs/ holds the base down to phi -3, and coefficients.yaml holds coefficients >= 1
+    whose power -1 is the winner's multipliers, which is what configs/tiny-phi-1.yaml is built
+    from (b0's family names them b0 to b-3)."""
     out = tmp_path / "down"
     code, _, stderr = cli(*SMALL, "--phi", "-1", "--confirm-top", "2", "--out", out)
     assert code == 0, stderr
     assert (out / "report.html").is_file(), stderr
     assert "shrinking direction" in (out / "report.html").read_text()
     assert sorted(p.name for p in (out / "configs").iterdir()) == [
-        "b-1.yaml", "b-2.yaml", "b-3.yaml", "b0.yaml"]
+        "tiny-phi-1.yaml", "tiny-phi-2.yaml", "tiny-phi-3.yaml", "tiny.yaml"]
     doc = yaml.safe_load((out / "coefficients.yaml").read_text())
     at_phi = doc["multipliers_at_phi"]
     for name in ("alpha", "beta", "gamma"):
@@ -357,6 +361,6 @@ def test_a_shrinking_search_writes_its_report_and_the_family_below_the_base(
         assert doc[name] ** -1 == pytest.approx(at_phi[name], rel=1e-5)
     assert doc["checked_phi"] == [-1.0]
     assert doc["confirmation"]["question"] == "loses least to the base"
-    b_minus_1 = load_config(out / "configs" / "b-1.yaml")
-    b0 = load_config(out / "configs" / "b0.yaml")
+    b_minus_1 = load_config(out / "configs" / "tiny-phi-1.yaml")
+    b0 = load_config(out / "configs" / "tiny.yaml")
     assert b_minus_1.stages[-1].channels < b0.stages[-1].channels or at_phi["beta"] == 1
