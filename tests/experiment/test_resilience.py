@@ -211,6 +211,9 @@ def test_three_workers_and_a_joining_process_train_each_item_once(
     joining = run(args, tmp_path, env, EFFSCALE_TEST_STEP_DELAY="0.4")  # "another machine"
     _, err = first.communicate(timeout=1800)
     assert first.returncode == 0, err
+    # no worker died on the way (a spawned worker that did not import the plugins stopped at
+    # "unknown base 'tiny'" and left its share to the others)
+    assert "error:" not in err and "error:" not in joining.stderr, err
     assert joining.returncode == 0, joining.stderr
     study = load(tmp_path / "run")
     assert trained_per_item(study) == Counter(ITEMS)  # nobody trained an item twice
