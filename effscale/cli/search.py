@@ -31,7 +31,7 @@ from effscale.search.candidates import Candidate, Skipped, extremes_found
 from effscale.search.confirm import ConfirmPlan
 from effscale.search.design import design
 from effscale.search.grid import budget_grid, single_axis
-from effscale.search.outputs import write_outputs
+from effscale.search.outputs import PARETO_PLOT, SEARCH_PLOT, write_outputs
 from effscale.search.pareto import Entry, pareto_tables
 from effscale.search.run import SearchSettings, run_search
 from effscale.search.selection import Selection
@@ -249,13 +249,13 @@ def print_answer(answer: SearchAnswer, run_dir: Path) -> None:
     if tables := pareto_tables({r.candidate: r for r in rows}):
         render.out.print(pareto_table(tables))
     matched = " configs/matched/" if (run_dir / "configs" / "matched").is_dir() else ""
-    pareto = " pareto.csv pareto.png" if (run_dir / "pareto.png").is_file() else ""
+    pareto = f" pareto.csv {PARETO_PLOT}" if (run_dir / PARETO_PLOT).is_file() else ""
     page = " report.html" if (run_dir / "report.html").is_file() else ""
     family = sorted((p.stem for p in (run_dir / "configs").glob("*.yaml")),
                     key=lambda name: (len(name), name))
     say(f"outputs in {run_dir}/: settings.yaml trials.csv coefficients.yaml answer.json "
         "configs/ "
-        f"({' '.join(family)}){matched} search.png{pareto}{page}")
+        f"({' '.join(family)}){matched} {SEARCH_PLOT}{pareto}{page}")
     for line in verdict_lines(selection.verdict, decision):
         say(line)
     if position := doc.get("position_line"):

@@ -65,10 +65,12 @@ def write_report(run_dir: Path, study: optuna.Study, out_dir: Path | None = None
                  answer: SearchAnswer | None = None) -> Path:
     """Write ``report.html`` for the run in ``run_dir`` (into ``out_dir``, default the run
     directory) atomically; returns its path. ``answer``: a search's, as its outputs were
-    just written from it (else the page computes it from the study)."""
-    target = Path(out_dir or run_dir) / REPORT_FILE
-    atomic.write_text(target, build_report(load_run(Path(run_dir), study, answer)))
-    return target
+    just written from it into ``out_dir`` (the page shows their plots rather than drawing
+    them again); else the page computes it from the study."""
+    folder = Path(out_dir or run_dir)
+    run = load_run(Path(run_dir), study, answer, outputs_dir=folder)
+    atomic.write_text(folder / REPORT_FILE, build_report(run))
+    return folder / REPORT_FILE
 
 
 def write_run_report(run_dir: Path, storage: str | None = None,

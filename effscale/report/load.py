@@ -34,6 +34,7 @@ class RunData:
     counts: dict[str, int]
     status: str  # settings.yaml's status: "running", "complete" or "unknown"
     answer: SearchAnswer | None = None  # a search's, when its outputs were just written
+    outputs_dir: Path | None = None  # where they were written (default: the run directory)
 
     @property
     def kind(self) -> str:
@@ -47,6 +48,12 @@ class RunData:
 
     def file(self, name: str) -> Path | None:
         path = self.run_dir / name
+        return path if path.is_file() else None
+
+    def output(self, name: str) -> Path | None:
+        """A file the search's outputs wrote (``report RUN --out DIR`` writes them into
+        DIR, not into the run), or None."""
+        path = (self.outputs_dir or self.run_dir) / name
         return path if path.is_file() else None
 
 
@@ -84,14 +91,16 @@ def open_run_study(run_dir: Path | None, storage: str | None = None,
     return optuna.load_study(study_name=study_name, storage=backend)
 
 
-def load_run(run_dir: Path, study: optuna.Study, answer: SearchAnswer | None = None
-             ) -> RunData:
+def load_run(run_dir: Path, study: optuna.Study, answer: SearchAnswer | None = None,
+             outputs_dir: Path | None = None) -> RunData:
     """The run in ``run_dir`` with its study (settings from the study when the directory
     has none, as for a report of a shared storage written elsewhere) and, for a search whose
-    outputs were just written, the answer they were written from (the page shows the same)."""
+    outputs were just written (into ``outputs_dir``, default ``run_dir``), the answer they
+    were written from (the page shows the same, and their plots)."""
     doc = read_settings_file(run_dir)
     settings = study.user_attrs.get("settings") or doc
     if not settings:
         raise EffscaleError(f"study {study.study_name!r} was not written by effscale")
     status = str(doc.get("status", "unknown"))
-    return RunData(Path(run_dir), settings, study, progress_counts(study), status, answer)
+    return RunData(Path(run_dir), settings, study, progress_counts(study), status, answer,
+                   Path(outputs_dir) if outputs_dir is not None else None)

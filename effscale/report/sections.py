@@ -40,6 +40,7 @@ from effscale.search import fidelity
 from effscale.search.answer import FamilyMember, SearchAnswer, answer_of, family_of
 from effscale.search.candidates import BASE_KEY
 from effscale.search.design import Design, design, design_of
+from effscale.search.outputs import PARETO_PLOT, SEARCH_PLOT
 from effscale.search.plot import plot_search
 from effscale.search.selection import (
     confirmation_rows,
@@ -48,7 +49,6 @@ from effscale.search.selection import (
 )
 
 CAM_FILE = "cam.png"
-PARETO_FILE = "pareto.png"  # accuracy against cost, written by a search when it has one
 
 
 @dataclass
@@ -280,13 +280,16 @@ def search_sections(run: RunData) -> tuple[Verdict, list[Section]]:
 
     pictures = []
     if any(r.completed for r in grid.values()):
-        pictures.append(image(plot_search(grid, selection, settings),
+        # the outputs' search.png when they were just written from this answer, else drawn
+        drawn = run.output(SEARCH_PLOT) if run.answer is not None else None
+        pictures.append(image(drawn.read_bytes() if drawn else
+                              plot_search(grid, selection, settings),
                               "accuracy against measured FLOPs, and over the α-γ plane",
                               "Left: accuracy against the FLOPs ratio measured at full size "
                               "(hollow: at the proxy). Right: accuracy over the α-γ plane "
                               "(β solved, in the labels)."))
-    if (pareto := run.file(PARETO_FILE)) is not None:
-        pictures.append(image(pareto.read_bytes(), "accuracy against cost", PARETO_FILE))
+    if (pareto := run.output(PARETO_PLOT)) is not None:
+        pictures.append(image(pareto.read_bytes(), "accuracy against cost", PARETO_PLOT))
 
     if check:
         fid = para(fidelity.describe(check)) + table(
@@ -533,8 +536,6 @@ def compare_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                            "full size (conv+linear), trained as a proxy; validation accuracy "
                            "on the held-out split")
     pictures = run_picture(run, "compare.png", "accuracy per model and against measured FLOPs")
-    if (pareto := run.file(PARETO_FILE)) is not None:
-        pictures.append(image(pareto.read_bytes(), "accuracy against cost", PARETO_FILE))
     families = "".join(
         family_table(family_of(Coefficients(c["alpha"], c["beta"], c["gamma"],
                                             base=settings["base"]),

@@ -27,6 +27,8 @@ from effscale.search.selection import grid_rows
 
 SKIP_MATCHED = ("smoke", "demo")  # budgets whose runs do not write configs/matched/
 ANSWER_FILE = "answer.json"
+SEARCH_PLOT = "search.png"  # accuracy against measured FLOPs, and over the α-γ plane
+PARETO_PLOT = "pareto.png"  # accuracy against every cost, when the run has more than one point
 CSV_FIELDS = [
     "candidate", "state", "alpha", "beta", "gamma", "resolution", "params", "flops",
     "flops_ratio", "full_resolution", "proxy_flops_ratio", "nominal_ratio", "blocks", "seeds",
@@ -47,14 +49,14 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> SearchAnswer:
     _write_csv(run_dir / "trials.csv", rows)
     if tables := pareto_tables(grid_rows(rows)):
         atomic.write_text(run_dir / "pareto.csv", pareto_csv(tables))
-        atomic.write_bytes(run_dir / "pareto.png", plot_pareto(tables, answer.settings))
+        atomic.write_bytes(run_dir / PARETO_PLOT, plot_pareto(tables, answer.settings))
     atomic.write_text(run_dir / ANSWER_FILE,
                       json.dumps(answer.to_json(), indent=1, allow_nan=False) + "\n")
     if answer.winner is not None:
         atomic.write_text(run_dir / "coefficients.yaml",
                           yaml.safe_dump(dict(answer.document), sort_keys=False))
         _write_families(answer, run_dir)
-        atomic.write_bytes(run_dir / "search.png",
+        atomic.write_bytes(run_dir / SEARCH_PLOT,
                            plot_search(grid_rows(rows), answer.selection, answer.settings))
     return answer
 

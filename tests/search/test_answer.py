@@ -4,6 +4,7 @@ written from one computation of it."""
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import shutil
@@ -102,3 +103,31 @@ def test_outputs_and_page_come_from_one_computation(cli, recorded_run: Path, tmp
     page = (out / "report.html").read_text()
     answer = _strict((out / "answer.json").read_text())
     assert answer["caveat"] in page.replace("&#x27;", "'").replace("&#39;", "'")
+
+
+def test_the_page_shows_the_plots_its_outputs_just_wrote(cli, recorded_run: Path,
+                                                         tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search plot was drawn twice (outputs, then the page), and `report RUN --out DIR
+    --html` put the run's own pareto.png on the page, not the one it had just written into
+    DIR. The page now embeds DIR's search.png and pareto.png, and the plot is drawn once."""
+    from effscale.report import sections
+
+    drawn = []
+    real = outputs.plot_search
+
+    def counted(*args, **kwargs):
+        drawn.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(outputs, "plot_search", counted)
+    monkeypatch.setattr(sections, "plot_search", counted)
+    (recorded_run / "pareto.png").write_bytes(b"\x89PNG stale, from an earlier report")
+    out = tmp_path / "out"
+    code, _, err = cli("report", recorded_run, "--out", out, "--html")
+    assert code == 0, err
+    assert len(drawn) == 1
+    page = (out / "report.html").read_text()
+    for name in ("search.png", "pareto.png"):
+        assert base64.b64encode((out / name).read_bytes()).decode() in page, name
+    assert base64.b64encode(b"\x89PNG stale, from an earlier report").decode() not in page
