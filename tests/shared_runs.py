@@ -59,6 +59,7 @@ def shared_run(factory: pytest.TempPathFactory, name: str, *argv: str) -> Shared
 
 # The smoke search most search and report tests read (FLOPs counted by fvcore, the default).
 # Its accuracies mean nothing at any size the suite can afford (tests assert plumbing and
-# states), so it trains on 128 images, not smoke's 512.
-SMOKE_SEARCH = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "128",
-                "--val-size", "64", "--batch-size", "32", "--quiet")
+# states), so it trains on 64 images, not smoke's 512. It is the suite's one end-to-end
+# search of b0 itself (the plumbing tests search tests/tiny_base.py's base).
+SMOKE_SEARCH = ("search", "--dataset", "synthetic", "--budget", "smoke", "--train-size", "64",
+                "--val-size", "32", "--batch-size", "32", "--quiet")

@@ -79,6 +79,7 @@ class FakeTrainer:
                            config.resolution, val_correct=correct)
 
 
+@pytest.mark.slow  # b0's curve solved at full size: 17 s on 2 shared cores
 def test_a_resumed_curve_trains_nothing_twice(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "run"

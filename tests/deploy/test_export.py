@@ -14,6 +14,7 @@ from deploy_reference import randomised
 from helpers import REPO
 
 from effscale.errors import EffscaleError
+from effscale.model.bases import get_base
 from effscale.model.builder import build_model
 from effscale.model.checkpoint import save_checkpoint
 from effscale.model.config import Head, load_config
@@ -58,7 +59,8 @@ def test_onnxruntime_gives_torchs_output(config_file: str, changes: dict,
 
 @pytest.mark.slow  # 20 s or more on 2 shared cores
 def test_the_cli_exports_a_checkpoint_and_prints_the_difference(cli, tmp_path: Path) -> None:
-    config = load_config(REPO / "configs/mobilenetv2.yaml")
+    # the command's plumbing, on the tests' tiny base (the bases' graphs: the test above)
+    config = get_base("tiny", num_classes=10)
     torch.manual_seed(0)
     checkpoint, out = tmp_path / "m.pt", tmp_path / "m.onnx"
     save_checkpoint(checkpoint, config, randomised(build_model(config)))

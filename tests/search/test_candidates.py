@@ -122,6 +122,7 @@ def test_every_budget_holds_the_three_ends_of_the_equal_cost_curve(budget: str) 
     assert by_key[found["width-only"]].beta == pytest.approx(1.45, abs=0.01)
 
 
+@pytest.mark.slow  # the quick grid measured at full size: 18 s on 2 shared cores
 def test_an_end_the_gamma_cap_cuts_off_is_named_with_the_reason() -> None:
     spec = spec_of("quick", gamma_max=1.3)
     kept, skipped = candidates_of(spec)
