@@ -303,8 +303,8 @@ def test_search_dry_run_json_is_one_document_with_progress_on_stderr(
     import json
 
     monkeypatch.chdir(tmp_path)
-    code, out, err = cli("search", "--dry-run", "--json", "--budget", "smoke", "--counter",
-                         "torch")
+    code, out, err = cli("search", "--base", "tiny", "--dry-run", "--json", "--budget",
+                         "smoke", "--counter", "torch")
     assert code == 0, err
     doc = json.loads(out)
     assert doc["budget"] == "smoke" and doc["candidates"][0]["key"] == "base"
