@@ -4,8 +4,9 @@ A dataset spec is a registered name (``cifar10``, ``synthetic``) or else the pat
 folder laid out as ``train/<class>/*`` (see :mod:`effscale.datasets.folder`). Adding a source is
 one module with a loader and one ``register_dataset`` line at the bottom of this file; code
 outside the package (a plugin, a test) calls :func:`register_dataset` itself. Registration is
-per process: spawned search workers (``--workers 2`` and up) and later CLI commands only know
-the sources registered when this module is imported.
+per process: a plugin module named in ``$EFFSCALE_PLUGINS`` or declared as an
+``effscale.plugins`` entry point is imported by every command and every spawned
+``--workers`` process (:mod:`effscale.plugins`).
 
 A loader takes a :class:`LoadRequest` and returns the decoded split as
 :class:`~effscale.datasets.cache.Arrays` (uint8 [N, 3, S, S] images at exactly the requested

@@ -3,9 +3,9 @@
 A factory takes the class count and returns a plain :class:`~effscale.model.config.ModelConfig`.
 Adding a base is one file in this package (its factory) and one ``register_base`` line at the
 bottom of this one; code outside the package (a plugin, a test) calls :func:`register_base`
-itself. Registration is per process: spawned search workers (``--workers 2`` and up) and
-later CLI commands only know the bases registered when :mod:`effscale.model.bases` is
-imported.
+itself. Registration is per process: a plugin module named in ``$EFFSCALE_PLUGINS`` or
+declared as an ``effscale.plugins`` entry point is imported by every command and every
+spawned ``--workers`` process (:mod:`effscale.plugins`).
 """
 
 from __future__ import annotations
