@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from effscale.compare.recorded import RecordedCompare
+
 COLORS = {"depth": "tab:blue", "width": "tab:green", "resolution": "tab:purple",
           "fast": "tab:orange", "tinynet": "tab:brown"}
 COMPOUND_COLORS = ("tab:red", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 
 
-def plot_curve(points: list[dict[str, Any]], settings: dict[str, Any]) -> bytes:
+def plot_curve(points: list[dict[str, Any]], settings: RecordedCompare) -> bytes:
     """PNG bytes: for each direction, accuracy (95 % interval bars) against its measured
     full-size cost ratio (log scale), the base as every line's phi 0 point."""
     import matplotlib
@@ -22,8 +24,8 @@ def plot_curve(points: list[dict[str, Any]], settings: dict[str, Any]) -> bytes:
     fig, ax = plt.subplots(figsize=(7.5, 5), dpi=110)
     base = next((p for p in points if p["direction"] == "base"), None)
     compounds = iter(COMPOUND_COLORS)
-    cost = settings.get("cost_name") or settings.get("cost", "flops")
-    for name in settings["directions"]:
+    cost = settings.cost_name
+    for name in settings.directions:
         color = COLORS.get(name) or next(compounds, "black")
         line = sorted((p for p in points if p["direction"] == name), key=lambda p: p["phi"])
         if base is not None:
@@ -37,14 +39,14 @@ def plot_curve(points: list[dict[str, Any]], settings: dict[str, Any]) -> bytes:
                for p in done]
         high = [(p["ci_high"] - p["val_accuracy"]) * 100 if p["ci_high"] is not None else 0.0
                 for p in done]
-        first = name == settings["directions"][0]
+        first = name == settings.directions[0]
         ax.errorbar(xs, ys, yerr=[low, high], fmt="-o", capsize=3, color=color,
                     linewidth=2.2 if first else 1.2, markersize=6 if first else 4, label=name)
     ax.set_xscale("log", base=2)
     ax.set_xlabel(f"measured {cost} at full size, × the base's (log scale)")
     ax.set_ylabel("validation accuracy (%), 95 % interval")
-    phis = ", ".join(f"{p:g}" for p in settings["phis"])
-    ax.set_title(f"{settings['base']} on {settings['dataset']} ({settings['budget']} budget): "
+    phis = ", ".join(f"{p:g}" for p in settings.phis)
+    ax.set_title(f"{settings.base} on {settings.dataset} ({settings.budget} budget): "
                  f"scaling curves at φ = {phis}", fontsize=9)
     ax.grid(alpha=0.3, which="both")
     if ax.get_legend_handles_labels()[0]:

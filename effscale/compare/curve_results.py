@@ -27,6 +27,7 @@ import yaml
 from effscale import __version__, atomic
 from effscale.compare.curve import curve_key
 from effscale.compare.models import CompareModel
+from effscale.compare.recorded import RecordedCompare
 from effscale.experiment import stats
 from effscale.experiment.rows import Row, collect_rows
 from effscale.scaling.derive import phi_label
@@ -156,14 +157,14 @@ def checked_phis(rows: dict[str, Row], first: str, phis: list[float]) -> list[fl
 
 
 def write_curve_outputs(study: optuna.Study, models: list[CompareModel],
-                        settings: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+                        settings: RecordedCompare, run_dir: Path) -> dict[str, Any]:
     """curve.csv, curve.yaml and curve.png, atomically, for the study's current state;
     returns curve.yaml's document."""
     from effscale.compare.curve_plot import plot_curve
 
     rows = collect_rows(study)
     table = records(models, rows)
-    names, phis = settings["directions"], settings["phis"]
+    names, phis = list(settings.directions), list(settings.phis)
     per_phi = families(rows, names, phis)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
@@ -171,9 +172,9 @@ def write_curve_outputs(study: optuna.Study, models: list[CompareModel],
     writer.writerows(table)
     atomic.write_text(run_dir / "curve.csv", buffer.getvalue())
     doc = {
-        "base": settings["base"], "dataset": settings["dataset"], "budget": settings["budget"],
-        "phis": phis, "directions": names, "tested": names[0], "target": settings["target"],
-        "window": settings["window"], "left_out": settings["left_out"],
+        "base": settings.base, "dataset": settings.dataset, "budget": settings.budget,
+        "phis": phis, "directions": names, "tested": names[0], "target": settings.target,
+        "window": settings.window, "left_out": list(settings.left_out),
         "checked_phi": checked_phis(rows, names[0], phis),
         "method": stats.METHOD, "points": table,
         "families": [f.to_dict() for f in per_phi], "tool_version": __version__,

@@ -36,8 +36,8 @@ def plot_compare(result: Any) -> bytes:
         low = min(m for m in means if m) - 3 * max([*stds, 1.0])
         left.set_ylim(max(0.0, low), max(means) + 3 * max([*stds, 1.0]))
     left.set_ylabel("validation accuracy (%), mean ± seed std")
-    left.set_title(f"{settings['base']} at φ={settings['phi']:g} on {settings['dataset']} "
-                   f"({settings['budget']} budget)")
+    left.set_title(f"{settings.base} at φ={settings.phi:g} on {settings.dataset} "
+                   f"({settings.budget} budget)")
     left.grid(axis="y", alpha=0.3)
     right.set_xlabel("measured MFLOPs (full size)")
     right.set_ylabel("validation accuracy (%)")

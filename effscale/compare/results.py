@@ -16,6 +16,7 @@ import yaml
 from effscale import __version__, atomic
 from effscale.compare.models import CompareModel
 from effscale.compare.plot import plot_compare
+from effscale.compare.recorded import RecordedCompare
 from effscale.experiment import stats
 from effscale.experiment.rows import Row, collect_rows
 from effscale.search.candidates import BASE_KEY
@@ -34,7 +35,7 @@ class CompareResult:
     rows: list[tuple[CompareModel, Row | None]]
     comparisons: list[stats.Comparison]
     seed_std: float
-    settings: dict[str, Any]
+    settings: RecordedCompare
     seed_dof: int = 0
 
 
@@ -61,7 +62,7 @@ def compound_comparisons(done: dict[str, Row], compounds: set[str]
     return (stats.holm_family(comparisons) if comparisons else []), noise, dof
 
 
-def summarize(study: optuna.Study, models: list[CompareModel], settings: dict[str, Any]
+def summarize(study: optuna.Study, models: list[CompareModel], settings: RecordedCompare
               ) -> CompareResult:
     collected = collect_rows(study)
     rows = [(m, collected.get(BASE_KEY if m.kind == "base" else m.full.name)) for m in models]
@@ -72,7 +73,7 @@ def summarize(study: optuna.Study, models: list[CompareModel], settings: dict[st
     return CompareResult(rows, comparisons, noise, settings, dof)
 
 
-def write_outputs(study: optuna.Study, models: list[CompareModel], settings: dict[str, Any],
+def write_outputs(study: optuna.Study, models: list[CompareModel], settings: RecordedCompare,
                   run_dir: Path) -> CompareResult:
     """compare.csv, compare.yaml and compare.png, atomically, for the study's current state."""
     result = summarize(study, models, settings)
@@ -83,11 +84,11 @@ def write_outputs(study: optuna.Study, models: list[CompareModel], settings: dic
         writer.writerow(record)
     atomic.write_text(run_dir / "compare.csv", buffer.getvalue())
     doc = {
-        "base": settings["base"], "dataset": settings["dataset"], "budget": settings["budget"],
-        "phi": settings["phi"], "target": settings["target"],
-        "compounds": settings["compounds"], "single": settings["single"],
-        "proxy_resolution": settings["proxy_resolution"],
-        "proxy_stem_stride": settings["proxy_stem_stride"],
+        "base": settings.base, "dataset": settings.dataset, "budget": settings.budget,
+        "phi": settings.phi, "target": settings.target,
+        "compounds": [c.to_dict() for c in settings.compounds], "single": list(settings.single),
+        "proxy_resolution": settings.proxy_resolution,
+        "proxy_stem_stride": settings.proxy_stem_stride,
         "method": stats.METHOD, "seed_std_pooled": round(result.seed_std, 5),
         "seed_std_dof": result.seed_dof,
         "models": table_records(result),

@@ -28,6 +28,7 @@ import optuna
 from effscale.compare.curve import LeftOut, build_curve_models, directions, window
 from effscale.compare.curve_results import write_curve_outputs
 from effscale.compare.models import CompareModel, build_models, candidate_of, upsampling_problem
+from effscale.compare.recorded import RecordedCompare
 from effscale.compare.results import write_outputs
 from effscale.compare.settings import CompareSettings
 from effscale.datasets.registry import dataset_label, native_size
@@ -129,9 +130,10 @@ class Compare:
                       complete: bool) -> Any:
         """The table is written at every stop, complete or not (partial rows are marked)."""
         assert isinstance(prepared, ComparePrepared)
-        if self.settings.is_curve:
-            return write_curve_outputs(study, prepared.models, doc, prepared.run_dir)
-        return write_outputs(study, prepared.models, doc, prepared.run_dir)
+        recorded = RecordedCompare.from_document(doc)
+        if recorded.is_curve:
+            return write_curve_outputs(study, prepared.models, recorded, prepared.run_dir)
+        return write_outputs(study, prepared.models, recorded, prepared.run_dir)
 
 
 def run_compare(settings: CompareSettings, events: RunEvents, resume: str | None = None,

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from effscale.compare.recorded import RecordedCompare
 from effscale.compare.settings import CompareSettings, CompoundSet
 from effscale.datasets.images import ImageData
 from effscale.datasets.registry import native_size
@@ -105,10 +106,11 @@ def _run_settings(settings: dict[str, Any], data_dir: Path | None) -> tuple[RunS
                   allow_upsampling=bool(identity.get("allow_upsampling", False)))
     size = native_size(settings["dataset"])
     if settings.get("command") == "compare":
-        compounds = tuple(CompoundSet(c["name"], (c["alpha"], c["beta"], c["gamma"]),
-                                      c.get("source", "")) for c in settings["compounds"])
-        run = CompareSettings(**common, phi=float(settings["phi"]), compounds=compounds,
-                              single=tuple(settings.get("single", ())))
+        recorded = RecordedCompare.from_document(settings)
+        compounds = tuple(CompoundSet(c.name, (c.alpha, c.beta, c.gamma), c.source)
+                          for c in recorded.compounds)
+        run = CompareSettings(**common, phi=recorded.phi, compounds=compounds,
+                              single=recorded.single)
         # as effscale.compare.run.Compare.prepare loads it
         return run, size or math.ceil(budget.resolution * max(1.0, run.gamma_max))
     grid = GridSpec(**settings["grid"])

@@ -16,11 +16,11 @@ from typing import Any
 import yaml
 
 from effscale.compare import curve_results
+from effscale.compare.recorded import RecordedCompare
 from effscale.compare.results import compound_comparisons
 from effscale.experiment import stats
 from effscale.experiment.queue import item_states, split_item
 from effscale.experiment.rows import Row, collect_rows
-from effscale.model.config import ScalingRules, rules_from_dict
 from effscale.report.load import RunData
 from effscale.report.markup import (
     Section,
@@ -166,12 +166,6 @@ def plot_section(pictures: list[str], missing: str) -> str:
 
 
 # --------------------------------------------------------------------------- a search
-
-
-def _rules(settings: dict[str, Any]) -> ScalingRules:
-    """A compare run's scaling rules (an old run's from its identity)."""
-    return rules_from_dict(settings.get("rules") or settings.get("identity", {}).get("rules")
-                           or {})
 
 
 def search_answer(run: RunData) -> SearchAnswer:
@@ -372,27 +366,20 @@ def ladder_body(ladder: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- a comparison
 
 
-def compare_names(settings: dict[str, Any]) -> list[str]:
-    """The models of a comparison in its table's order: base, compounds, single rules."""
-    return ["base", *(c["name"] for c in settings.get("compounds", [])),
-            *settings.get("single", [])]
-
-
-def compare_comparisons(rows: dict[str, Row], settings: dict[str, Any]
+def compare_comparisons(rows: dict[str, Row], settings: RecordedCompare
                         ) -> tuple[list[stats.Comparison], float, int]:
     """The comparisons of :func:`effscale.compare.results.summarize`, for the study as it is
-    (from its rows and the settings document; no model objects needed)."""
-    compounds = {c["name"] for c in settings.get("compounds", [])}
-    done = {name: rows[name] for name in compare_names(settings)
+    (from its rows and the recorded settings; no model objects needed)."""
+    done = {name: rows[name] for name in settings.model_names
             if name in rows and rows[name].completed and rows[name].mean_correct is not None}
-    return compound_comparisons(done, compounds)
+    return compound_comparisons(done, set(settings.compound_names))
 
 
-def compare_verdict(rows: dict[str, Row], settings: dict[str, Any],
+def compare_verdict(rows: dict[str, Row], settings: RecordedCompare,
                     comparisons: list[stats.Comparison], dof: int) -> Verdict:
     lines, all_above = [], []
-    for spec in settings.get("compounds", []):
-        name = spec["name"]
+    for spec in settings.compounds:
+        name = spec.name
         row = rows.get(name)
         if row is None or not row.completed:
             lines.append(f"{name}: no result yet")
@@ -402,7 +389,7 @@ def compare_verdict(rows: dict[str, Row], settings: dict[str, Any],
         below = [c.b for c in mine if c.separated and c.margin < 0]
         within = [c.b for c in mine if c.testable and not c.separated]
         untested = [c.b for c in mine if not c.testable]
-        parts = [f"{name} ({spec['alpha']:g}/{spec['beta']:g}/{spec['gamma']:g}): "
+        parts = [f"{name} ({spec.alpha:g}/{spec.beta:g}/{spec.gamma:g}): "
                  f"{row.mean:.2%} over {len(row.accuracies)} seed(s)"]
         for label, names in (("separated ABOVE", above), ("separated BELOW", below),
                              ("within the noise of", within), ("untested against", untested)):
@@ -412,7 +399,7 @@ def compare_verdict(rows: dict[str, Row], settings: dict[str, Any],
         all_above.append(bool(mine) and len(above) == len(mine))
     if dof == 0:
         lines.append("seed noise not measured (one seed per model): use --repeats 2 or more")
-    best = max((r for n, r in rows.items() if n in compare_names(settings) and r.completed),
+    best = max((r for n, r in rows.items() if n in settings.model_names and r.completed),
                key=lambda r: r.mean, default=None)
     if best is None:
         text = "no model has finished yet"
@@ -445,15 +432,14 @@ def run_picture(run: RunData, name: str, alt: str) -> list[str]:
     return [image(plot.read_bytes(), alt, name + note)]
 
 
-def curve_sections(run: RunData) -> tuple[Verdict, list[Section]]:
+def curve_sections(run: RunData, settings: RecordedCompare) -> tuple[Verdict, list[Section]]:
     """A scaling curve: the per-phi tests first, then the figure and the table (curve.yaml,
     written at every stop), seed noise, settings."""
-    settings = run.settings
     rows = collect_rows(run.study)
-    names, phis = settings.get("directions", []), settings.get("phis", [])
+    names, phis = list(settings.directions), list(settings.phis)
     per_phi = curve_results.families(rows, names, phis)
     lines = [line for family in per_phi for line in family.lines()]
-    lines += [f"left out: {note}" for note in settings.get("left_out", [])]
+    lines += [f"left out: {note}" for note in settings.left_out]
     checked = curve_results.checked_phis(rows, names[0], phis) if names else []
     lines.append(f"reach: {names[0] if names else '?'} checked at φ = "
                  + (", ".join(f"{p:g}" for p in checked) or "none yet"))
@@ -483,7 +469,7 @@ def curve_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                            str(point["proxy_px"]), percent(row.mean) if done else "", ci,
                            str(len(row.accuracies)) if row is not None else "0",
                            states.get(point["model"], "")])
-    cost_name = settings.get("cost_name") or settings.get("cost", "flops")
+    cost_name = settings.cost_name
     points = table(["direction", "φ", f"{cost_name} × (full)", "full px",
                     "proxy px", "val acc", "95 % interval", "seeds", "state"], table_rows,
                    caption="every direction solved to 2^φ × the base's cost measured at full "
@@ -502,17 +488,17 @@ def curve_sections(run: RunData) -> tuple[Verdict, list[Section]]:
 
 
 def compare_sections(run: RunData) -> tuple[Verdict, list[Section]]:
-    settings = run.settings
-    if settings.get("phis"):
-        return curve_sections(run)
+    settings = RecordedCompare.from_document(run.settings)
+    if settings.is_curve:
+        return curve_sections(run, settings)
     rows = collect_rows(run.study)
     comparisons, _, dof = compare_comparisons(rows, settings)
     verdict = compare_verdict(rows, settings, comparisons, dof)
     records = compare_records(run)
     states = states_by_model(run)
-    compounds = {c["name"] for c in settings.get("compounds", [])}
+    compounds = set(settings.compound_names)
     table_rows = []
-    for name in compare_names(settings):
+    for name in settings.model_names:
         row, record = rows.get(name), records.get(name, {})
         d = design(row)
         blank = lambda value: "" if value is None else str(value)  # noqa: E731
@@ -528,7 +514,7 @@ def compare_sections(run: RunData) -> tuple[Verdict, list[Section]]:
             number(d.proxy_flops_ratio, 2), percent(row.mean) if done else "",
             percent(row.std) if done and len(row.accuracies) > 1 else "",
             str(len(row.accuracies)) if row is not None else "0", states.get(name, "")])
-    target = float(settings.get("phi", 1.0))
+    target = settings.phi
     models = table(["model", "kind", "s", "depth ×", "width ×", "resolution ×", "full px",
                     "proxy px", "blocks", "params (proxy)", "FLOPs × (full)", "vs target",
                     "FLOPs × (proxy)", "val acc", "± std", "seeds", "state"], table_rows,
@@ -537,19 +523,17 @@ def compare_sections(run: RunData) -> tuple[Verdict, list[Section]]:
                            "on the held-out split")
     pictures = run_picture(run, "compare.png", "accuracy per model and against measured FLOPs")
     families = "".join(
-        family_table(family_of(Coefficients(c["alpha"], c["beta"], c["gamma"],
-                                            base=settings["base"]),
-                               settings["base"], int(settings["num_classes"]),
-                               _rules(settings)),
-                     f"{c['name']}: {settings['base']} scaled by α={c['alpha']:g}^φ, "
-                     f"β={c['beta']:g}^φ, γ={c['gamma']:g}^φ ({c.get('source', '')})")
-        for c in settings.get("compounds", []))
+        family_table(family_of(Coefficients(c.alpha, c.beta, c.gamma, base=settings.base),
+                               settings.base, settings.num_classes, settings.rules),
+                     f"{c.name}: {settings.base} scaled by α={c.alpha:g}^φ, "
+                     f"β={c.beta:g}^φ, γ={c.gamma:g}^φ ({c.source})")
+        for c in settings.compounds)
     sections = [
         Section("results", "Models at equal FLOPs", models),
         Section("cost", "Accuracy against measured cost",
                 plot_section(pictures, "compare.png is written when the run stops.")),
         Section("noise", "Seed noise and the comparisons", seed_noise_body(
-            {n: rows[n] for n in compare_names(settings) if n in rows}, comparisons)),
+            {n: rows[n] for n in settings.model_names if n in rows}, comparisons)),
         Section("family", "Derived B0-B7", families),
     ]
     if (cam := cam_section(run)) is not None:

@@ -25,6 +25,7 @@ import yaml
 from conftest import run_cli
 from shared_runs import SMOKE_SEARCH
 
+from effscale.compare.recorded import RecordedCompare
 from effscale.report.html import REPORT_FILE, write_run_report
 from effscale.report.load import load_run, open_run_study
 from effscale.report.sections import compare_comparisons, search_answer, search_sections
@@ -188,7 +189,8 @@ def test_compare_page_has_the_comparisons_compare_wrote(smoke_compare: Path) -> 
     run = load_run(smoke_compare, study)
     from effscale.experiment.rows import collect_rows
 
-    comparisons, _, _ = compare_comparisons(collect_rows(study), run.settings)
+    comparisons, _, _ = compare_comparisons(collect_rows(study),
+                                            RecordedCompare.from_document(run.settings))
     written = yaml.safe_load((smoke_compare / "compare.yaml").read_text())["comparisons"]
     assert [c.describe() for c in comparisons] == written and len(written) == 4
     # the default --study is a search's; the run's one study is found
