@@ -9,6 +9,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,20 +82,26 @@ def test_answer_json_says_what_coefficients_yaml_and_configs_say(cli, recorded_r
     assert answer["ladder"]["line"] == doc["ladder"]["line"]
 
 
+def _count_calls(monkeypatch: pytest.MonkeyPatch, real: Any, modules: tuple) -> list:
+    """Replace ``real`` by a counting wrapper in each of ``modules``; returns the calls."""
+    calls: list = []
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    for module in modules:
+        monkeypatch.setattr(module, real.__name__, counted)
+    return calls
+
+
 def test_outputs_and_page_come_from_one_computation(cli, recorded_run: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """`effscale report RUN --html` writes coefficients.yaml, configs/ and report.html from
     one answer: the study is read into an answer once, not once per output."""
-    calls = []
-    real = answer_module.answer_of
-
-    def counted(*args, **kwargs):
-        calls.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(outputs, "answer_of", counted)
     from effscale.report import sections
-    monkeypatch.setattr(sections, "answer_of", counted)
+
+    calls = _count_calls(monkeypatch, answer_module.answer_of, (outputs, sections))
     out = tmp_path / "out"
     code, _, err = cli("report", recorded_run, "--out", out, "--html")
     assert code == 0, err
@@ -113,15 +120,7 @@ def test_the_page_shows_the_plots_its_outputs_just_wrote(cli, recorded_run: Path
     DIR. The page now embeds DIR's search.png and pareto.png, and the plot is drawn once."""
     from effscale.report import sections
 
-    drawn = []
-    real = outputs.plot_search
-
-    def counted(*args, **kwargs):
-        drawn.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(outputs, "plot_search", counted)
-    monkeypatch.setattr(sections, "plot_search", counted)
+    drawn = _count_calls(monkeypatch, outputs.plot_search, (outputs, sections))
     (recorded_run / "pareto.png").write_bytes(b"\x89PNG stale, from an earlier report")
     out = tmp_path / "out"
     code, _, err = cli("report", recorded_run, "--out", out, "--html")
