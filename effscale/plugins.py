@@ -33,7 +33,7 @@ def plugin_modules() -> list[tuple[str, str]]:
     """``(where it is named, module)`` for every plugin: ``$EFFSCALE_PLUGINS`` first, then
     the ``effscale.plugins`` entry points, each module once."""
     named = [(ENV, name.strip()) for name in os.environ.get(ENV, "").split(",") if name.strip()]
-    named += [(f"entry point {point.name!r}", point.value.split(":")[0].strip())
+    named += [(f"entry point {point.name!r}", point.module)
               for point in entry_points(group=GROUP)]
     seen: set[str] = set()
     return [(where, module) for where, module in named

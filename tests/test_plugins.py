@@ -18,7 +18,6 @@ from effscale.model import bases
 
 PLUGIN = '''
 from effscale.model.bases import get_base, register_base
-IMPORTS = globals().get("IMPORTS", 0) + 1
 register_base("{name}", lambda num_classes=1000: get_base("b0", num_classes).replace(
     name="{name}", family="{name}", resolution=64))
 '''
@@ -51,8 +50,11 @@ def test_a_module_named_in_the_environment_registers_its_base_once(
     assert plugins.load_plugins() == ("mynet_a", "mynet_b")
     assert bases.base_names()[-2:] == ("mynet_a", "mynet_b")
     assert bases.get_base("mynet_a", 10).resolution == 64
-    assert plugins.load_plugins() == ("mynet_a", "mynet_b")  # not imported again
-    assert sys.modules["mynet_a"].IMPORTS == 1
+    def no_second_import(name: str) -> None:
+        raise AssertionError(f"{name} imported again")
+
+    monkeypatch.setattr(plugins.importlib, "import_module", no_second_import)
+    assert plugins.load_plugins() == ("mynet_a", "mynet_b")  # each imported once
 
 
 def test_an_installed_entry_point_is_found(fresh: Callable[..., str], tmp_path: Path) -> None:

@@ -2,9 +2,10 @@
 workers, failures, halving, confirmation), not what b0 learns.
 
 Five MBConv blocks (b0 has 16) on channels wide enough for width to move in small steps
-and repeats deep enough for depth to, so the smoke grid keeps its four candidates at 2x the
-base's full-size FLOPs within 5 %: width, depth + width, resolution + width, resolution
-alone. A training step takes a fraction of b0's. Registered as any plugin is
+and repeats deep enough for depth to: with alpha up to 1.4 (``--alpha-max 1.4``) the smoke
+grid keeps four candidates at 2x the base's full-size FLOPs within 5 %, as b0's default
+smoke grid does (width, depth + width, resolution + width, resolution alone; six with the
+default alpha range). A training step takes about a tenth of b0's. Registered as any plugin is
 (:mod:`effscale.plugins`): tests/conftest.py imports it into the test processes, and the
 subprocess tests name it in ``$EFFSCALE_PLUGINS`` (:data:`PLUGIN_ENV`).
 """
