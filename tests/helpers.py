@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from effscale.experiment.budgets import get_budget
 from effscale.model.bases import get_base
@@ -84,3 +87,11 @@ class FakeTimer:
     def __call__(self, fn: Callable[[], object]) -> float:
         self.calls += 1
         return next(self.values)
+
+
+def needs_modules(*names: str) -> pytest.MarkDecorator:
+    """Skip a test (or, as ``pytestmark``, a module) where one of ``names`` is not installed.
+    Unlike a module-level ``pytest.importorskip`` this imports nothing: onnxscript and onnx
+    took about 3 s to import in each test process's collection, for tests marked slow."""
+    missing = [name for name in names if importlib.util.find_spec(name) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"not installed: {', '.join(missing)}")

@@ -25,8 +25,10 @@ from effscale.search.grid import budget_grid
 from effscale.search.run import SearchSettings
 
 Cli = Callable[..., tuple[int, str, str]]
-SMOKE = ("--dataset", "synthetic", "--budget", "smoke", "--counter", "torch", "--threads", "1",
-         "--device", "cpu")
+# the tests' small base (tests/tiny_base.py): the runtime's plumbing, not b0's grid (a b0 dry
+# run solved its grid at full size in 3-5 s)
+SMOKE = ("--base", "tiny", "--dataset", "synthetic", "--budget", "smoke", "--counter", "torch",
+         "--threads", "1", "--device", "cpu")
 COMMANDS = {"search": ["search", *SMOKE], "compare": ["compare", *SMOKE],
             "derive": ["derive", "--phi", "0", "--counter", "torch"]}
 
@@ -177,7 +179,7 @@ def test_a_resume_with_another_runtime_is_refused_by_the_command(
 
     monkeypatch.chdir(tmp_path)
     budget = get_budget("smoke")
-    settings = CompareSettings(base="b0", dataset="synthetic", budget=budget,
+    settings = CompareSettings(base="tiny", dataset="synthetic", budget=budget,
                                recipe=budget_recipe(budget), counter="torch", threads=1,
                                device="cpu", cost="latency", runtime="onnxruntime")
     experiment = Compare(settings)
@@ -233,10 +235,12 @@ def test_derive_match_latency_in_onnxruntime_records_the_runtime_it_measured_in(
                           for m in cached)
 
 
-@pytest.mark.slow  # exports b0 to ONNX and times it: ~20 s on a busy 2-core machine
+@pytest.mark.slow  # exports a model to ONNX and times it (b0 took ~20 s, tiny a few)
 def test_derive_match_latency_really_runs_onnxruntime(cli: Cli, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    code, out, err = cli("derive", "--phi", "0", "--counter", "torch", "--match", "latency",
+    # the runtime's plumbing on the tests' small base (every base's graph exports: test_export)
+    code, out, err = cli("derive", "--base", "tiny", "--phi", "0", "--counter", "torch",
+                         "--match", "latency",
                          "--runtime", "onnxruntime", "--device", "cpu", "--threads", "1",
                          "--json", "--out", tmp_path)
     assert code == 0, err

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
+from helpers import needs_modules
 
 from effscale.model.config import ModelConfig, Stage, save_config
 from effscale.model.cost import (
@@ -18,8 +18,7 @@ from effscale.model.cost import (
 )
 from effscale.model.cost_timing import TimingPlan
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
+pytestmark = needs_modules("onnxruntime", "onnxscript")
 
 TINY = ModelConfig(
     name="tiny", family="test", num_classes=3, resolution=32, dropout=0.0, drop_path_rate=0.0,
