@@ -7,26 +7,37 @@ import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-import tiny_base  # noqa: F401  (registers the tests' small base, "tiny", in every test process)
-import torch
-from shared_runs import SMOKE_SEARCH, SharedRun, shared_run
 
-from effscale.cli.main import main_entry
-from effscale.train import levers
+if TYPE_CHECKING:
+    from shared_runs import SharedRun
 
 CliResult = tuple[int, str, str]
 
-# The tests run small models on a shared 2-core machine, where intra-op threads spin-wait
-# against other processes: one thread was up to 50x faster for a b0 backward pass under load.
-torch.set_num_threads(1)
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every process that runs tests gets the tests' small base ("tiny", registered as a plugin
+    registers its bases) and one torch thread. Under ``pytest -n 2`` the controller runs no
+    test: it skips the imports (torch's alone is ~3 s, before any worker starts)."""
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    import tiny_base  # noqa: F401
+    import torch
+
+    # The tests run small models on a shared 2-core machine, where intra-op threads spin-wait
+    # against other processes: one thread was up to 50x faster for a b0 backward pass under
+    # load.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Module- and session-scoped fixtures run before function-scoped ones: give them a cache
     outside ``~/.cache`` too."""
+    from effscale.train import levers
+
     path = tmp_path_factory.mktemp("effscale-cache")
     # Measured FLOPs depend only on the config: under pytest-xdist the workers share one
     # cache beside their temp folders (each entry is written atomically), so a full-size model
@@ -55,6 +66,8 @@ def _session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pat
 @pytest.fixture(autouse=True)
 def _one_torch_thread() -> None:
     """Back to one thread before each test, whatever the previous test set."""
+    import torch
+
     torch.set_num_threads(1)
 
 
@@ -89,6 +102,8 @@ def _subprocesses_only_in_slow_tests(request: pytest.FixtureRequest,
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     """``cli("flops", "configs/b0.yaml")`` -> ``(exit code, stdout, stderr)`` of that run only."""
 
+    from effscale.cli.main import main_entry
+
     def run(*argv: str | Path) -> CliResult:
         capsys.readouterr()  # drop anything printed before this run
         code = main_entry([str(arg) for arg in argv])
@@ -102,4 +117,6 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
 def smoke_search_run(tmp_path_factory: pytest.TempPathFactory) -> SharedRun:
     """The smoke search (:data:`shared_runs.SMOKE_SEARCH`), trained once for every test
     process of this pytest run; read it, never change it."""
+    from shared_runs import SMOKE_SEARCH, shared_run
+
     return shared_run(tmp_path_factory, "smoke-search", *SMOKE_SEARCH)
