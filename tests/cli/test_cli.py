@@ -226,6 +226,7 @@ def test_flops_official_b4(cli: Cli) -> None:
     assert "stage7" in out and "classifier" in out
 
 
+@pytest.mark.slow  # fvcore on full-size b0, twice (3 s)
 @pytest.mark.usefixtures("in_repo")
 def test_flops_json(cli: Cli) -> None:
     code, out, err = cli("flops", "configs/b0.yaml", "--resolution", "64", "--counter", "torch",

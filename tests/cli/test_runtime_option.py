@@ -218,6 +218,7 @@ def _cached(directory: Path) -> list[dict[str, Any]]:
     return [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
 
 
+@pytest.mark.slow  # solves full-size b1 on a latency (2.5 s)
 def test_derive_match_latency_in_onnxruntime_records_the_runtime_it_measured_in(
         cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _ort_latency(monkeypatch)

@@ -62,6 +62,7 @@ def measurers() -> dict[str, FlopsMeter]:
     return {name: FlopsMeter("torch") for name in ("b0", "mobilenetv2", "resnet50")}
 
 
+@pytest.mark.slow  # solves nine full-size models (15 s in all)
 @pytest.mark.parametrize("dimension", DIMENSIONS)
 @pytest.mark.parametrize("base_name", ["b0", "mobilenetv2", "resnet50"])
 def test_solver_hits_twice_the_flops_at_224px(base_name: str, dimension: str,
@@ -211,6 +212,7 @@ def test_models_are_solved_at_full_size_and_trained_at_proxy_sizes() -> None:
     assert models[1].s == pytest.approx(0.6119, abs=1e-3)
 
 
+@pytest.mark.slow  # solves its models at full size (2 s)
 def test_compare_dry_run_with_two_coefficient_sets_and_no_single_rules(
         cli: Cli, tmp_path: Path) -> None:
     found = tmp_path / "found.yaml"

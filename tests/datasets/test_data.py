@@ -276,6 +276,7 @@ def test_fingerprint_is_stable_and_follows_content(tmp_path: Path) -> None:
 # --- synthetic ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # draws the dataset five times (3 s)
 def test_synthetic_is_deterministic_balanced_and_sized() -> None:
     train, again = load_dataset("synthetic", seed=3), load_dataset("synthetic", seed=3)
     test = load_dataset("synthetic", "test", seed=3)

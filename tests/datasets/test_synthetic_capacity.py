@@ -6,6 +6,7 @@ textures (``tests/datasets/test_data.py``)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from effscale.datasets import synthetic, synthetic_capacity
@@ -16,6 +17,7 @@ from effscale.train.trainer import resize_images
 NAME = "synthetic-capacity"
 
 
+@pytest.mark.slow  # draws 15,000 images (4 s)
 def test_it_is_registered_deterministic_balanced_and_sized() -> None:
     train, again = load_dataset(NAME, seed=3), load_dataset(NAME, seed=3)
     test = load_dataset(NAME, "test", seed=3)

@@ -76,6 +76,7 @@ def test_another_epsilon_or_architecture_is_refused_in_one_line(imported) -> Non
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.slow  # trains a classifier and an Eff-UNet end to end (5 s)
 def test_train_init_fine_tunes_and_segment_demo_takes_the_encoder(cli, imported,
                                                                   tmp_path: Path) -> None:
     path, _ = imported

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import needs_modules
 
 from effscale.model.config import ModelConfig, Stage, save_config
@@ -48,6 +49,7 @@ def test_torch_fingerprints_are_unchanged_and_onnxruntime_is_keyed_apart() -> No
         "device"]
 
 
+@pytest.mark.slow  # exports to ONNX (8 s)
 def test_latency_runs_the_exported_model_in_onnxruntime(cache_dir: Path) -> None:
     options = CostOptions(runtime="onnxruntime", threads=1, plan=QUICK)
     measured = measure_cost(TINY, "latency", options, timer=fake_timer)
@@ -59,6 +61,7 @@ def test_latency_runs_the_exported_model_in_onnxruntime(cache_dir: Path) -> None
     assert fresh.value == 0.5  # torch's is its own entry
 
 
+@pytest.mark.slow  # exports to ONNX (8 s)
 def test_cost_shows_the_runtimes_side_by_side(cli, tmp_path: Path) -> None:
     config = tmp_path / "tiny.yaml"
     save_config(TINY, config)

@@ -46,6 +46,7 @@ def test_opening_an_rdb_storage_emits_no_experimental_warning(tmp_path: Path) ->
         [str(w.message) for w in caught]
 
 
+@pytest.mark.slow  # waits 2.5 s for a heartbeat to go stale
 @pytest.mark.filterwarnings("ignore:.*fail_stale_trials is experimental")
 def test_rdb_stale_trial_callback_requeues_its_item_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,6 +66,7 @@ def test_rdb_stale_trial_callback_requeues_its_item_once(
     assert waiting == Counter(["a@0", "b@0"])
 
 
+@pytest.mark.slow  # waits 2.5 s for a heartbeat to go stale
 @pytest.mark.filterwarnings("ignore:.*fail_stale_trials is experimental")
 def test_worker_heartbeat_on_an_rdb_study_is_optunas_own(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

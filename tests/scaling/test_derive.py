@@ -239,6 +239,7 @@ def test_derive_match_flops_writes_both_families(cli: Callable, tmp_path: Path) 
     assert "wrote 1 matched config(s)" in stdout  # the written files: the result, stdout
 
 
+@pytest.mark.slow  # solves full-size models (3 s)
 def test_match_flops_reports_a_miss_honestly(cli: Callable, tmp_path: Path) -> None:
     """Channels in steps of 128 and sizes in steps of 112 px leave b1 no config near 2x: the
     closest (2.17x, +8.6 %) is shown as is."""

@@ -46,6 +46,7 @@ def test_json_safe_writes_strict_json() -> None:
     assert json.dumps(json_safe(value), allow_nan=False)
 
 
+@pytest.mark.slow  # rebuilds a recorded run's outputs (3-4 s)
 def test_answer_json_says_what_coefficients_yaml_and_configs_say(cli, recorded_run: Path,
                                                                 tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -95,6 +96,7 @@ def _count_calls(monkeypatch: pytest.MonkeyPatch, real: Any, modules: tuple) -> 
     return calls
 
 
+@pytest.mark.slow  # rebuilds a recorded run's outputs (3 s)
 def test_outputs_and_page_come_from_one_computation(cli, recorded_run: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """`effscale report RUN --html` writes coefficients.yaml, configs/ and report.html from
@@ -112,6 +114,7 @@ def test_outputs_and_page_come_from_one_computation(cli, recorded_run: Path, tmp
     assert answer["caveat"] in page.replace("&#x27;", "'").replace("&#39;", "'")
 
 
+@pytest.mark.slow  # rebuilds a recorded run's outputs (3 s)
 def test_the_page_shows_the_plots_its_outputs_just_wrote(cli, recorded_run: Path,
                                                          tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:

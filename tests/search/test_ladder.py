@@ -355,6 +355,7 @@ def finished_study(ladder: LadderPlan | None, hits: dict[str, int]) -> optuna.St
     return study
 
 
+@pytest.mark.slow  # rebuilds a run's outputs (3 s)
 def test_coefficients_and_the_printed_verdict_say_what_the_ladder_found(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from effscale.cli.search import print_answer
@@ -379,6 +380,7 @@ def test_coefficients_and_the_printed_verdict_say_what_the_ladder_found(
     (PLAN, {"base": 600, "w": 602, "r": 601}, "the confirmation did not decide"),
     (None, {"base": 500, "w": 700, "r": 560}, "this run has no ladder plan"),
 ])
+@pytest.mark.slow  # rebuilds a run's outputs (2.5-3 s each)
 def test_a_run_whose_ladder_did_not_run_says_so_and_why(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], plan: LadderPlan | None,
         hits: dict[str, int], why: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from helpers import REPO
 
@@ -32,6 +33,7 @@ def _answer(text: str) -> list[str]:
     return [line for line in text[start:].splitlines() if not line.startswith(TIMED)]
 
 
+@pytest.mark.slow  # rebuilds a recorded run's outputs (3 s)
 def test_report_rebuilds_the_recorded_outputs(cli, tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()

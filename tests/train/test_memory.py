@@ -347,6 +347,7 @@ def flaky(monkeypatch: pytest.MonkeyPatch) -> type[Flaky]:
     return Flaky
 
 
+@pytest.mark.slow  # trains a halving run end to end (3 s)
 def test_halving_retries_an_oom_and_records_any_other_error(tmp_path: Path,
                                                            flaky: type[Flaky]) -> None:
     """Before: halving recorded the OOM as a plain error, and the ValueError crashed the
@@ -369,6 +370,7 @@ def test_halving_retries_an_oom_and_records_any_other_error(tmp_path: Path,
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials.values()) == 2
 
 
+@pytest.mark.slow  # trains a halving run end to end (2.5 s)
 def test_halving_retries_an_evaluation_oom_without_retraining(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EFFSCALE_TEST_FAULT", "c1@0=evaloom")
@@ -381,6 +383,7 @@ def test_halving_retries_an_evaluation_oom_without_retraining(
     assert len(c1.intermediate_values) == 3  # epochs 1..3 once each: nothing retrained
 
 
+@pytest.mark.slow  # trains a halving run end to end (2.5 s)
 def test_paused_halving_candidates_are_offloaded_between_rungs(tmp_path: Path,
                                                                flaky: type[Flaky]) -> None:
     prepared, study = toy_run(tmp_path, ["base", "fine", "good"], pruner="halving", epochs=3)
@@ -442,6 +445,7 @@ def test_offload_and_reload_move_to_the_cpu_and_back_once(monkeypatch: pytest.Mo
     assert moves == [CPU, torch.device("cuda", 1)] and not run.offloaded
 
 
+@pytest.mark.slow  # trains two runs end to end (2 s)
 def test_a_paused_and_reloaded_run_is_the_run_trained_straight_through() -> None:
     straight = small_trainer(seed=5)
     paused = small_trainer(seed=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -57,6 +58,7 @@ def _train(precise_bn: int):
     return result
 
 
+@pytest.mark.slow  # trains two models end to end (3 s)
 def test_the_trainer_recomputes_statistics_without_touching_the_training() -> None:
     plain, precise = _train(0), _train(64)
     # batch norms normalise by batch statistics while training, so the trainings are the same

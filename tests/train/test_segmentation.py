@@ -80,6 +80,7 @@ def test_eff_unet_learns_shapes_better_than_the_majority_class() -> None:
     assert json.loads(json.dumps(result.to_dict()))["miou"] == result.miou
 
 
+@pytest.mark.slow  # trains an Eff-UNet end to end, twice (3 s)
 def test_cli_segment_demo_json(cli) -> None:
     code, out, err = cli("segment-demo", CONFIGS / "b0.yaml", "--images", "16", "--epochs", "1",
                          "--batch-size", "8", "--json")
