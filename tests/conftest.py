@@ -32,6 +32,34 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
+# Fixtures that train a run once for every test process (tests/shared_runs.py): the first
+# process to ask trains it, any other that asks meanwhile waits.
+SHARED_RUNS = ("smoke_search_run", "smoke_compare")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the order in which tests are handed out: longest first. The first
+    test that needs each shared run, then the slow tests that need none, then the rest (the
+    other shared-run tests and the fast ones), each group in collection order. In collection
+    order the Eff-UNet test (46 s) came near the end and ran while the other process had
+    nothing left; the shared runs go first so that nobody waits for them later."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    first: set[int] = set()
+    for name in SHARED_RUNS:
+        users = [i for i, item in enumerate(items) if name in item.fixturenames]
+        first.update(users[:1])
+
+    def group(index: int) -> int:
+        item = items[index]
+        if index in first:
+            return 0
+        shared = any(name in item.fixturenames for name in SHARED_RUNS)
+        return 1 if item.get_closest_marker("slow") and not shared else 2
+
+    items[:] = [items[i] for i in sorted(range(len(items)), key=group)]
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _session_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Module- and session-scoped fixtures run before function-scoped ones: give them a cache
