@@ -17,32 +17,18 @@ if TYPE_CHECKING:
 CliResult = tuple[int, str, str]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Every process that runs tests gets the tests' small base ("tiny", registered as a plugin
-    registers its bases) and one torch thread. Under ``pytest -n 2`` the controller runs no
-    test: it skips the imports (torch's alone is ~3 s, before any worker starts)."""
-    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
-        return
-    import tiny_base  # noqa: F401
-    import torch
-
-    # The tests run small models on a shared 2-core machine, where intra-op threads spin-wait
-    # against other processes: one thread was up to 50x faster for a b0 backward pass under
-    # load.
-    torch.set_num_threads(1)
-
-
 # Fixtures that train a run once for every test process (tests/shared_runs.py): the first
 # process to ask trains it, any other that asks meanwhile waits.
 SHARED_RUNS = ("smoke_search_run", "smoke_compare")
+SCHEDULE_CHUNK = 2  # tests handed to a pytest-xdist process at a time
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist, the order in which tests are handed out: longest first. The first
-    test that needs each shared run, then the slow tests that need none, then the rest (the
-    other shared-run tests and the fast ones), each group in collection order. In collection
-    order the Eff-UNet test (46 s) came near the end and ran while the other process had
-    nothing left; the shared runs go first so that nobody waits for them later."""
+    test that needs each shared run; the slow tests that need none; the other shared-run
+    tests; the fast ones last, to even out the end. Each group in collection order. In
+    collection order the Eff-UNet test (46 s) came near the end and ran while the other
+    process had nothing left."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
     first: set[int] = set()
@@ -54,10 +40,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item = items[index]
         if index in first:
             return 0
-        shared = any(name in item.fixturenames for name in SHARED_RUNS)
-        return 1 if item.get_closest_marker("slow") and not shared else 2
+        if any(name in item.fixturenames for name in SHARED_RUNS):
+            return 2
+        return 1 if item.get_closest_marker("slow") else 3
 
     items[:] = [items[i] for i in sorted(range(len(items)), key=group)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``pytest -n 2``: the controller hands tests out :data:`SCHEDULE_CHUNK` at a time
+    (``--maxschedchunk``), unless told otherwise. pytest-xdist's own first hand-out is a
+    quarter of all tests per process, in a row: with the slow tests first in the order, one
+    process got every one of them and the other sat idle for minutes.
+
+    Every process that runs tests gets the tests' small base ("tiny", registered as a plugin
+    registers its bases) and one torch thread. The controller runs no test: it skips the
+    imports (torch's alone is ~3 s, before any worker starts)."""
+    if config.getoption("numprocesses", None) and not hasattr(config, "workerinput"):
+        if config.getoption("maxschedchunk", None) is None:
+            config.option.maxschedchunk = SCHEDULE_CHUNK
+        return
+    import tiny_base  # noqa: F401
+    import torch
+
+    # The tests run small models on a shared 2-core machine, where intra-op threads spin-wait
+    # against other processes: one thread was up to 50x faster for a b0 backward pass under
+    # load.
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -162,9 +162,9 @@ ModelRepeats = Annotated[int | None, typer.Option(min=1, help="Seeds per model."
 # --------------------------------------------------------------------------- scaling
 
 CounterOpt = Annotated[Counter, typer.Option(
-    help="FLOP counter: fvcore (traces a real forward pass) or torch (FlopCounterMode on the "
-         "meta device: conv+linear only, fast and light for big models; used anyway when "
-         "fvcore is missing or cannot trace).")]
+    help="FLOP counter: fvcore (traces a real forward pass) or torch (conv+linear on the "
+         "meta device: fast and light for big models; used anyway when fvcore is missing or "
+         "cannot trace).")]
 # --phi: the search's one target, compare's target(s), derive's list of configs to write.
 PhiSearch = Annotated[float, typer.Option(
     help="The candidates' cost: 2^φ × the base's at full size (1: twice, the paper's setup; "
