@@ -1,5 +1,5 @@
-"""The suite's own rules: a test that starts a process is marked slow (tests/conftest.py), and
-no two test modules share a file name."""
+"""The suite's own rules: a test that starts a process is marked slow (tests/conftest.py), no
+two test modules share a file name, and under pytest-xdist the slow tests go out first."""
 
 from __future__ import annotations
 
@@ -29,3 +29,36 @@ def test_no_two_test_modules_share_a_name() -> None:
     names = Counter(p.name for p in Path(__file__).parent.rglob("*.py")
                     if p.name != "conftest.py")
     assert [name for name, count in names.items() if count > 1] == []
+
+
+class _Item:
+    """What the ordering hook reads of a collected test."""
+
+    def __init__(self, name: str, slow: bool = False, fixtures: tuple[str, ...] = ()) -> None:
+        self.name, self.slow, self.fixturenames = name, slow, ["tmp_path", *fixtures]
+
+    def get_closest_marker(self, name: str) -> object:
+        return object() if name == "slow" and self.slow else None
+
+
+def test_under_xdist_slow_tests_are_handed_out_first(monkeypatch: pytest.MonkeyPatch,
+                                                     pytestconfig: pytest.Config) -> None:
+    """The first user of each shared run, the other slow tests, the shared runs' other users,
+    then the fast tests, each in collection order; no reordering outside pytest-xdist."""
+    # tests/conftest.py as pytest loaded it (``import conftest`` may find tests/report's)
+    root = str(Path(__file__).with_name("conftest.py"))
+    conftest = next(plugin for plugin in pytestconfig.pluginmanager.get_plugins()
+                    if getattr(plugin, "__file__", None) == root)
+
+    items = [_Item("fast1"), _Item("slow1", slow=True),
+             _Item("report1", slow=True, fixtures=("smoke_search", "smoke_search_run")),
+             _Item("fast2"), _Item("report2", slow=True, fixtures=("smoke_search_run",)),
+             _Item("slow2", slow=True), _Item("cam1", slow=True, fixtures=("smoke_compare",))]
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    unchanged = list(items)
+    conftest.pytest_collection_modifyitems(None, unchanged)  # type: ignore[arg-type]
+    assert unchanged == items
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    conftest.pytest_collection_modifyitems(None, items)  # type: ignore[arg-type]
+    assert [item.name for item in items] == [
+        "report1", "cam1", "slow1", "slow2", "report2", "fast1", "fast2"]
