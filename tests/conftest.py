@@ -16,6 +16,12 @@ if TYPE_CHECKING:
 
 CliResult = tuple[int, str, str]
 
+# One OpenMP/BLAS thread in every test process from its start (the pytest-xdist workers
+# inherit the controller's environment, which this module sets before they start; torch's
+# and numpy's thread pools read it when they load): two processes on two cores, each with a
+# pool of two, spin-wait against each other. A value you set yourself is kept.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 # Fixtures that train a run once for every test process (tests/shared_runs.py): the first
 # process to ask trains it, any other that asks meanwhile waits.
@@ -26,9 +32,8 @@ SCHEDULE_CHUNK = 2  # tests handed to a pytest-xdist process at a time
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist, the order in which tests are handed out: longest first. The first
     test that needs each shared run; the slow tests that need none; the other shared-run
-    tests; the fast ones last, to even out the end. Each group in collection order. In
-    collection order the Eff-UNet test (46 s) came near the end and ran while the other
-    process had nothing left."""
+    tests; the fast ones last, to even out the end. Each group in collection order (where the
+    Eff-UNet test, 46 s, is among the last)."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return
     first: set[int] = set()

@@ -16,12 +16,10 @@ COMPOUND_COLORS = ("tab:red", "tab:pink", "tab:olive", "tab:cyan", "tab:gray")
 def plot_curve(points: list[dict[str, Any]], settings: RecordedCompare) -> bytes:
     """PNG bytes: for each direction, accuracy (95 % interval bars) against its measured
     full-size cost ratio (log scale), the base as every line's phi 0 point."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no backend or figure left behind
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=110)
+    fig = Figure(figsize=(7.5, 5), dpi=110)
+    ax = fig.subplots()
     base = next((p for p in points if p["direction"] == "base"), None)
     compounds = iter(COMPOUND_COLORS)
     cost = settings.cost_name
@@ -54,5 +52,4 @@ def plot_curve(points: list[dict[str, Any]], settings: RecordedCompare) -> bytes
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()

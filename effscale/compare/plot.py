@@ -9,15 +9,13 @@ from typing import Any
 def plot_compare(result: Any) -> bytes:
     """PNG bytes for ``effscale compare``: accuracy ± seed std per model (bars, measured FLOPs
     ratio on each) and accuracy against measured FLOPs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend or figure left behind
 
     settings = result.settings
     colors = {"base": "black", "compound": "tab:red", "depth": "tab:blue", "width": "tab:green",
               "resolution": "tab:purple", "fast": "tab:orange"}
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
+    fig = Figure(figsize=(12, 5), dpi=110)
+    left, right = fig.subplots(1, 2)
     names, means, stds = [], [], []
     for model, row in result.rows:
         done = row is not None and row.completed
@@ -49,5 +47,4 @@ def plot_compare(result: Any) -> bytes:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()

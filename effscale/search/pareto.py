@@ -119,14 +119,11 @@ def pareto_csv(tables: dict[str, list[Entry]]) -> str:
 def plot_pareto(tables: dict[str, list[Entry]], settings: RecordedSearch) -> bytes:
     """PNG bytes: one panel per cost, accuracy against the cost ratio, the front as a step
     line, the base as a square and the search's equal-cost target as a dotted line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend or figure left behind
 
     costs = list(tables) or ["flops"]
-    fig, axes = plt.subplots(1, len(costs), figsize=(4.2 * len(costs), 4), dpi=110,
-                             squeeze=False)
+    fig = Figure(figsize=(4.2 * len(costs), 4), dpi=110)
+    axes = fig.subplots(1, len(costs), squeeze=False)
     searched, target = settings.cost_name, settings.target
     for ax, cost in zip(axes[0], costs):
         entries = tables.get(cost, [])
@@ -156,5 +153,4 @@ def plot_pareto(tables: dict[str, list[Entry]], settings: RecordedSearch) -> byt
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()

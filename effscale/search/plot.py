@@ -20,14 +20,11 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: RecordedSe
     plane (beta is solved or read off the label). Third: the confirmation, the trainings the
     verdict comes from: each fresh seed's accuracy and each model's mean.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: no backend or figure left behind
 
     done = [r for r in rows.values() if r.completed and r.candidate != "base"]
-    fig, (left, right, third) = plt.subplots(
-        1, 3, figsize=(17, 5), dpi=110, gridspec_kw={"width_ratios": [1.2, 1.1, 0.8]})
+    fig = Figure(figsize=(17, 5), dpi=110)
+    left, right, third = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.2, 1.1, 0.8]})
     designs = {r.candidate: design(r) for r in done}
     ratios = [designs[r.candidate].flops_ratio or 0.0 for r in done]
     accs = [r.mean * 100 for r in done]
@@ -84,7 +81,6 @@ def plot_search(rows: dict[str, Row], selection: Selection, settings: RecordedSe
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
-    plt.close(fig)
     return buffer.getvalue()
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 from helpers import FakeLatency, FakeTimer, NoisyLatency, demo_candidates
 
+from effscale.compare import curve_plot
+from effscale.compare import plot as compare_plot
 from effscale.experiment.budgets import budget_recipe, get_budget
 from effscale.experiment.rows import Row
 from effscale.model.bases import get_base
 from effscale.model.cost import CostMeter
+from effscale.search import pareto, plot
 from effscale.search.grid import budget_grid
 from effscale.search.pareto import (
     Point,
@@ -108,6 +112,27 @@ def test_csv_and_plot() -> None:
         {"base": "b0", "dataset": "synthetic", "num_classes": 10, "cost_name": "latency",
          "grid": {"target": 2.0}}))
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_plot_leaves_the_callers_matplotlib_as_it_was() -> None:
+    """effscale's plots (search, Pareto, compare, curve) draw on a bare matplotlib Figure: a
+    library caller's backend (a notebook's, say) and pyplot's figures stay as they were. They
+    used to call ``matplotlib.use("Agg")`` and pyplot."""
+    import matplotlib
+    from matplotlib import pyplot
+
+    previous = matplotlib.get_backend()
+    pyplot.switch_backend("svg")  # a caller's backend, not effscale's Agg
+    try:
+        before = pyplot.get_fignums()
+        png = plot_pareto(pareto_tables(ROWS), RecordedSearch.from_document(
+            {"base": "b0", "dataset": "synthetic", "num_classes": 10, "grid": {"target": 2.0}}))
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+        assert matplotlib.get_backend() == "svg" and pyplot.get_fignums() == before
+    finally:
+        pyplot.switch_backend(previous)
+    plotting = [Path(m.__file__).read_text() for m in (plot, curve_plot, compare_plot, pareto)]
+    assert not any("matplotlib.pyplot" in text or "matplotlib.use(" in text for text in plotting)
 
 
 # --------------------------------------------------------------------------- another cost
