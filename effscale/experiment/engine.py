@@ -52,6 +52,7 @@ from effscale.experiment.workers import (
     set_threads,
     start_workers,
     stop_workers,
+    stopped_early,
     use_device,
     worker_devices,
 )
@@ -173,6 +174,13 @@ def _work_with_workers(experiment: Experiment, prepared: Prepared, study: optuna
     finally:
         for process in extra:
             process.join()
+    stopped = stopped_early(extra)
+    if stopped:
+        # The run's answer is whole (this process trained what they left), but it took
+        # longer than the --workers asked for: say so after the workers' own error lines.
+        events.message(f"warning: {len(stopped)} of {len(extra)} extra worker(s) stopped "
+                       f"early (exit code {', '.join(map(str, stopped))}); this process "
+                       "trained their share")
 
 
 def _worker_process(experiment: Experiment, run_dir: str, device: str) -> None:

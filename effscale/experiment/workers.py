@@ -122,6 +122,11 @@ def _spawned(target: Callable[..., None], *args: Any) -> None:
     target(*args)
 
 
+def stopped_early(processes: Sequence[Any]) -> list[int]:
+    """The non-zero exit codes of finished ``processes`` (a signal's death is negative)."""
+    return [process.exitcode for process in processes if process.exitcode]
+
+
 def stop_workers(processes: list[Any], grace_s: float = 30) -> None:
     """Pass a Ctrl-C on to the extra workers once and give them time to release their
     trainings; whatever is still running after that is terminated (and recovered on resume)."""

@@ -488,6 +488,18 @@ def test_help_imports_no_torch() -> None:
     assert "Commands:" in result.stdout and "segment-demo" in result.stdout
 
 
+@pytest.mark.slow  # starts two interpreters
+@pytest.mark.parametrize("module", ["effscale.cli.main", "effscale.cli"])
+def test_python_m_runs_the_command_line_once_without_a_warning(module: str) -> None:
+    # effscale/cli/__init__.py imported effscale.cli.main, so `python -m effscale.cli.main`
+    # (as the resilience tests start searches, and every --workers process spawned from such
+    # a run) ran that module a second time, with runpy's "found in sys.modules" warning.
+    result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", module,
+                             "--version"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("effscale ") and result.stderr == ""
+
+
 @pytest.mark.parametrize("args", [["flops", "-h"], ["weights", "import", "-h"]])
 def test_h_is_help_everywhere(cli: Cli, args: list[str]) -> None:
     code, out, _ = cli(*args)

@@ -214,6 +214,8 @@ def test_three_workers_and_a_joining_process_train_each_item_once(
     # no worker died on the way (a spawned worker that did not import the plugins stopped at
     # "unknown base 'tiny'" and left its share to the others)
     assert "error:" not in err and "error:" not in joining.stderr, err
+    # nor ran the command line twice (runpy's warning, once per spawned worker)
+    assert "RuntimeWarning" not in err, err
     assert joining.returncode == 0, joining.stderr
     study = load(tmp_path / "run")
     assert trained_per_item(study) == Counter(ITEMS)  # nobody trained an item twice
