@@ -303,11 +303,13 @@ def stages_line(stages: dict[str, Any]) -> str:
     confirmation = stages.get("confirmation", {})
     rounds = ", ".join(f"round {r['round']} est. {r['estimated_s'] / 60:.1f} / actual "
                        f"{r.get('actual_s', 0) / 60:.1f} min"
+                       + (f" on {r['workers']} workers" if r.get("workers", 1) > 1 else "")
                        for r in confirmation.get("rounds", []))
     stopped = confirmation.get("stopped") or ""
     return (f"stages: screening {screening.get('trainings', 0)} trainings, "
             f"{screening.get('seconds', 0) / 60:.1f} min; confirmation "
-            f"{confirmation.get('seconds', 0) / 60:.1f} min ({rounds or 'no round yet'})"
+            f"{confirmation.get('seconds', 0) / 60:.1f} min of training "
+            f"({rounds or 'no round yet'})"
             + (f"; stopped: {stopped}" if stopped else ""))
 
 

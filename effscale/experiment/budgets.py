@@ -123,9 +123,10 @@ BUDGETS: dict[str, Budget] = {
                     "batch-norm statistics recomputed on 512 images before each validation; "
                     "no proxy ladder (its one rung below 20 px, 14 px, leaves the base 1x1 "
                     "feature maps; --ladder-rungs 1 climbs it)",
-        expected="about 16-19 min on 2 CPU cores with the default two workers (18.4 min "
-                 "measured on 2026-12-06 and 16.1 min on 2026-12-05 on a 2-core VM; one "
-                 "worker of two threads: 24.2 min); decided after 4 confirmation seeds",
+        expected="5-19 min on 2 CPU cores with the default two workers, by the CPU (5.0 "
+                 "min measured on a 2-core Intel Xeon VM on 2026-12-06; 15.4-18.4 min on a "
+                 "slower 2-core AMD EPYC VM; one worker of two threads there: 24.2 min); "
+                 "decided after 4 confirmation seeds",
     ),
     "quick": Budget(
         "quick", train_size=10000, val_size=5000, epochs=3, batch_size=64, resolution=20,
@@ -139,10 +140,10 @@ BUDGETS: dict[str, Budget] = {
                     "6 candidates screened once for 3 epochs; the base and the top 2 "
                     "confirmed for 6 epochs on 3-4 fresh seeds each, until decided or 55 min "
                     "of training",
-        expected="about 60 min on 2 CPU cores (CIFAR-10, b0: 58.5 min measured with the "
-                 "former 5-candidate grid, 21.6 of them screening, decided after 2 "
-                 "confirmation rounds; the 6-candidate grid adds one screening training); "
-                 "not measured on a GPU",
+        expected="about 70 min on 2 CPU cores (CIFAR-10, b0: 69.8 min measured on a "
+                 "2-core Intel Xeon VM with the default two workers on 2026-12-06, "
+                 "stopped after 3 confirmation rounds by the 55 min time budget; 58.5 min "
+                 "with the former 5-candidate grid on a slower VM); not measured on a GPU",
     ),
     "standard": Budget(
         "standard", train_size=45000, val_size=5000, epochs=10, batch_size=128, resolution=22,
