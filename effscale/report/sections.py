@@ -87,18 +87,29 @@ def comparison_rows(comparisons: list[stats.Comparison]) -> list[list[Any]]:
     return rows
 
 
+def _per_model(comparisons: list[stats.Comparison]) -> bool:
+    """Whether the comparisons carry each model's own seed noise (the confirmation's
+    verdict, :func:`effscale.experiment.stats.compare_models`), not one pooled std."""
+    return any(c.seed_std_b is not None for c in comparisons)
+
+
 def comparisons_table(comparisons: list[stats.Comparison]) -> str:
     if not comparisons:
         return para("No comparison yet: it needs two models with results.", "note")
+    noise = ("its two models' own seed noise (each model's std, on the fewer seeds less one "
+             "degree of freedom)" if _per_model(comparisons) else "pooled seed noise")
     return table(["a", "b", "margin (points)", "95 % interval", "p", "adjusted p", "family",
                   "result"], comparison_rows(comparisons),
-                 caption="each comparison: paired bootstrap over validation examples plus "
-                         "pooled seed noise; Holm-adjusted over its family")
+                 caption=f"each comparison: paired bootstrap over validation examples plus "
+                         f"{noise}; Holm-adjusted over its family")
 
 
 def seed_noise_body(rows: dict[str, Row], comparisons: list[stats.Comparison]) -> str:
     noise, dof = stats.pooled_seed_noise([r.accuracies for r in rows.values() if r.completed])
-    if dof:
+    if _per_model(comparisons):
+        head = ("Seed noise per model: each comparison below uses its two models' own "
+                "seed-to-seed std (the std column), not one std pooled over the models.")
+    elif dof:
         head = (f"Pooled seed-to-seed std {noise:.2%} on {dof} degree(s) of freedom "
                 f"(t_0.975 = {stats.t_quantile(0.975, dof):.2f}).")
     else:

@@ -70,3 +70,23 @@ def test_an_undecided_page_has_no_winner_and_shows_the_family_caveat(smoke_searc
     family = text.split('id="family"')[1]
     assert "Caveat: UNDECIDED" in family.split("<table")[0]
     assert "scaled by the screening" in family
+
+
+def test_the_confirmation_section_names_the_noise_its_comparisons_used() -> None:
+    """The verdict's comparisons use each model's own seed noise (issue 29); the page still
+    headed them with one pooled std and captioned them "plus pooled seed noise". The
+    screening's comparisons, on the pooled std, keep their wording."""
+    import numpy as np
+
+    from effscale.experiment import stats
+    from effscale.report.sections import seed_noise_body
+
+    right = np.array([1.0] * 60 + [0.0] * 40)
+    per_model = stats.compare_models("w", right, [0.61, 0.63, 0.62], "base",
+                                     np.roll(right, 7), [0.58, 0.60, 0.59])
+    assert per_model.seed_std_b is not None
+    html = seed_noise_body({}, [per_model])
+    assert "Seed noise per model" in html and "own seed noise" in html
+    assert "pooled" not in html.replace("not one std pooled", "")
+    pooled = stats.Comparison("w", "base", 0.02, -0.01, 0.05, 0.01, False)
+    assert "plus pooled seed noise" in seed_noise_body({}, [pooled])
