@@ -307,7 +307,7 @@ def stages_line(stages: dict[str, Any]) -> str:
                        for r in confirmation.get("rounds", []))
     stopped = confirmation.get("stopped") or ""
     return (f"stages: screening {screening.get('trainings', 0)} trainings, "
-            f"{screening.get('seconds', 0) / 60:.1f} min; confirmation "
+            f"{screening.get('seconds', 0) / 60:.1f} min of training; confirmation "
             f"{confirmation.get('seconds', 0) / 60:.1f} min of training "
             f"({rounds or 'no round yet'})"
             + (f"; stopped: {stopped}" if stopped else ""))

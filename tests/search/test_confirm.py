@@ -168,7 +168,8 @@ def test_a_rounds_actual_is_over_the_workers_as_its_estimate_is() -> None:
     assert [r["actual_s"] for r in costs["confirmation"]["rounds"]] == [150.0, 160.0]
     assert costs["confirmation"]["seconds"] == 620.0  # the stage's training, summed
     assert stages_line(costs).startswith(
-        "stages: screening 4 trainings, 6.7 min; confirmation 10.3 min of training (round 1 "
+        "stages: screening 4 trainings, 6.7 min of training; confirmation 10.3 min of "
+        "training (round 1 "
         "est. 3.3 / actual 2.5 min on 2 workers, round 2 est. 2.5 / actual 2.7 min on 2 "
         "workers)")
 
